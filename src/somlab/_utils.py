@@ -1,0 +1,62 @@
+"""Small helpers shared by estimators: devices, dtypes, seeding, input checks, progress bars."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.utils import check_random_state
+from tqdm.auto import tqdm
+
+from ._errors import DataError
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def resolve_device(device) -> torch.device:
+    """``"auto"`` picks CUDA when available; anything else is passed to ``torch.device``."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} was requested but CUDA is not available")
+    return dev
+
+
+def resolve_dtype(dtype) -> torch.dtype:
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    try:
+        return DTYPES[str(dtype)]
+    except KeyError:
+        raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}") from None
+
+
+def make_generator(random_state) -> torch.Generator:
+    """A CPU ``torch.Generator`` seeded from an int, None or a numpy RandomState."""
+    seed = int(check_random_state(random_state).randint(0, 2**31 - 1))
+    return torch.Generator().manual_seed(seed)
+
+
+def check_finite_tensor(X: torch.Tensor, allow_nan: bool = False, what: str = "X") -> None:
+    """Raise DataError on inf (and NaN unless allowed) with a message that names the problem."""
+    if allow_nan:
+        if torch.isinf(X).any():
+            raise DataError(f"{what} contains inf; only NaN is accepted as a missing value")
+        if torch.isnan(X).all(dim=1).any():
+            raise DataError(f"{what} has a row where every feature is NaN")
+    elif not torch.isfinite(X).all():
+        bad = "NaN" if torch.isnan(X).any() else "inf"
+        raise DataError(
+            f"{what} contains {bad}; clean the data or pass missing='ignore' to skip NaN features"
+        )
+
+
+def as_tensor(X, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    if isinstance(X, torch.Tensor):
+        return X.detach().to(device=device, dtype=dtype)
+    return torch.as_tensor(np.asarray(X), dtype=dtype, device=device)
+
+
+def progress(iterable, enabled: bool, **kw):
+    """A tqdm progress bar when ``enabled``, else the iterable unchanged."""
+    return tqdm(iterable, **kw) if enabled else iterable

@@ -1,0 +1,133 @@
+"""Saving and loading estimators: safetensors for arrays, JSON for everything else.
+
+One ``.safetensors`` file per model.  Its header metadata holds the format version, the class
+name, ``get_params()`` and the fitted scalars as JSON; the fitted arrays are its tensors.  Files
+are written to a temporary file in the same folder and renamed, so a crash never leaves half a
+model behind.  Loading reads only tensors and JSON: nothing in the file is ever executed or
+unpickled, and the class is looked up in a fixed registry of somlab estimators.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ._errors import ModelFileError
+
+FORMAT_NAME = "somlab"
+FORMAT_VERSION = 1
+_REGISTRY: dict[str, type] = {}
+
+
+def register(cls):
+    """Class decorator: make ``cls`` loadable by :func:`load` under its class name."""
+    _REGISTRY[cls.__name__] = cls
+    return cls
+
+
+def _jsonable(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise TypeError(f"cannot store {type(value).__name__} in a model file")
+
+
+class SaveLoadMixin:
+    """Adds ``save(path)``; see :func:`load`."""
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        register(cls)
+
+    def _state_for_save(self):
+        arrays, scalars = {}, {}
+        for key, value in vars(self).items():
+            if not key.endswith("_") or key.startswith("_"):
+                continue
+            if isinstance(value, np.ndarray):
+                arrays[key] = np.ascontiguousarray(value)
+            else:
+                scalars[key] = _jsonable(value)
+        return arrays, scalars
+
+    def _restore_state(self, arrays, scalars):
+        for key, value in {**scalars, **arrays}.items():
+            setattr(self, key, value)
+
+    def save(self, path) -> Path:
+        """Write the fitted model to ``path`` atomically; returns the path."""
+        from safetensors.numpy import save_file
+
+        if not any(k.endswith("_") and not k.startswith("_") for k in vars(self)):
+            raise ValueError(f"{type(self).__name__} is not fitted yet; call fit before save")
+        path = Path(path)
+        arrays, scalars = self._state_for_save()
+        meta = {
+            "format": FORMAT_NAME,
+            "format_version": str(FORMAT_VERSION),
+            "class": type(self).__name__,
+            "params": json.dumps(_jsonable(self.get_params(deep=False))),
+            "attributes": json.dumps(scalars),
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        os.close(fd)
+        try:
+            save_file(arrays, tmp, metadata=meta)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return path
+
+
+def _params_from_json(params: dict) -> dict:
+    # JSON has no tuples; estimator parameters that were tuples (grid shapes) come back as lists.
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
+
+
+def load(path):
+    """Load a model saved with ``model.save(path)``.
+
+    Raises :class:`somlab.ModelFileError` for a missing, truncated, corrupt or foreign file, or
+    one written by an unknown format version.
+    """
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"model file not found: {path}")
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            meta = f.metadata() or {}
+            arrays = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as exc:  # safetensors raises its own error types for bad headers
+        raise ModelFileError(f"{path} is not a readable somlab model file ({exc})") from None
+    if meta.get("format") != FORMAT_NAME:
+        raise ModelFileError(f"{path} is not a somlab model file")
+    version = meta.get("format_version")
+    if version != str(FORMAT_VERSION):
+        raise ModelFileError(
+            f"{path} has model format version {version}; this somlab reads version "
+            f"{FORMAT_VERSION}; upgrade somlab to load it"
+        )
+    cls = _REGISTRY.get(meta.get("class", ""))
+    if cls is None:
+        raise ModelFileError(f"{path} holds an unknown model class {meta.get('class')!r}")
+    try:
+        params = _params_from_json(json.loads(meta["params"]))
+        scalars = json.loads(meta["attributes"])
+        model = cls(**params)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError(f"{path} has corrupt model metadata ({exc})") from None
+    model._restore_state(arrays, scalars)
+    return model
