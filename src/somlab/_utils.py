@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 from sklearn.utils import check_random_state
@@ -52,9 +54,12 @@ def check_finite_tensor(X: torch.Tensor, allow_nan: bool = False, what: str = "X
 
 
 def as_tensor(X, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """A tensor view of ``X`` where possible (read-only arrays and memmaps are never written)."""
     if isinstance(X, torch.Tensor):
         return X.detach().to(device=device, dtype=dtype)
-    return torch.as_tensor(np.asarray(X), dtype=dtype, device=device)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.as_tensor(np.asarray(X), dtype=dtype, device=device)
 
 
 def progress(iterable, enabled: bool, **kw):

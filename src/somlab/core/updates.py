@@ -31,11 +31,22 @@ def grouped_mean(keys: torch.Tensor, X: torch.Tensor):
     return uniq, sums / counts.unsqueeze(1).to(X.dtype), counts, inverse
 
 
+def flush_tiny(h: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Cast neighbourhood weights to ``dtype`` with values below ``tiny / eps`` set to 0.
+
+    A gaussian's far tail lands in the subnormal range once cast to float32; products with
+    subnormals are 10-100x slower on x86 and change no weight by a representable amount.
+    """
+    fi = torch.finfo(dtype)
+    h = h.to(dtype)
+    return h.masked_fill_(h.abs() < fi.tiny / fi.eps, 0.0)
+
+
 def neighbourhood_rows(coords, centres, fn, sigma, periods=None, dtype=None) -> torch.Tensor:
     """``h(centre, j)`` for each centre node index in ``centres``, ``[len(centres), n_nodes]``."""
     disp = displacements(coords, coords[centres], periods)
     h = fn(disp, sigma)
-    return h if dtype is None else h.to(dtype)
+    return flush_tiny(h, dtype or h.dtype)
 
 
 def accumulate(
@@ -77,3 +88,57 @@ def accumulate(
         num.addmm_(H.T, S[rows])
         den.addmm_(H.T, C[rows])
     return num, den
+
+
+def sequential_steps(
+    X: torch.Tensor,
+    order,
+    W: torch.Tensor,
+    coords: torch.Tensor,
+    fn,
+    sigmas,
+    rates,
+    periods=None,
+    refresh: int = 256,
+) -> torch.Tensor:
+    """Online (per-sample) Euclidean SOM steps, in place: ``w_j += lr_t h_t(b, j) (x_t - w_j)``.
+
+    ``order`` lists the sample index of each step; ``sigmas`` and ``rates`` the per-step values.
+    The winner is ``argmin_j ||w_j||^2 - 2 w_j.x``; the squared norms are carried across steps
+    with the exact identity ``|(1-g)w + g x|^2 = (1-g)^2 |w|^2 + 2 g (1-g) w.x + g^2 |x|^2``
+    (``w.x`` is already known from the winner search) and recomputed every ``refresh`` steps,
+    so each step reads the prototypes three times and allocates nothing of size ``[k, m]``.
+    On CPU the loop runs on one thread: per-sample tensors are too small to share, and a second
+    thread that is descheduled stalls every operation (measured 10-50x slower on 2 busy cores).
+    """
+    n_nodes = coords.shape[0]
+    # Grid displacements from every possible winner, when that table is small.
+    table = displacements(coords, coords, periods) if n_nodes <= 2048 else None
+    pt = (
+        None if periods is None else torch.tensor(periods, dtype=coords.dtype, device=coords.device)
+    )
+    threads = torch.get_num_threads()
+    if W.device.type == "cpu":
+        torch.set_num_threads(1)
+    try:
+        wsq = (W * W).sum(1)
+        for t, i in enumerate(order):
+            x = X[i]
+            wx = torch.mv(W, x)
+            b = int(torch.argmin(wsq - 2.0 * wx))
+            if table is not None:
+                d = table[b]
+            else:
+                d = coords - coords[b]
+                if pt is not None:
+                    d = d - pt * torch.round(d / pt)
+            g = fn(d, float(sigmas[t])).mul_(float(rates[t])).to(W.dtype)
+            keep = 1.0 - g
+            W.mul_(keep.unsqueeze(1)).addr_(g, x)
+            if (t + 1) % refresh == 0:
+                wsq = (W * W).sum(1)
+            else:
+                wsq = keep * keep * wsq + 2.0 * g * keep * wx + g * g * torch.dot(x, x)
+    finally:
+        torch.set_num_threads(threads)
+    return W

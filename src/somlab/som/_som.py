@@ -24,7 +24,7 @@ from ..core.distances import METRICS, best_matching_units, pairwise_distances
 from ..core.grids import TOPOLOGIES, Grid, grid_distance, parse_grid
 from ..core.neighbourhoods import NEIGHBOURHOODS, get_neighbourhood
 from ..core.schedules import SCHEDULES, decay
-from ..core.updates import accumulate
+from ..core.updates import accumulate, sequential_steps
 from ..persistence import SaveLoadMixin
 
 MODES = ("batch", "minibatch", "online")
@@ -64,9 +64,10 @@ class SOM(SaveLoadMixin, TransformerMixin, BaseEstimator):
         "minibatch" takes, per batch of B samples, the mean of the online updates,
         ``w_j += lr * sum_i h(b_i, j) (x_i - w_j) / B`` (with B = 1 it is the online rule).
         "online" presents samples one at a time in a fresh random order each epoch, as MiniSom.
-    init : {"pca", "random", "sample"}, default="pca"
+    init : {"pca", "random", "sample"} or array of shape (rows, cols, n_features), default="pca"
         "pca" spans the two leading principal components (mean +- sqrt(eigenvalue));
-        "random" draws uniformly in the data's bounding box; "sample" picks random samples.
+        "random" draws uniformly in the data's bounding box; "sample" picks random samples;
+        an array gives the initial prototypes.
     batch_size : int, default=256
         Samples per step in "minibatch" mode.
     missing : {"error", "ignore"}, default="error"
@@ -120,7 +121,7 @@ class SOM(SaveLoadMixin, TransformerMixin, BaseEstimator):
         "learning_rate_decay": [StrOptions(set(SCHEDULES))],
         "epochs": [Interval(Integral, 1, None, closed="left")],
         "mode": [StrOptions(set(MODES))],
-        "init": [StrOptions(set(INITS))],
+        "init": [StrOptions(set(INITS)), "array-like"],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "missing": [StrOptions({"error", "ignore"})],
         "device": [str, None],
@@ -215,6 +216,18 @@ class SOM(SaveLoadMixin, TransformerMixin, BaseEstimator):
         n, m = X.shape
         k = grid.n_nodes
         init = self.init
+        if not isinstance(init, str):
+            W = (
+                as_tensor(init, X.dtype, X.device).reshape(-1, m)
+                if np.size(init) == k * m
+                else None
+            )
+            if W is None:
+                raise DataError(
+                    f"init array must have {k} x {m} values (rows, cols, n_features), "
+                    f"got shape {np.shape(init)}"
+                )
+            return W.clone()
         if init == "pca" and (n < 2 or m < 1):
             init = "sample"
         if init == "sample":
@@ -257,10 +270,21 @@ class SOM(SaveLoadMixin, TransformerMixin, BaseEstimator):
         Xt = self._tensor(Xn, dev, dt)
         gen = make_generator(self.random_state)
         W = self._initial_weights(Xt, grid, gen)
-        self.history_ = {k: [] for k in ("sigma", "learning_rate", "quantization_error",
-                                         "topographic_error")}
-        W = self._train(Xt, W, grid, gen, sig, lr, epochs=self.epochs, first_epoch=0,
-                        total_epochs=self.epochs, mode=self.mode)
+        self.history_ = {
+            k: [] for k in ("sigma", "learning_rate", "quantization_error", "topographic_error")
+        }
+        W = self._train(
+            Xt,
+            W,
+            grid,
+            gen,
+            sig,
+            lr,
+            epochs=self.epochs,
+            first_epoch=0,
+            total_epochs=self.epochs,
+            mode=self.mode,
+        )
         self.n_iter_ = int(self.epochs)
         self._finish(Xt, W, grid)
         return self
@@ -278,16 +302,27 @@ class SOM(SaveLoadMixin, TransformerMixin, BaseEstimator):
         if first:
             self._gen = make_generator(self.random_state)
             W = self._initial_weights(Xt, grid, self._gen)
-            self.history_ = {k: [] for k in ("sigma", "learning_rate", "quantization_error",
-                                             "topographic_error")}
+            self.history_ = {
+                k: [] for k in ("sigma", "learning_rate", "quantization_error", "topographic_error")
+            }
             self.n_iter_ = 0
         else:
-            W = as_tensor(self.weights_.reshape(grid.n_nodes, -1), dt, dev)
+            W = as_tensor(self.weights_.reshape(grid.n_nodes, -1), dt, dev).clone()
             if not hasattr(self, "_gen"):
                 self._gen = make_generator(self.random_state)
         mode = "online" if self.mode == "online" else "minibatch"
-        W = self._train(Xt, W, grid, self._gen, sig, lr, epochs=1, first_epoch=self.n_iter_,
-                        total_epochs=max(self.epochs, self.n_iter_ + 1), mode=mode)
+        W = self._train(
+            Xt,
+            W,
+            grid,
+            self._gen,
+            sig,
+            lr,
+            epochs=1,
+            first_epoch=self.n_iter_,
+            total_epochs=max(self.epochs, self.n_iter_ + 1),
+            mode=mode,
+        )
         self.n_iter_ += 1
         self._finish(Xt, W, grid)
         return self
@@ -299,42 +334,47 @@ class SOM(SaveLoadMixin, TransformerMixin, BaseEstimator):
         fn = get_neighbourhood(self.neighbourhood)
         missing = self.missing == "ignore"
         n = X.shape[0]
-        bar = progress(range(first_epoch, first_epoch + epochs), bool(self.verbose),
-                       desc=f"SOM {mode}", unit="epoch")
+        bar = progress(
+            range(first_epoch, first_epoch + epochs),
+            bool(self.verbose),
+            desc=f"SOM {mode}",
+            unit="epoch",
+        )
         for epoch in bar:
             if mode == "batch":
                 p, total = epoch, max(total_epochs - 1, 1)
                 sigma = decay(self.sigma_decay, sig[0], sig[1], p, total)
-                bmu, dist = best_matching_units(X, W, self.distance, k=2 if
-                                                grid.n_nodes > 1 else 1, missing=missing)
+                bmu, dist = best_matching_units(
+                    X, W, self.distance, k=2 if grid.n_nodes > 1 else 1, missing=missing
+                )
                 if epoch > first_epoch:  # metrics of the map left by the previous epoch
                     self._record_metrics(dist, bmu, coords, grid)
                 num, den = accumulate(coords, bmu[:, 0], X, fn, sigma, periods)
                 ok = den > 0
                 W = torch.where(ok, num / torch.where(ok, den, 1.0), W)
                 self.history_["sigma"].append(sigma)
-                self.history_["learning_rate"].append(float("nan"))
+                self.history_["learning_rate"].append(None)  # the exact batch SOM has none
                 continue
             order = torch.randperm(n, generator=gen).to(dev)
             step = 1 if mode == "online" else int(self.batch_size)
             n_steps = math.ceil(n / step)
             total = total_epochs * n_steps
-            sigma = lr_t = None
-            for b in range(n_steps):
-                t = epoch * n_steps + b
-                sigma = decay(self.sigma_decay, sig[0], sig[1], t, total)
-                lr_t = decay(self.learning_rate_decay, lr[0], lr[1], t, total)
-                idx = order[b * step : (b + 1) * step]
-                if mode == "online" and not missing and self.distance == "euclidean":
-                    W = _online_step(X[idx[0]], W, coords, periods, fn, sigma, lr_t)
-                    continue
-                xb = X[idx]
-                bmu, _ = best_matching_units(xb, W, self.distance, missing=missing)
-                num, den = accumulate(coords, bmu[:, 0], xb, fn, sigma, periods)
-                # mean of the per-sample online updates: lr * (num - den * w) / B
-                W = W + (lr_t / xb.shape[0]) * (num - den * W)
-            bmu, dist = best_matching_units(X, W, self.distance,
-                                            k=2 if grid.n_nodes > 1 else 1, missing=missing)
+            ts = range(epoch * n_steps, (epoch + 1) * n_steps)
+            sigmas = [decay(self.sigma_decay, sig[0], sig[1], t, total) for t in ts]
+            rates = [decay(self.learning_rate_decay, lr[0], lr[1], t, total) for t in ts]
+            sigma, lr_t = sigmas[-1], rates[-1]
+            if mode == "online" and not missing and self.distance == "euclidean":
+                W = sequential_steps(X, order.tolist(), W, coords, fn, sigmas, rates, periods)
+            else:
+                for b in range(n_steps):
+                    xb = X[order[b * step : (b + 1) * step]]
+                    bmu, _ = best_matching_units(xb, W, self.distance, missing=missing)
+                    num, den = accumulate(coords, bmu[:, 0], xb, fn, sigmas[b], periods)
+                    # mean of the per-sample online updates: lr * (num - den * w) / B
+                    W = W + (rates[b] / xb.shape[0]) * (num - den * W)
+            bmu, dist = best_matching_units(
+                X, W, self.distance, k=2 if grid.n_nodes > 1 else 1, missing=missing
+            )
             self.history_["sigma"].append(sigma)
             self.history_["learning_rate"].append(lr_t)
             self._record_metrics(dist, bmu, coords, grid)
@@ -346,8 +386,9 @@ class SOM(SaveLoadMixin, TransformerMixin, BaseEstimator):
 
     def _finish(self, X, W, grid):
         coords = grid.coordinates(torch.float64, X.device)
-        bmu, dist = best_matching_units(X, W, self.distance, k=2 if grid.n_nodes > 1 else 1,
-                                        missing=self.missing == "ignore")
+        bmu, dist = best_matching_units(
+            X, W, self.distance, k=2 if grid.n_nodes > 1 else 1, missing=self.missing == "ignore"
+        )
         if self.mode == "batch" and len(self.history_["quantization_error"]) < len(
             self.history_["sigma"]
         ):
@@ -413,18 +454,6 @@ class SOM(SaveLoadMixin, TransformerMixin, BaseEstimator):
         tags.input_tags.allow_nan = self.missing == "ignore"
         tags.transformer_tags.preserves_dtype = []
         return tags
-
-
-def _online_step(x, W, coords, periods, fn, sigma, lr):
-    """One MiniSom-style sequential update: w_j += lr * h(b, j) * (x - w_j)."""
-    diff = x - W  # [k, m]
-    b = (diff * diff).sum(1).argmin()
-    d = coords - coords[b]
-    if periods is not None:
-        p = torch.tensor(periods, dtype=d.dtype, device=d.device)
-        d = d - p * torch.round(d / p)
-    g = (fn(d, sigma) * lr).to(W.dtype)
-    return W.addcmul_(g.unsqueeze(1), diff)
 
 
 def _te_from_bmus(bmu: torch.Tensor, coords: torch.Tensor, grid: Grid) -> float:

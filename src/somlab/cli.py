@@ -1,0 +1,324 @@
+"""The ``somlab`` command line: fit, predict, evaluate, plot, datasets, demo.
+
+Every command that reports results takes ``--json`` (machine-readable, on stdout).  Bad input
+(missing file, wrong shape, NaN, unknown option, corrupt model) prints one line on stderr and
+exits with code 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ._errors import SomlabError
+
+DATA_HELP = (
+    "a data file (.csv, .tsv, .npy, .npz, .arff, .parquet) or a bundled set: "
+    "toy:iris, toy:digits, toy:wine, uci:NAME[:FOLD] (e.g. uci:breast:x1_k1, train split)"
+)
+
+
+def load_data(spec: str, label_column=None):
+    """Resolve a data argument into ``(X, y or None)``."""
+    from . import datasets
+
+    if spec.startswith("toy:"):
+        X, y = datasets.load_toy(spec[4:])
+        return X, y
+    if spec.startswith("uci:"):
+        parts = spec.split(":")
+        fold = parts[2] if len(parts) > 2 else "x1_k1"
+        b = datasets.load_uci(parts[1], fold=fold)
+        return b.X_train, b.y_train
+    return datasets.load_file(spec, label_column=label_column)
+
+
+def _label_column(value):
+    if value is None or value == "last":
+        return value
+    return int(value) if value.lstrip("-").isdigit() else value
+
+
+def _emit(args, payload: dict, text: str) -> None:
+    if getattr(args, "json", False):
+        print(json.dumps(payload, indent=2, default=float))
+    else:
+        print(text)
+
+
+# ------------------------------------------------------------------------------- commands
+def cmd_fit(args) -> None:
+    from .som import SOM
+
+    X, _ = load_data(args.data, _label_column(args.label_column))
+    som = SOM(
+        args.grid,
+        topology=args.topology,
+        toroidal=args.toroidal,
+        distance=args.distance,
+        neighbourhood=args.neighbourhood,
+        sigma=args.sigma,
+        learning_rate=args.learning_rate,
+        epochs=args.epochs,
+        mode=args.mode,
+        init=args.init,
+        batch_size=args.batch_size,
+        missing=args.missing,
+        device=args.device,
+        random_state=args.seed,
+        verbose=not (args.quiet or args.json),
+    )
+    som.fit(X)
+    som.save(args.output)
+    payload = {
+        "model": str(args.output),
+        "n_samples": int(X.shape[0]),
+        "n_features": int(X.shape[1]),
+        "grid": list(som.weights_.shape[:2]),
+        "quantization_error": som.quantization_error_,
+        "topographic_error": som.topographic_error_,
+    }
+    _emit(
+        args,
+        payload,
+        f"trained a {payload['grid'][0]}x{payload['grid'][1]} {args.topology} map on "
+        f"{X.shape[0]} samples: QE {som.quantization_error_:.4f}, "
+        f"TE {som.topographic_error_:.4f}; saved to {args.output}",
+    )
+
+
+def _load_model(path):
+    from .persistence import load
+
+    return load(path)
+
+
+def cmd_predict(args) -> None:
+    model = _load_model(args.model)
+    X, _ = load_data(args.data, _label_column(args.label_column))
+    pred = model.predict(X)
+    if args.output:
+        np.savetxt(args.output, pred, fmt="%d")
+    payload = {"n_samples": int(len(pred)), "predictions": pred.tolist()}
+    _emit(
+        args,
+        payload,
+        "\n".join(map(str, pred.tolist()))
+        if not args.output
+        else f"wrote {len(pred)} predictions to {args.output}",
+    )
+
+
+def cmd_evaluate(args) -> None:
+    from . import metrics
+
+    model = _load_model(args.model)
+    X, y = load_data(args.data, _label_column(args.label_column))
+    result = {"n_samples": int(X.shape[0])}
+    if hasattr(model, "quantization_error"):
+        result["quantization_error"] = model.quantization_error(X)
+        result["topographic_error"] = model.topographic_error(X)
+    clusters = model.predict(X)
+    if y is not None and (y >= 0).any():
+        lab = y >= 0
+        result.update(metrics.clustering_report(y[lab], clusters[lab]))
+        result["n_labelled"] = int(lab.sum())
+    text = "\n".join(
+        f"{k:>20}: {v:.4f}" if isinstance(v, float) else f"{k:>20}: {v}" for k, v in result.items()
+    )
+    _emit(args, result, text)
+
+
+PLOTS = (
+    "umatrix",
+    "expanded-umatrix",
+    "hits",
+    "components",
+    "markers",
+    "pies",
+    "training",
+    "prototypes",
+)
+
+
+def cmd_plot(args) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from . import plotting
+
+    model = _load_model(args.model)
+    needs_data = args.kind in ("hits", "markers", "pies")
+    if needs_data and not args.data:
+        raise SomlabError(f"plot {args.kind} needs --data")
+    X = y = None
+    if args.data:
+        X, y = load_data(args.data, _label_column(args.label_column))
+    if args.kind in ("markers", "pies") and (y is None or not (y >= 0).any()):
+        raise SomlabError(f"plot {args.kind} needs labelled data (use --label-column)")
+    out = args.output or f"{args.kind}.png"
+    if args.kind == "umatrix":
+        plotting.plot_umatrix(model, path=out)
+    elif args.kind == "expanded-umatrix":
+        plotting.plot_expanded_umatrix(model, path=out)
+    elif args.kind == "hits":
+        plotting.plot_hits(model, X, path=out)
+    elif args.kind == "components":
+        plotting.plot_components(model, path=out)
+    elif args.kind == "markers":
+        plotting.plot_markers(model, X, y, path=out)
+    elif args.kind == "pies":
+        plotting.plot_class_pies(model, X, y, path=out)
+    elif args.kind == "training":
+        plotting.plot_training(model, path=out)
+    else:
+        shape = tuple(int(v) for v in args.image_shape.split("x"))
+        plotting.plot_prototypes(model, image_shape=shape, path=out)
+    _emit(args, {"plot": args.kind, "path": str(out)}, f"wrote {out}")
+
+
+def cmd_datasets(args) -> None:
+    from . import datasets
+
+    rows = datasets.list_datasets()
+    text = "\n".join(
+        f"{r['name']:<12} {r['kind']:<6} {r['n_samples']!s:>7} samples {r['n_features']!s:>4} "
+        f"features {r['n_classes']!s:>3} classes {'bundled' if r['bundled'] else 'download'}"
+        for r in rows
+    )
+    _emit(args, {"datasets": rows}, text)
+
+
+def cmd_demo(args) -> None:
+    from .demo import run_demo
+
+    summary = run_demo(Path(args.output), quiet=args.json, device=args.device)
+    _emit(args, summary, summary["text"])
+
+
+# ------------------------------------------------------------------------------- parser
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse's own exit code for usage errors is already 2
+        self.print_usage(sys.stderr)
+        self.exit(2, f"somlab: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="somlab",
+        description="Self-Organizing Maps on PyTorch: train, apply, evaluate and plot maps.",
+        epilog="Run 'somlab COMMAND --help' for the options of a command. "
+        "Example: somlab fit toy:iris -o iris.somlab --grid 10x10 --topology hexagonal",
+    )
+    from . import __version__
+
+    p.add_argument("--version", action="version", version=f"somlab {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def common(sp, data=True, labels=True):
+        if data:
+            sp.add_argument("data", help=DATA_HELP)
+        if labels:
+            sp.add_argument(
+                "--label-column",
+                default=None,
+                help="label column of a CSV/TSV file: 'last', an index or a name",
+            )
+        sp.add_argument("--json", action="store_true", help="print machine-readable JSON")
+
+    f = sub.add_parser(
+        "fit",
+        help="train a SOM on a data file and save the model",
+        description="Train a classic SOM and save it (safetensors + JSON).",
+    )
+    common(f)
+    f.add_argument("-o", "--output", required=True, help="model file to write (.somlab)")
+    f.add_argument("--grid", default="10x10", help="map size ROWSxCOLS (default 10x10)")
+    f.add_argument("--topology", choices=["rectangular", "hexagonal"], default="rectangular")
+    f.add_argument("--toroidal", action="store_true", help="wrap the map around both axes")
+    f.add_argument("--mode", choices=["batch", "minibatch", "online"], default="batch")
+    f.add_argument("--epochs", type=int, default=10)
+    f.add_argument(
+        "--sigma",
+        type=float,
+        default=None,
+        help="initial neighbourhood radius (default: half the larger map side)",
+    )
+    f.add_argument("--learning-rate", type=float, default=0.5)
+    f.add_argument(
+        "--neighbourhood",
+        choices=["gaussian", "bubble", "mexican_hat", "triangle"],
+        default="gaussian",
+    )
+    f.add_argument(
+        "--distance",
+        default="euclidean",
+        choices=["euclidean", "sqeuclidean", "manhattan", "chebyshev", "cosine"],
+    )
+    f.add_argument("--init", choices=["pca", "random", "sample"], default="pca")
+    f.add_argument("--batch-size", type=int, default=256)
+    f.add_argument(
+        "--missing",
+        choices=["error", "ignore"],
+        default="error",
+        help="'ignore' leaves NaN features out of distances and updates",
+    )
+    f.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--quiet", action="store_true", help="no progress bar")
+    f.set_defaults(func=cmd_fit)
+
+    pr = sub.add_parser("predict", help="best-matching unit (or class) of each sample")
+    pr.add_argument("model", help="a model file written by 'somlab fit'")
+    common(pr)
+    pr.add_argument("-o", "--output", default=None, help="write predictions to this text file")
+    pr.set_defaults(func=cmd_predict)
+
+    ev = sub.add_parser("evaluate", help="QE, TE and, with labels, purity, NMI, ARI and CE")
+    ev.add_argument("model", help="a model file written by 'somlab fit'")
+    common(ev)
+    ev.set_defaults(func=cmd_evaluate)
+
+    pl = sub.add_parser("plot", help="draw a map plot to a PNG file")
+    pl.add_argument("model", help="a model file written by 'somlab fit'")
+    pl.add_argument("kind", choices=PLOTS)
+    pl.add_argument("--data", default=None, help=DATA_HELP + " (needed by hits, markers, pies)")
+    pl.add_argument("--label-column", default=None)
+    pl.add_argument("--image-shape", default="28x28", help="prototype image shape, e.g. 8x8")
+    pl.add_argument("-o", "--output", default=None, help="PNG to write (default KIND.png)")
+    pl.add_argument("--json", action="store_true")
+    pl.set_defaults(func=cmd_plot)
+
+    ds = sub.add_parser("datasets", help="list bundled and downloadable data sets")
+    ds.add_argument("--json", action="store_true")
+    ds.set_defaults(func=cmd_datasets)
+
+    de = sub.add_parser("demo", help="train on bundled data; write PNGs and report.md")
+    de.add_argument("-o", "--output", default="somlab-demo", help="output folder")
+    de.add_argument("--device", default="cpu")
+    de.add_argument("--json", action="store_true")
+    de.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except (SomlabError, ValueError, OSError, KeyError) as exc:
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"somlab: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("somlab: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""The somlab command line: results, --json, and one-line errors with exit code 2."""
+
+import json
+
+import numpy as np
+import pytest
+
+from somlab import load
+from somlab.cli import main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def csv_file(tmp_path):
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(0, 0.1, (30, 3)), rng.normal(1, 0.1, (30, 3))])
+    y = np.repeat([0, 1], 30)
+    path = tmp_path / "blobs.csv"
+    np.savetxt(path, np.column_stack([X, y]), delimiter=",", header="a,b,c,label", comments="")
+    return path
+
+
+def test_fit_predict_evaluate_roundtrip(tmp_path, capsys, csv_file):
+    model = tmp_path / "m.somlab"
+    code, out, _ = run(
+        capsys,
+        "fit",
+        str(csv_file),
+        "--label-column",
+        "last",
+        "-o",
+        str(model),
+        "--grid",
+        "3x4",
+        "--topology",
+        "hexagonal",
+        "--epochs",
+        "5",
+        "--json",
+    )
+    assert code == 0
+    info = json.loads(out)
+    assert info["grid"] == [3, 4] and info["n_samples"] == 60 and info["n_features"] == 3
+    som = load(model)
+    assert som.weights_.shape == (3, 4, 3) and som.topology == "hexagonal"
+
+    code, out, _ = run(
+        capsys, "predict", str(model), str(csv_file), "--label-column", "last", "--json"
+    )
+    preds = json.loads(out)["predictions"]
+    X = np.loadtxt(csv_file, delimiter=",", skiprows=1)[:, :3]
+    assert preds == som.predict(X).tolist()
+
+    code, out, _ = run(
+        capsys, "evaluate", str(model), str(csv_file), "--label-column", "last", "--json"
+    )
+    rep = json.loads(out)
+    assert code == 0
+    assert rep["quantization_error"] == pytest.approx(som.quantization_error(X), rel=1e-6)
+    # two well separated blobs: every node is pure
+    assert rep["purity"] == 1.0 and rep["n_labelled"] == 60
+
+
+def test_plot_writes_png(tmp_path, capsys, csv_file):
+    model = tmp_path / "m.somlab"
+    assert run(capsys, "fit", str(csv_file), "-o", str(model), "--grid", "3x3", "--quiet")[0] == 0
+    png = tmp_path / "u.png"
+    code, out, _ = run(capsys, "plot", str(model), "umatrix", "-o", str(png), "--json")
+    assert code == 0 and json.loads(out)["path"] == str(png)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    code, _, err = run(capsys, "plot", str(model), "markers", "-o", str(png))
+    assert code == 2 and "needs --data" in err
+
+
+def test_bundled_data_and_datasets_listing(tmp_path, capsys):
+    code, out, _ = run(capsys, "datasets", "--json")
+    names = {d["name"] for d in json.loads(out)["datasets"]}
+    assert {"iris", "breast", "mnist"} <= names
+    model = tmp_path / "iris.somlab"
+    code, out, _ = run(capsys, "fit", "toy:iris", "-o", str(model), "--grid", "4x4", "--json")
+    assert code == 0 and json.loads(out)["n_samples"] == 150
+
+
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["fit", "/nonexistent.csv", "-o", "x.somlab"], "nonexistent"),
+        (["predict", "/nonexistent.somlab", "toy:iris"], "not found"),
+        (["fit", "toy:nosuchset", "-o", "x.somlab"], "nosuchset"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(capsys, argv, needle):
+    code, _, err = run(capsys, *argv)
+    assert code == 2
+    assert needle in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_nan_and_corrupt_model_and_wrong_width(tmp_path, capsys, csv_file):
+    bad = tmp_path / "nan.csv"
+    bad.write_text("a,b\n1,2\nnan,3\n")
+    code, _, err = run(capsys, "fit", str(bad), "-o", str(tmp_path / "m"))
+    assert code == 2 and "NaN" in err
+    corrupt = tmp_path / "c.somlab"
+    corrupt.write_bytes(b"\x00" * 40)
+    code, _, err = run(capsys, "predict", str(corrupt), str(csv_file))
+    assert code == 2 and "somlab model" in err
+    model = tmp_path / "m.somlab"
+    run(capsys, "fit", str(csv_file), "-o", str(model), "--quiet")  # 4 columns, no labels
+    code, _, err = run(capsys, "predict", str(model), str(csv_file), "--label-column", "last")
+    assert code == 2 and "features" in err
+
+
+def test_unknown_option_exits_2(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["fit", "toy:iris", "-o", "m", "--topology", "triangular"])
+    assert exc.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_help_mentions_commands(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for cmd in ("fit", "predict", "evaluate", "plot", "datasets", "demo"):
+        assert cmd in out

@@ -1,0 +1,232 @@
+"""somlab.SOM: agreement with plain reference implementations, invariants, errors, sklearn."""
+
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from somlab import SOM, DataError
+from somlab._utils import make_generator
+from somlab.core.schedules import decay
+
+
+def _data(n=120, m=3, seed=0):
+    return np.random.default_rng(seed).random((n, m))
+
+
+def _gauss_rect(rows, cols, b, sigma):
+    r, c = np.divmod(np.arange(rows * cols), cols)
+    br, bc = divmod(int(b), cols)
+    return np.exp(-((r - br) ** 2 + (c - bc) ** 2) / (2 * sigma**2))
+
+
+def _ref_batch(X, W0, rows, cols, sigmas):
+    """Kohonen batch SOM written plainly from its definition, one sample at a time."""
+    W = W0.copy()
+    for sigma in sigmas:
+        num = np.zeros_like(W)
+        den = np.zeros(len(W))
+        for x in X:
+            b = np.argmin(((W - x) ** 2).sum(1))
+            h = _gauss_rect(rows, cols, b, sigma)
+            num += h[:, None] * x
+            den += h
+        W = np.where(den[:, None] > 0, num / np.maximum(den[:, None], 1e-300), W)
+    return W
+
+
+def _ref_online(X, W0, rows, cols, order, sig, lr):
+    W = W0.copy()
+    total = len(order)
+    for t, i in enumerate(order):
+        x = X[i]
+        b = np.argmin(((W - x) ** 2).sum(1))
+        s = decay("linear", sig[0], sig[1], t, total)
+        e = decay("asymptotic", lr, lr / 100, t, total)
+        W += (e * _gauss_rect(rows, cols, b, s))[:, None] * (x - W)
+    return W
+
+
+def test_batch_mode_matches_plain_reference():
+    X = _data()
+    W0 = _data(12, 3, seed=5)
+    som = SOM((3, 4), init=W0.reshape(3, 4, 3), epochs=4, sigma=2.0, dtype="float64").fit(X)
+    sigmas = [decay("linear", 2.0, 1.0, e, 3) for e in range(4)]
+    np.testing.assert_allclose(
+        som.weights_.reshape(12, 3), _ref_batch(X, W0, 3, 4, sigmas), rtol=1e-10, atol=1e-12
+    )
+    assert som.history_["sigma"] == pytest.approx(sigmas)
+
+
+def test_online_mode_matches_plain_reference():
+    X = _data(60)
+    W0 = _data(12, 3, seed=5)
+    som = SOM(
+        (3, 4),
+        init=W0,
+        mode="online",
+        epochs=2,
+        sigma=2.0,
+        learning_rate=0.4,
+        dtype="float64",
+        random_state=7,
+    ).fit(X)
+    gen = make_generator(7)
+    order = np.concatenate([torch.randperm(60, generator=gen).numpy() for _ in range(2)])
+    want = _ref_online(X, W0, 3, 4, order, (2.0, 1.0), 0.4)
+    np.testing.assert_allclose(som.weights_.reshape(12, 3), want, rtol=1e-10, atol=1e-12)
+
+
+def test_minibatch_of_one_equals_online():
+    X = _data(50)
+    kw = dict(init="sample", epochs=2, random_state=3, dtype="float64", sigma=1.5)
+    a = SOM((4, 4), mode="online", **kw).fit(X)
+    b = SOM((4, 4), mode="minibatch", batch_size=1, **kw).fit(X)
+    np.testing.assert_allclose(a.weights_, b.weights_, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("mode", ["batch", "minibatch", "online"])
+@pytest.mark.parametrize("topology", ["rectangular", "hexagonal"])
+def test_training_lowers_quantization_error(mode, topology):
+    X = _data(300, 4)
+    som = SOM(
+        (6, 6), topology=topology, mode=mode, epochs=6, init="random", random_state=0, batch_size=32
+    ).fit(X)
+    qe = som.history_["quantization_error"]
+    assert len(qe) == 6 and qe[-1] < qe[0]
+    assert som.quantization_error_ == pytest.approx(qe[-1], rel=1e-5)
+    assert som.quantization_error_ == pytest.approx(som.quantization_error(X), rel=1e-5)
+    assert som.score(X) == pytest.approx(-som.quantization_error_, rel=1e-5)
+    assert 0.0 <= som.topographic_error_ <= 1.0
+
+
+def test_predict_transform_and_labels_are_consistent():
+    X = _data(100, 5)
+    som = SOM((4, 5), random_state=1).fit(X)
+    d = som.transform(X)
+    assert d.shape == (100, 20)
+    np.testing.assert_array_equal(som.predict(X), d.argmin(1))
+    np.testing.assert_array_equal(som.labels_, som.predict(X))
+    np.testing.assert_array_equal(som.fit_predict(X), som.labels_)
+    rc = som.bmu_coordinates(X)
+    np.testing.assert_array_equal(rc[:, 0] * 5 + rc[:, 1], som.predict(X))
+
+
+def test_seeded_runs_are_identical_and_seeds_matter():
+    X = _data()
+    a = SOM((5, 5), mode="online", init="random", random_state=3, epochs=2).fit(X)
+    b = SOM((5, 5), mode="online", init="random", random_state=3, epochs=2).fit(X)
+    c = SOM((5, 5), mode="online", init="random", random_state=4, epochs=2).fit(X)
+    np.testing.assert_array_equal(a.weights_, b.weights_)
+    assert not np.allclose(a.weights_, c.weights_)
+
+
+def test_pca_init_spans_principal_plane():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(500, 3)) * [5.0, 1.0, 0.01]
+    som = SOM((5, 5), epochs=1, sigma=0.1, sigma_decay="constant")
+    W0 = som._initial_weights(torch.from_numpy(X), som.grid_, make_generator(0)).numpy()
+    # the corners lie about +-sqrt(eigenvalue) along the two leading axes; the third is ~mean
+    assert abs(W0[:, 2]).max() < 0.05
+    assert np.ptp(W0[:, 0]) == pytest.approx(2 * X[:, 0].std(ddof=1), rel=0.1)
+
+
+def test_toroidal_topographic_error_wraps():
+    # prototypes on a ring along one row of a 1x8 torus: neighbours wrap across the ends
+    angles = np.linspace(0, 2 * np.pi, 8, endpoint=False)
+    W = np.stack([np.cos(angles), np.sin(angles)], 1).reshape(1, 8, 2)
+    X = np.array([[1.0, -0.05]])  # between node 0 and node 7
+    flat = SOM((1, 8), toroidal=False, init=W, epochs=1, sigma=1e-3, sigma_end=1e-3)
+    torus = SOM((1, 8), toroidal=True, init=W, epochs=1, sigma=1e-3, sigma_end=1e-3)
+    for s in (flat, torus):
+        s.fit(np.vstack([W.reshape(8, 2), X]))
+        s.weights_ = W.astype(np.float32)
+    assert flat.topographic_error(X) == 1.0
+    assert torus.topographic_error(X) == 0.0
+
+
+def test_missing_values_error_by_default_and_ignored_on_request():
+    X = _data(80, 4)
+    X[5, 2] = np.nan
+    with pytest.raises(DataError, match="NaN"):
+        SOM((3, 3)).fit(X)
+    som = SOM((3, 3), missing="ignore", random_state=0).fit(X)
+    assert np.isfinite(som.weights_).all() and np.isfinite(som.quantization_error_)
+    # the BMU of the sample with a hole uses only its observed features
+    W = som.weights_.reshape(9, 4)
+    keep = [0, 1, 3]
+    want = np.argmin(((W[:, keep] - X[5, keep]) ** 2).sum(1))
+    assert som.predict(X[5:6])[0] == want
+
+
+def test_bad_input_gives_clear_errors():
+    som = SOM((3, 3)).fit(_data(30, 3))
+    with pytest.raises(DataError, match="3 features"):
+        som.predict(_data(5, 4))
+    with pytest.raises(DataError, match="inf"):
+        som.predict(np.full((2, 3), np.inf))
+    with pytest.raises(DataError, match="0 sample"):
+        SOM().fit(np.empty((0, 3)))
+    with pytest.raises(ValueError, match="topology"):
+        SOM(topology="triangular").fit(_data())
+    with pytest.raises(DataError, match="init array"):
+        SOM((2, 2), init=np.zeros((3, 3))).fit(_data())
+
+
+def test_partial_fit_streams_and_checks_features():
+    X = _data(400, 3)
+    som = SOM((5, 5), epochs=4, random_state=0)
+    for chunk in np.array_split(X, 4):
+        som.partial_fit(chunk)
+    assert som.n_iter_ == 4
+    assert som.quantization_error(X) < SOM((5, 5), epochs=1, init="random", random_state=0).fit(
+        X[:1]
+    ).quantization_error(X)
+    with pytest.raises(DataError, match="features"):
+        som.partial_fit(_data(10, 2))
+
+
+def test_large_map_trains_in_memory_linear_in_nodes():
+    # a 200x200 map: a nodes x nodes float32 matrix alone would be 6.4 GB.
+    code = (
+        "import resource, numpy as np; from somlab import SOM;"
+        "X = np.random.default_rng(0).random((3000, 8), dtype=np.float32);"
+        "SOM((200, 200), epochs=2, init='random', random_state=0).fit(X);"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    peak_mb = int(out.stdout.strip()) / 1024
+    assert peak_mb < 1500, f"peak RSS {peak_mb:.0f} MB"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu():
+    X = _data(200, 4)
+    kw = dict(init="random", random_state=0, epochs=3)
+    for mode in ("batch", "minibatch", "online"):
+        a = SOM((5, 5), mode=mode, **kw).fit(X)
+        b = SOM((5, 5), mode=mode, device="cuda", **kw).fit(X)
+        np.testing.assert_allclose(a.weights_, b.weights_, rtol=1e-4, atol=1e-5)
+
+
+def test_float64_and_float32_agree():
+    X = _data(150, 3)
+    a = SOM((4, 4), random_state=0).fit(X)
+    b = SOM((4, 4), random_state=0, dtype="float64").fit(X)
+    np.testing.assert_allclose(a.weights_, b.weights_, rtol=1e-4, atol=1e-5)
+    assert math.isclose(a.quantization_error_, b.quantization_error_, rel_tol=1e-4)
+
+
+@parametrize_with_checks(
+    [
+        SOM((3, 3), epochs=3),
+        SOM((2, 3), topology="hexagonal", mode="online", epochs=2, toroidal=True),
+        SOM((3, 2), mode="minibatch", batch_size=8, epochs=2, init="random"),
+    ]
+)
+def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)
