@@ -1,0 +1,50 @@
+"""Plots of trained maps: U-matrix, hits, class markers and pies, component planes, prototypes.
+
+The arrays behind the plots are pure NumPy functions (:func:`umatrix`, :func:`expanded_umatrix`,
+:func:`hit_map`, :func:`class_markers`, :func:`class_distribution`, :func:`component_planes`,
+:func:`prototype_mosaic`); the ``plot_*`` functions draw them with matplotlib, return the Axes,
+draw into ``ax=`` when given and save a PNG to ``path=`` when given.  All accept a fitted
+:class:`somlab.SOM`, or a weights array ``(rows, cols, n_features)`` with ``grid=Grid(...)``.
+"""
+
+from ._arrays import (
+    best_matching_nodes,
+    class_distribution,
+    class_markers,
+    component_planes,
+    expanded_umatrix,
+    hit_map,
+    prototype_mosaic,
+    umatrix,
+)
+from ._draw import (
+    node_xy,
+    plot_class_pies,
+    plot_components,
+    plot_expanded_umatrix,
+    plot_hits,
+    plot_markers,
+    plot_prototypes,
+    plot_training,
+    plot_umatrix,
+)
+
+__all__ = [
+    "best_matching_nodes",
+    "class_distribution",
+    "class_markers",
+    "component_planes",
+    "expanded_umatrix",
+    "hit_map",
+    "node_xy",
+    "plot_class_pies",
+    "plot_components",
+    "plot_expanded_umatrix",
+    "plot_hits",
+    "plot_markers",
+    "plot_prototypes",
+    "plot_training",
+    "plot_umatrix",
+    "prototype_mosaic",
+    "umatrix",
+]
