@@ -65,3 +65,11 @@ def as_tensor(X, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
 def progress(iterable, enabled: bool, **kw):
     """A tqdm progress bar when ``enabled``, else the iterable unchanged."""
     return tqdm(iterable, **kw) if enabled else iterable
+
+
+def seeded_generator(random_state) -> torch.Generator:
+    """SPEC.md's randomness rule: an int seeds a CPU generator directly (``manual_seed(seed)``),
+    so a setting's seed column reproduces; None or a RandomState draws a seed."""
+    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
+        return torch.Generator().manual_seed(int(random_state))
+    return make_generator(random_state)

@@ -1,0 +1,109 @@
+"""Relevance-learning kernels shared by LARFDSSOM, SS-SOM, Batch SS-SOM and SOMRL (SPEC.md §1).
+
+Shapes: prototypes ``C [k, m]``, distance averages ``delta [k, m]``, relevances ``omega [k, m]``,
+classes ``[k]`` (−1 = unlabelled).  K1 (weighted distance) and K2 (activation) live in
+:mod:`somlab.core.distances` beside the other distances.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .distances import EPS, relevance_activation, weighted_sq_distances
+
+
+def activations(X: torch.Tensor, C: torch.Tensor, omega: torch.Tensor, squared: bool = False):
+    """K1 + K2: ``a_j(x) = sum(omega_j) / (sum(omega_j) + D_j(x) + eps)``, ``[n, k]``.
+
+    ``squared=False`` uses D = sqrt(S) (``distance="weighted"``), True uses D = S
+    (``"weighted_sq"``).
+    """
+    return relevance_activation(weighted_sq_distances(X, C, omega), omega, squared)
+
+
+def activation_matrix(X, C, omega, distance: str = "weighted") -> torch.Tensor:
+    """Activations for SPEC.md's ``distance`` flag, ``[n, k]``.
+
+    "weighted": K2 with D = sqrt(K1); "weighted_sq": D = K1; "reference" (R1): the authors'
+    PyTorch code, D = ||x - c||^2 * mean_i(omega_ji) (relevances barely enter the activation).
+    """
+    if distance == "reference":
+        d2 = torch.cdist(X, C, compute_mode="donot_use_mm_for_euclid_dist") ** 2
+        D = d2 * omega.mean(1).unsqueeze(0)
+        w = omega.sum(1).unsqueeze(0)
+        return w / (w + D + EPS)
+    return activations(X, C, omega, squared=distance == "weighted_sq")
+
+
+def relevance_from_delta(delta: torch.Tensor, s: float) -> torch.Tensor:
+    """K3: logistic relevances from distance averages, row by row, ``[k, m] -> [k, m]``.
+
+    ``q = s (max_i delta_i - min_i delta_i)``; if q > 0 and finite,
+    ``omega_i = sigmoid(-(delta_i - mean_i delta) / q)``, else every omega_i = 1.
+    """
+    dmax = delta.amax(1, keepdim=True)
+    dmin = delta.amin(1, keepdim=True)
+    dmean = delta.mean(1, keepdim=True)
+    q = (dmax - dmin) * s
+    ok = (q > 0) & torch.isfinite(q)
+    safe_q = torch.where(ok, q, torch.ones_like(q))
+    return torch.where(ok, torch.sigmoid(-(delta - dmean) / safe_q), torch.ones_like(delta))
+
+
+def node_update(C, delta, omega, nodes, X, e, beta: float, s: float) -> None:
+    """K4, in place, for distinct ``nodes [r]`` pulled towards ``X [r, m]`` at rates ``e [r]``.
+
+    1. ``delta <- (1 - e beta) delta + e beta |x - c|`` (old centre);
+    2. ``omega <- K3(delta)``;  3. ``c <- c + e (x - c)``.  A negative ``e`` is a push.
+    """
+    e = e.to(C.dtype).unsqueeze(1)
+    c = C[nodes]
+    eb = e * beta
+    d = (1.0 - eb) * delta[nodes] + eb * (X - c).abs()
+    delta[nodes] = d
+    omega[nodes] = relevance_from_delta(d, s)
+    C[nodes] = c + e * (X - c)
+
+
+def connection_block(
+    omega: torch.Tensor,
+    rows: torch.Tensor,
+    minwd: float,
+    classes: torch.Tensor | None = None,
+    metric: str = "euclid",
+) -> torch.Tensor:
+    """K5 for the node set ``rows``: a ``[len(rows), k]`` bool block of the adjacency.
+
+    ``i != j`` are connected iff ``||omega_i - omega_j||_2 < minwd`` (``metric="sq"``: the
+    squared norm) and, when classes are given, their classes agree or either is −1.
+    """
+    d = torch.cdist(omega[rows], omega, compute_mode="donot_use_mm_for_euclid_dist")
+    if metric == "sq":
+        d = d * d
+    conn = d < minwd
+    if classes is not None:
+        cr = classes[rows].unsqueeze(1)
+        cc = classes.unsqueeze(0)
+        conn &= (cr == cc) | (cr == -1) | (cc == -1)
+    conn[torch.arange(rows.numel(), device=rows.device), rows] = False
+    return conn
+
+
+def refresh_edges(adj, omega, rows, minwd, classes=None, metric="euclid", active=None) -> None:
+    """Recompute, in place and symmetrically, the edges incident to ``rows``."""
+    block = connection_block(omega, rows, minwd, classes, metric)
+    if active is not None:
+        block &= active.unsqueeze(0)
+    adj[rows] = block
+    adj[:, rows] = block.T
+
+
+__all__ = [
+    "EPS",
+    "activation_matrix",
+    "activations",
+    "connection_block",
+    "node_update",
+    "refresh_edges",
+    "relevance_from_delta",
+]

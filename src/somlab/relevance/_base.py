@@ -1,0 +1,263 @@
+"""What LARFDSSOM, SS-SOM and Batch SS-SOM share: parameters, input checks, prediction.
+
+Training engines live in :mod:`._online` (one sample at a time, SPEC.md §2) and
+:mod:`._batch` (mini-batches, SPEC.md §3); both keep their map in a
+:class:`~somlab.relevance._nodes.NodeState` and end with :meth:`_store_map`.
+"""
+
+from __future__ import annotations
+
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from .._errors import DataError
+from .._utils import as_tensor, check_finite_tensor, resolve_device
+from ..core.relevance import activation_matrix
+from ..persistence import SaveLoadMixin
+
+_PREDICT_CHUNK = 4096
+
+# SPEC.md §5: every flag, its values (the first is the library default).
+FLAGS = {
+    "distance": ("weighted", "weighted_sq", "reference"),
+    "conn_metric": ("euclid", "sq"),
+    "count_unit": ("sample", "batch"),
+    "unsup_insert": ("group", "per_sample"),
+    "capacity": ("greedy", "all_or_nothing"),
+    "conflict_update": ("grouped", "per_sample"),
+    "labelled_conflict": ("push", "clone"),
+    "connection_refresh": ("events", "always"),
+    "convergence": ("cpp", "reference", "none"),
+    "label_fallback": ("any", "within_at"),
+    "init": ("first_sample", "random"),
+    "sampling": ("permutation", "replacement"),
+    "unsup_threshold": ("sample", "mean"),
+    "clone_wins": ("zero", "copy"),
+}
+
+# SPEC.md §5 presets; values override the estimator's own flags at fit time.
+COMPAT_PRESETS = {
+    "reference": dict(
+        distance="reference",
+        conn_metric="sq",
+        count_unit="batch",
+        unsup_insert="per_sample",
+        capacity="all_or_nothing",
+        conflict_update="per_sample",
+        connection_refresh="always",
+        convergence="reference",
+        clone_wins="copy",
+    ),
+    "cpp_sssom": dict(
+        sampling="replacement",
+        label_fallback="within_at",
+        filter_noise=True,
+        max_nodes="n_samples",
+        batch_size=1,
+    ),
+}
+
+
+class RelevanceMapBase(SaveLoadMixin, BaseEstimator):
+    """Base of the relevance-learning maps; see the subclasses for the parameters."""
+
+    _parameter_constraints = {
+        "at": [Interval(Real, 0, 1, closed="neither")],
+        "lp": [Interval(Real, 0, None, closed="left")],
+        "beta": [Interval(Real, 0, None, closed="left")],
+        "age_wins": [Interval(Real, 0, None, closed="neither")],
+        "eb": [Interval(Real, 0, None, closed="left")],
+        "en": [Interval(Real, 0, None, closed="left")],
+        "s": [Interval(Real, 0, None, closed="neither")],
+        "minwd": [Interval(Real, 0, None, closed="left")],
+        "epochs": [Interval(Integral, 1, None, closed="left")],
+        "epush": [Interval(Real, 0, None, closed="left")],
+        "max_nodes": [Interval(Integral, 1, None, closed="left")],
+        "filter_noise": ["boolean"],
+        "count_all_wins": ["boolean"],
+        "compat": [StrOptions(set(COMPAT_PRESETS)), None],
+        "unlabelled_value": [Integral],
+        "device": [str, None],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        **{name: [StrOptions(set(values))] for name, values in FLAGS.items()},
+    }
+
+    # ------------------------------------------------------------------ configuration
+    def _effective(self, n_samples: int) -> dict:
+        """Parameters after the ``compat`` preset, with SPEC §2's effective rates."""
+        p = self.get_params(deep=False)
+        if p.get("compat"):
+            p.update(COMPAT_PRESETS[p["compat"]])
+        if p.get("max_nodes") == "n_samples":
+            p["max_nodes"] = n_samples
+        p["e_n"] = float(p["en"]) * float(p["eb"])
+        p["e_push"] = float(p["epush"]) * float(p["eb"])
+        # round half away from zero, as C++ round()
+        p["age_wins_samples"] = max(1, int(np.floor(float(p["age_wins"]) * n_samples + 0.5)))
+        return p
+
+    def _check_X(self, X, reset: bool) -> np.ndarray:
+        try:
+            X = validate_data(self, X, reset=reset, dtype=[np.float32, np.float64])
+        except ValueError as exc:
+            raise DataError(str(exc)) from None
+        return X
+
+    def _check_y(self, y, n: int) -> np.ndarray:
+        if y is None:
+            return np.full(n, -1, dtype=np.int64)
+        y = np.asarray(y)
+        if y.ndim != 1 or y.shape[0] != n:
+            raise DataError(f"y must be 1-D with {n} entries, got shape {y.shape}")
+        if y.dtype.kind == "f":
+            if not np.isfinite(y).all():
+                raise DataError("y contains NaN or inf; use -1 for unlabelled samples")
+            if (y != np.round(y)).any():
+                raise DataError("y must hold integer class labels (-1 = unlabelled)")
+        elif y.dtype.kind not in "iub":
+            raise DataError(f"y must hold integer class labels, got dtype {y.dtype}")
+        y = y.astype(np.int64)
+        y[y == int(self.unlabelled_value)] = -1
+        if (y < -1).any():
+            raise DataError(
+                f"y holds negative labels other than -1 ({sorted(set(y[y < -1].tolist()))[:5]});"
+                " classes must be 0, 1, 2, ... and -1 (or unlabelled_value) means unlabelled"
+            )
+        return y
+
+    def _prepare_fit(self, X, y):
+        self._validate_params()
+        Xn = self._check_X(X, reset=True)
+        if Xn.shape[0] == 0:
+            raise DataError("X is empty")
+        y = self._check_y(y, Xn.shape[0])
+        dev = resolve_device(self.device)
+        Xt = as_tensor(Xn, torch.float32, dev)
+        check_finite_tensor(Xt)
+        labelled = y[y >= 0]
+        self.classes_ = np.unique(labelled)
+        self.supervised_ = bool(labelled.size)
+        return Xt, torch.as_tensor(y, device=dev), dev
+
+    def _store_map(self, state, history=None) -> None:
+        K = state.K
+        self.prototypes_ = state.C[:K].cpu().numpy().copy()
+        self.relevances_ = state.omega[:K].cpu().numpy().copy()
+        self.distance_averages_ = state.delta[:K].cpu().numpy().copy()
+        self.node_classes_ = state.classes[:K].cpu().numpy().copy()
+        self.node_wins_ = state.wins[:K].cpu().numpy().copy()
+        self.adjacency_ = state.adj[:K, :K].cpu().numpy().copy()
+        self.n_nodes_ = int(K)
+        if history is not None:
+            self.history_ = history
+
+    # ------------------------------------------------------------------ prediction
+    def _activation_args(self):
+        p = self._effective(1)
+        return p["distance"], float(self.at), p["label_fallback"], bool(p["filter_noise"])
+
+    def _decide(self, X):
+        """Classes and node ids per SPEC.md §2 Outputs, chunked over samples."""
+        check_is_fitted(self, "prototypes_")
+        Xn = self._check_X(X, reset=False)
+        dev = resolve_device(self.device)
+        Xt = as_tensor(Xn, torch.float32, dev)
+        check_finite_tensor(Xt)
+        C = torch.as_tensor(self.prototypes_, device=dev)
+        omega = torch.as_tensor(self.relevances_, device=dev)
+        cls = torch.as_tensor(self.node_classes_, device=dev)
+        distance, at, fallback, filter_noise = self._activation_args()
+        n = Xt.shape[0]
+        pred = torch.full((n,), -1, dtype=torch.int64, device=dev)
+        node = torch.full((n,), -1, dtype=torch.int64, device=dev)
+        if C.shape[0] == 0:
+            return pred.cpu().numpy(), node.cpu().numpy()
+        for s in range(0, n, _PREDICT_CHUNK):
+            A = activation_matrix(Xt[s : s + _PREDICT_CHUNK], C, omega, distance)
+            a, w = A.max(1)  # first maximum: ties go to the lowest node index
+            noise = a < at
+            if not self.supervised_:
+                p, nd = w.clone(), w.clone()
+            else:
+                labelled = cls != -1
+                ok = labelled.unsqueeze(0)
+                if fallback == "within_at":
+                    ok = ok & (A >= at)
+                fb_act = torch.where(ok, A, torch.full_like(A, -torch.inf))
+                fb_a, fb = fb_act.max(1)
+                has_fb = torch.isfinite(fb_a)
+                own = cls[w] != -1
+                nd = torch.where(own, w, torch.where(has_fb, fb, w))
+                p = torch.where(own, cls[w], torch.where(has_fb, cls[fb], -1))
+                if filter_noise and fallback == "within_at":
+                    noise = noise | (~own & ~has_fb)
+            if filter_noise:
+                p = torch.where(noise, -1, p)
+                nd = torch.where(noise, -1, nd)
+            pred[s : s + _PREDICT_CHUNK] = p
+            node[s : s + _PREDICT_CHUNK] = nd
+        return pred.cpu().numpy(), node.cpu().numpy()
+
+    def predict(self, X):
+        """Class of each sample (−1 = no class); cluster ids for a model that saw no label."""
+        return self._decide(X)[0]
+
+    def predict_cluster(self, X):
+        """Node id (cluster) of each sample; −1 for noise when ``filter_noise``."""
+        return self._decide(X)[1]
+
+    def fit_predict(self, X, y=None):
+        return self.fit(X, y).predict(X)
+
+    def activations(self, X):
+        """Activation of every node for each sample, shape (n_samples, n_nodes)."""
+        check_is_fitted(self, "prototypes_")
+        Xt = as_tensor(self._check_X(X, reset=False), torch.float32, resolve_device(self.device))
+        check_finite_tensor(Xt)
+        C = torch.as_tensor(self.prototypes_, device=Xt.device)
+        omega = torch.as_tensor(self.relevances_, device=Xt.device)
+        return activation_matrix(Xt, C, omega, self._activation_args()[0]).cpu().numpy()
+
+    def subspace_clusters(self, X):
+        """Overlapping subspace clustering (SPEC.md §2): membership ``(n_samples, n_nodes)`` —
+        each sample belongs to its winner and every node with activation >= at — and the
+        relevant dimensions per node ``(n_nodes, n_features)``: omega_ji >= mean_i omega_ji."""
+        A = self.activations(X)
+        member = A >= float(self.at)
+        member[np.arange(A.shape[0]), A.argmax(1)] = True
+        dims = self.relevances_ >= self.relevances_.mean(1, keepdims=True)
+        return member, dims
+
+    def score(self, X, y):
+        """Accuracy of :meth:`predict` against ``y`` (−1 predictions count as wrong).
+
+        Labels in ``y`` that the model never saw are scored as errors (a warning says how
+        many), never a crash.
+        """
+        y = self._check_y(y, len(X))
+        pred = self.predict(X)
+        known = set(self.classes_.tolist())
+        unseen = sorted(set(y[y >= 0].tolist()) - known)
+        if unseen:
+            import warnings
+
+            warnings.warn(
+                f"score: y holds labels the model never saw in fit ({unseen[:10]}); "
+                "their samples count as errors",
+                stacklevel=2,
+            )
+        mask = y >= 0
+        if not mask.any():
+            raise DataError("score needs at least one labelled sample in y")
+        return float((pred[mask] == y[mask]).mean())
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = False
+        return tags

@@ -1,0 +1,63 @@
+"""Parameter documentation shared by the three relevance maps."""
+
+PARAMS = """
+    at : float, default={at}
+        Activation threshold a_t: a sample whose winner's activation is below it is novel
+        (a node is inserted) or noise at prediction.
+    lp : float, default={lp}
+        Lowest cluster percentage: at the end of each window, nodes that won fewer than
+        ``lp * window`` samples are removed.
+    beta : float, default={beta}
+        Relevance rate (dsbeta): speed of the moving average of distances.
+    age_wins : float, default={age_wins}
+        Window length as a multiple of the number of training samples N.
+    eb : float, default={eb}
+        Winner learning rate e_b.
+    en : float, default={en}
+        Neighbour learning rate as a multiple of ``eb`` (e_n = en * eb).
+    s : float, default={s}
+        Relevance smoothness (eps_ds), the slope of the logistic relevance K3.
+    minwd : float, default={minwd}
+        Connection threshold on the distance between relevance vectors (K5).
+    epochs : int, default={epochs}
+        Organisation passes over the data (each a fresh permutation), followed by the
+        convergence phase (``convergence="cpp"``).
+    epush : float, default={epush}
+        Wrong-winner (push) rate as a multiple of ``eb``.
+    max_nodes : int, default=200
+        Capacity of the map.
+    distance, conn_metric, count_unit, unsup_insert, capacity, conflict_update,
+    labelled_conflict, connection_refresh, convergence, label_fallback, init, sampling,
+    unsup_threshold, clone_wins : str
+        The rule variants of SPEC.md §5; the first value listed there is the default.
+    filter_noise : bool
+        Predict −1 (and cluster −1) for samples whose winner's activation is below ``at``.
+    count_all_wins : bool, default=False
+        C++ LARFDSSOM's win counting for low-activation samples.
+    compat : {{None, "reference", "cpp_sssom"}}, default=None
+        Presets that reproduce the authors' PyTorch code ("reference") or C++ SS-SOM.
+    unlabelled_value : int, default=-1
+        Label that marks unlabelled samples in ``y`` besides −1 (the papers' files use 999).
+    device : str, default="cpu"
+    random_state : int or None
+        Seeds the one generator behind sample order and random initialisation.
+    verbose : bool, default=False
+"""
+
+ATTRIBUTES = """
+    Attributes
+    ----------
+    prototypes_ : ndarray (n_nodes, n_features)
+    relevances_ : ndarray (n_nodes, n_features)
+        Per-node relevance of each feature, in [0, 1].
+    distance_averages_ : ndarray (n_nodes, n_features)
+    node_classes_ : ndarray (n_nodes,)
+        Class of each node (−1 = unlabelled node).
+    adjacency_ : ndarray (n_nodes, n_nodes) of bool
+        The node graph (K5).
+    n_nodes_ : int
+    classes_ : ndarray
+        Labels seen in ``fit``.
+    history_ : dict
+        Nodes after each epoch, insertions, removals and windows.
+"""
