@@ -55,13 +55,19 @@ class SaveLoadMixin:
         for key, value in vars(self).items():
             if not key.endswith("_") or key.startswith("_"):
                 continue
-            if isinstance(value, np.ndarray):
+            if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
                 arrays[key] = np.ascontiguousarray(value)
+            elif isinstance(value, np.ndarray):  # labels as strings: JSON, not tensors
+                scalars[key] = {"__ndarray__": value.tolist(), "dtype": value.dtype.str}
             else:
                 scalars[key] = _jsonable(value)
         return arrays, scalars
 
     def _restore_state(self, arrays, scalars):
+        for key, value in scalars.items():
+            if isinstance(value, dict) and "__ndarray__" in value:
+                dt = value["dtype"]
+                scalars[key] = np.array(value["__ndarray__"], dtype=object if "O" in dt else dt)
         for key, value in {**scalars, **arrays}.items():
             setattr(self, key, value)
 

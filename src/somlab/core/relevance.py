@@ -55,14 +55,17 @@ def node_update(C, delta, omega, nodes, X, e, beta: float, s: float) -> None:
 
     1. ``delta <- (1 - e beta) delta + e beta |x - c|`` (old centre);
     2. ``omega <- K3(delta)``;  3. ``c <- c + e (x - c)``.  A negative ``e`` is a push.
+    The scalars ``e``, ``e beta`` and ``1 - e beta`` are formed in float64 and rounded once to the
+    map's dtype, as a per-sample loop over Python floats would (the oracles do exactly that).
     """
-    e = e.to(C.dtype).unsqueeze(1)
+    e64 = e.to(torch.float64).unsqueeze(1)
+    eb64 = e64 * beta
+    dt = C.dtype
     c = C[nodes]
-    eb = e * beta
-    d = (1.0 - eb) * delta[nodes] + eb * (X - c).abs()
+    d = (1.0 - eb64).to(dt) * delta[nodes] + eb64.to(dt) * (X - c).abs()
     delta[nodes] = d
     omega[nodes] = relevance_from_delta(d, s)
-    C[nodes] = c + e * (X - c)
+    C[nodes] = c + e64.to(dt) * (X - c)
 
 
 def connection_block(

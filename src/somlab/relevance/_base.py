@@ -13,7 +13,8 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.multiclass import type_of_target
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from .._errors import DataError
 from .._utils import as_tensor, check_finite_tensor, resolve_device
@@ -109,48 +110,54 @@ class RelevanceMapBase(SaveLoadMixin, BaseEstimator):
             raise DataError(str(exc)) from None
         return X
 
-    def _check_y(self, y, n: int) -> np.ndarray:
+    def _split_labels(self, y, n: int):
+        """``(y as a 1-D array, mask of labelled entries)``; −1 and ``unlabelled_value`` mark
+        unlabelled samples (scikit-learn's semi-supervised convention and the papers' 999)."""
         if y is None:
-            return np.full(n, -1, dtype=np.int64)
-        y = np.asarray(y)
-        if y.ndim != 1 or y.shape[0] != n:
-            raise DataError(f"y must be 1-D with {n} entries, got shape {y.shape}")
-        if y.dtype.kind == "f":
-            if not np.isfinite(y).all():
+            return np.full(n, -1, dtype=np.int64), np.zeros(n, dtype=bool)
+        try:
+            y = column_or_1d(y, warn=True)
+        except ValueError as exc:
+            raise DataError(f"y must be 1-D: {exc}") from None
+        if y.shape[0] != n:
+            raise DataError(f"y has {y.shape[0]} entries but X has {n} samples")
+        if y.dtype.kind in "iufb":
+            if y.dtype.kind == "f" and not np.isfinite(y).all():
                 raise DataError("y contains NaN or inf; use -1 for unlabelled samples")
-            if (y != np.round(y)).any():
-                raise DataError("y must hold integer class labels (-1 = unlabelled)")
-        elif y.dtype.kind not in "iub":
-            raise DataError(f"y must hold integer class labels, got dtype {y.dtype}")
-        y = y.astype(np.int64)
-        y[y == int(self.unlabelled_value)] = -1
-        if (y < -1).any():
-            raise DataError(
-                f"y holds negative labels other than -1 ({sorted(set(y[y < -1].tolist()))[:5]});"
-                " classes must be 0, 1, 2, ... and -1 (or unlabelled_value) means unlabelled"
-            )
-        return y
+            unl = (y == -1) | (y == self.unlabelled_value)
+        else:
+            marks = {-1, "-1", self.unlabelled_value, str(self.unlabelled_value)}
+            unl = np.array([v in marks for v in y.tolist()], dtype=bool)
+        if (~unl).any():
+            kind = type_of_target(y[~unl], input_name="y", raise_unknown=True)
+            if kind not in ("binary", "multiclass"):
+                raise DataError(
+                    f"Unknown label type: {kind}; y must hold class labels (-1 = unlabelled)"
+                )
+        return y, ~unl
 
     def _prepare_fit(self, X, y):
         self._validate_params()
         Xn = self._check_X(X, reset=True)
         if Xn.shape[0] == 0:
             raise DataError("X is empty")
-        y = self._check_y(y, Xn.shape[0])
+        y, labelled = self._split_labels(y, Xn.shape[0])
         dev = resolve_device(self.device)
         Xt = as_tensor(Xn, torch.float32, dev)
         check_finite_tensor(Xt)
-        labelled = y[y >= 0]
-        self.classes_ = np.unique(labelled)
-        self.supervised_ = bool(labelled.size)
-        return Xt, torch.as_tensor(y, device=dev), dev
+        self.classes_ = np.unique(y[labelled])
+        self.supervised_ = bool(labelled.any())
+        idx = np.full(Xn.shape[0], -1, dtype=np.int64)
+        idx[labelled] = np.searchsorted(self.classes_, y[labelled])
+        return Xt, torch.as_tensor(idx, device=dev), dev
 
     def _store_map(self, state, history=None) -> None:
         K = state.K
         self.prototypes_ = state.C[:K].cpu().numpy().copy()
         self.relevances_ = state.omega[:K].cpu().numpy().copy()
         self.distance_averages_ = state.delta[:K].cpu().numpy().copy()
-        self.node_classes_ = state.classes[:K].cpu().numpy().copy()
+        self.node_class_index_ = state.classes[:K].cpu().numpy().copy()
+        self.node_classes_ = self._decode(self.node_class_index_)
         self.node_wins_ = state.wins[:K].cpu().numpy().copy()
         self.adjacency_ = state.adj[:K, :K].cpu().numpy().copy()
         self.n_nodes_ = int(K)
@@ -171,7 +178,7 @@ class RelevanceMapBase(SaveLoadMixin, BaseEstimator):
         check_finite_tensor(Xt)
         C = torch.as_tensor(self.prototypes_, device=dev)
         omega = torch.as_tensor(self.relevances_, device=dev)
-        cls = torch.as_tensor(self.node_classes_, device=dev)
+        cls = torch.as_tensor(self.node_class_index_, device=dev)
         distance, at, fallback, filter_noise = self._activation_args()
         n = Xt.shape[0]
         pred = torch.full((n,), -1, dtype=torch.int64, device=dev)
@@ -202,7 +209,17 @@ class RelevanceMapBase(SaveLoadMixin, BaseEstimator):
                 nd = torch.where(noise, -1, nd)
             pred[s : s + _PREDICT_CHUNK] = p
             node[s : s + _PREDICT_CHUNK] = nd
-        return pred.cpu().numpy(), node.cpu().numpy()
+        return self._decode(pred.cpu().numpy()), node.cpu().numpy()
+
+    def _decode(self, idx):
+        """Class indices back to the labels seen in fit; −1 stays −1 ("no class")."""
+        if not self.supervised_:
+            return idx.copy()
+        out = self.classes_[np.maximum(idx, 0)]
+        if (idx < 0).any():
+            out = out.astype(object) if out.dtype.kind not in "iuf" else out
+            out[idx < 0] = -1
+        return out
 
     def predict(self, X):
         """Class of each sample (−1 = no class); cluster ids for a model that saw no label."""
@@ -240,10 +257,10 @@ class RelevanceMapBase(SaveLoadMixin, BaseEstimator):
         Labels in ``y`` that the model never saw are scored as errors (a warning says how
         many), never a crash.
         """
-        y = self._check_y(y, len(X))
+        y, mask = self._split_labels(y, len(X))
         pred = self.predict(X)
         known = set(self.classes_.tolist())
-        unseen = sorted(set(y[y >= 0].tolist()) - known)
+        unseen = sorted(set(y[mask].tolist()) - known)
         if unseen:
             import warnings
 
@@ -252,7 +269,6 @@ class RelevanceMapBase(SaveLoadMixin, BaseEstimator):
                 "their samples count as errors",
                 stacklevel=2,
             )
-        mask = y >= 0
         if not mask.any():
             raise DataError("score needs at least one labelled sample in y")
         return float((pred[mask] == y[mask]).mean())

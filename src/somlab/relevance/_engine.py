@@ -48,50 +48,45 @@ class _Contributions:
 
 @dataclass
 class _Candidates:
-    """Pending insertions: position, class, sort activation and key."""
+    """Pending insertions: position, class, sort activation, key and call.
+
+    A call is what ``capacity="all_or_nothing"`` inserts whole or not at all (R5): the step-2
+    candidates of one winner, the step-4 candidates of one winner, or all U1 candidates.
+    """
 
     X: list = field(default_factory=list)
     classes: list = field(default_factory=list)
     act: list = field(default_factory=list)
     keys: list = field(default_factory=list)
+    calls: list = field(default_factory=list)
 
-    def add(self, X, classes, act, keys):
+    def add(self, X, classes, act, keys, calls):
         if X.shape[0]:
             self.X.append(X)
             self.classes.append(classes)
             self.act.append(act)
             self.keys.append(keys)
+            self.calls.append(calls)
 
 
-class _SampleStream:
-    """Sample order from one CPU generator: a fresh permutation (or N draws with replacement)
-    each time the current one is used up."""
+class _BatchStream:
+    """Batches from one CPU generator: each draw (a permutation of the N samples, or N draws
+    with replacement) is split into ceil(N/B) batches, the last possibly smaller; the next draw
+    is made when the batches of the current one are used up."""
 
-    def __init__(self, n: int, gen: torch.Generator, replacement: bool, device):
-        self.n, self.gen, self.replacement, self.device = n, gen, replacement, device
-        self.order = torch.empty(0, dtype=torch.long)
-        self.pos = 0
+    def __init__(self, n: int, batch: int, gen: torch.Generator, replacement: bool, device):
+        self.n, self.batch, self.gen = n, batch, gen
+        self.replacement, self.device = replacement, device
+        self.batches: list = []
 
-    def _refill(self):
-        if self.replacement:
-            self.order = torch.randint(0, self.n, (self.n,), generator=self.gen)
-        else:
-            self.order = torch.randperm(self.n, generator=self.gen)
-        self.pos = 0
-
-    def take(self, size: int) -> torch.Tensor:
-        parts = []
-        while size > 0:
-            if self.pos >= self.order.numel():
-                self._refill()
-            chunk = self.order[self.pos : self.pos + size]
-            self.pos += chunk.numel()
-            size -= chunk.numel()
-            parts.append(chunk)
-        return torch.cat(parts).to(self.device)
-
-    def remaining_in_pass(self) -> int:
-        return self.order.numel() - self.pos
+    def next(self) -> torch.Tensor:
+        if not self.batches:
+            if self.replacement:
+                order = torch.randint(0, self.n, (self.n,), generator=self.gen)
+            else:
+                order = torch.randperm(self.n, generator=self.gen)
+            self.batches = list(order.to(self.device).split(self.batch))
+        return self.batches.pop(0)
 
 
 class Engine:
@@ -129,13 +124,13 @@ class Engine:
         """What a group of ``n`` samples adds to wins: n (per sample) or 1 (R3, per batch)."""
         return torch.ones_like(n) if self.unit_batch else n
 
-    def _neighbour_pulls(self, contrib, winners, X, keys):
-        """Neighbour pulls at e_n for every (winner, target row, key), from the current edges."""
-        K = self.state.K
-        if winners.numel() == 0 or self.en == 0:
+    def _pulls(self, contrib, winners, X, keys):
+        """Winner pulls at e_b and, for each winner's current neighbours, pulls at e_n, all with
+        the winner's key.  Called after every edge refresh of the stage."""
+        contrib.add(winners, X, self.eb, 1, keys)
+        if winners.numel() == 0:
             return
-        adj = self.state.adj[winners, :K]  # [g, K]
-        g, k = torch.nonzero(adj, as_tuple=True)
+        g, k = torch.nonzero(self.state.adj[winners, : self.state.K], as_tuple=True)
         contrib.add(k, X[g], self.en, 2, keys[g])
 
     def _apply(self, contrib: _Contributions):
@@ -143,8 +138,6 @@ class Engine:
         round r applies every node's r-th contribution at once (K4 only touches its node)."""
         if not contrib.nodes:
             return
-        if self.p["connection_refresh"] == "always":
-            self._refresh_all()
         nodes = torch.cat(contrib.nodes)
         X = torch.cat(contrib.X)
         rates = torch.cat(contrib.rates)
@@ -166,25 +159,36 @@ class Engine:
             node_update(st.C, st.delta, st.omega, nodes[sel], X[sel], rates[sel], self.beta, self.s)
 
     def _insert(self, cand: _Candidates):
-        """§3 step 6: most novel first (ascending mean activation, ties by key) up to capacity."""
+        """§3 step 6: most novel first (ascending mean activation, ties by key) while capacity
+        allows; ``capacity="all_or_nothing"`` inserts each call whole or not at all."""
         if not cand.X:
             return
         X = torch.cat(cand.X)
         cls = torch.cat(cand.classes)
         act = torch.cat(cand.act)
         keys = torch.cat(cand.keys)
+        calls = torch.cat(cand.calls)
         order = torch.argsort(keys, stable=True)
         order = order[torch.argsort(act[order], stable=True)]
-        X, cls = X[order], cls[order]
-        n, K = X.shape[0], self.state.K
-        if self.p["capacity"] == "all_or_nothing" and n > 1:
-            take = n if K + n < self.max_nodes else 0
+        if self.p["capacity"] == "all_or_nothing":
+            order = order[torch.argsort(calls[order], stable=True)]
+            X, cls, calls = X[order], cls[order], calls[order]
+            _, sizes = torch.unique_consecutive(calls, return_counts=True)
+            take = torch.zeros(X.shape[0], dtype=torch.bool, device=X.device)
+            K, start = self.state.K, 0
+            for n in sizes.tolist():  # compat flag only: a loop over calls (winners)
+                if (K + n < self.max_nodes) if n > 1 else (K < self.max_nodes):
+                    take[start : start + n] = True
+                    K += n
+                start += n
+            X, cls = X[take], cls[take]
         else:
-            take = max(0, min(n, self.max_nodes - K))
-        if take == 0:
+            room = max(0, self.max_nodes - self.state.K)
+            X, cls = X[order][:room], cls[order][:room]
+        if X.shape[0] == 0:
             return
-        idx = self.state.insert(X[:take], cls[:take])
-        self.history["inserted"] += take
+        idx = self.state.insert(X, cls)
+        self.history["inserted"] += X.shape[0]
         self._refresh(idx)
 
     def _grouped(self, keys, X, act=None):
@@ -211,129 +215,137 @@ class Engine:
         self._refresh_all()
 
     def _stage_s(self, X, y):
+        """Stage S of §3: labelled samples, activations on the stage-start map."""
         st = self.state
         K0 = st.K
         A = self._act(X)
-        a, w = A.max(1)
+        a, w = A.max(1)  # first maximum: ties go to the lowest node index
         cw = st.classes[w]
-        compatible = (cw == y) | (cw == -1)
+        clone_mode = self.p["labelled_conflict"] == "clone"
+        compatible = (
+            torch.ones_like(cw, dtype=torch.bool) if clone_mode else ((cw == y) | (cw == -1))
+        )
         high = a >= self.at
-        contrib, cand = _Contributions(), _Candidates()
-        C1 = self.p.get("n_classes", 0) + 1
-        # step 2: compatible, low activation -> candidates per (winner, label)
+        C1 = self.p["n_classes"] + 1
+        cand = _Candidates()
+        # step 2: compatible and novel -> one candidate per (winner, label) at the key mean
         low_c = compatible & ~high
         if low_c.any():
-            k = w[low_c] * C1 + (y[low_c] + 1)
-            uniq, means, _, _, ma = self._grouped(k, X[low_c], a[low_c])
-            cand.add(means, uniq % C1 - 1, ma, _key(2, uniq // C1, uniq % C1))
-        # step 3: compatible, high activation -> groups (winner j, label l)
+            uniq, means, _, _, ma = self._grouped(w[low_c] * C1 + y[low_c] + 1, X[low_c], a[low_c])
+            j = uniq // C1
+            cand.add(means, uniq % C1 - 1, ma, _key(2, j, uniq % C1), j)
+        # step 3: compatible and active -> groups (winner j, label l); clones for extra labels
+        winners = torch.empty(0, dtype=torch.long, device=X.device)
+        pull_X, pull_keys = X[:0], winners
         hi_c = compatible & high
         if hi_c.any():
-            k = w[hi_c] * C1 + (y[hi_c] + 1)
-            uniq, means, counts, _, _ = self._grouped(k, X[hi_c])
+            uniq, means, counts, _, _ = self._grouped(w[hi_c] * C1 + y[hi_c] + 1, X[hi_c])
             j, lab = uniq // C1, uniq % C1 - 1
+            cj = st.classes[j]
             first = torch.ones_like(j, dtype=torch.bool)
-            first[1:] = j[1:] != j[:-1]  # the smallest label of each winner stays with j
+            first[1:] = j[1:] != j[:-1]
+            # j keeps its own label (clone mode) or takes its smallest label; others are clones
+            own = torch.where(cj == -1, first, lab == cj) if clone_mode else first
             target = j.clone()
-            keep = torch.ones_like(first)
-            clones = torch.nonzero(~first).squeeze(1)
-            if clones.numel():
-                room = self.max_nodes - st.K
-                if self.p["capacity"] == "all_or_nothing":
-                    # per winner group: n > 1 needs K + n < max_nodes, n = 1 needs K < max
-                    ok = torch.zeros_like(first)
-                    cj = j[clones]
-                    uj, cnt = torch.unique_consecutive(cj, return_counts=True)
-                    used = 0
-                    pos = 0
-                    # compat flag only: a loop over the winners that need clones
-                    for n_c in cnt.tolist():
-                        fits = (
-                            (st.K + used + n_c < self.max_nodes)
-                            if n_c > 1
-                            else (st.K + used < self.max_nodes)
-                        )
-                        if fits:
-                            ok[clones[pos : pos + n_c]] = True
-                            used += n_c
-                        pos += n_c
-                    made = clones[ok[clones]]
-                else:
-                    made = clones[: max(0, room)]
-                keep[clones] = False
-                keep[made] = True
+            keep = own.clone()
+            extra = torch.nonzero(~own).squeeze(1)
+            if extra.numel():
+                made = self._clone_for(j, extra)
                 if made.numel():
-                    new = st.clone_nodes(j[made], lab[made], self.p["clone_wins"] == "copy")
-                    target[made] = new
+                    target[made] = st.clone_nodes(
+                        j[made], lab[made], self.p["clone_wins"] == "copy"
+                    )
                     self.history["inserted"] += made.numel()
-            j, lab, target, means, counts = (
-                j[keep],
-                lab[keep],
-                target[keep],
-                means[keep],
-                counts[keep],
-            )
+                    keep[made] = True
+            j, lab, target, means, counts = (t[keep] for t in (j, lab, target, means, counts))
             st.classes[target] = lab
             st.wins.index_add_(0, target, self._count(counts))
-            self._refresh(target)
-            keys = _key(3, j, lab + 1)
-            contrib.add(target, means, self.eb, 1, keys)
-            self._neighbour_pulls(contrib, target, means, keys)
-        # step 4: conflicts (winner labelled with another class)
+            if self.p["connection_refresh"] != "always":
+                self._refresh(target)  # after class assignment, before any update
+            winners, pull_X, pull_keys = target, means, _key(3, j, lab + 1)
+        # step 4: conflicts; s' among the stage-start nodes, classes read after step 3
+        pushes = None
         conflict = ~compatible
         if conflict.any():
-            Ac, yc, wc = A[conflict], y[conflict], w[conflict]
+            Ac, yc, wc, Xc, ac = A[conflict], y[conflict], w[conflict], X[conflict], a[conflict]
             cls_now = st.classes[:K0]
             ok = (Ac >= self.at) & (
                 (cls_now.unsqueeze(0) == yc.unsqueeze(1)) | (cls_now == -1).unsqueeze(0)
             )
-            best_a, s2 = torch.where(ok, Ac, torch.full_like(Ac, -torch.inf)).max(1)
-            found = torch.isfinite(best_a)
-            none = ~found
-            if none.any():
-                k = wc[none] * C1 + (yc[none] + 1)
-                uniq, means, _, _, ma = self._grouped(k, X[conflict][none], a[conflict][none])
-                cand.add(means, uniq % C1 - 1, ma, _key(2, uniq // C1, uniq % C1))
+            best, s2 = torch.where(ok, Ac, torch.full_like(Ac, -torch.inf)).max(1)
+            found = torch.isfinite(best)
+            if (~found).any():
+                nf = ~found
+                uniq, means, _, _, ma = self._grouped(wc[nf] * C1 + yc[nf] + 1, Xc[nf], ac[nf])
+                jn = uniq // C1
+                # step-4 calls come after step-2 calls in all_or_nothing (offset by K0)
+                cand.add(means, uniq % C1 - 1, ma, _key(2, jn, uniq % C1), jn + K0)
             if found.any():
-                Xf, wf, sf = X[conflict][found], wc[found], s2[found]
+                Xf, wf, sf = Xc[found], wc[found], s2[found]
+                uniq, means, counts, _, _ = self._grouped(wf * K0 + sf, Xf)
+                wu, su = uniq // K0, uniq % K0
                 if self.p["conflict_update"] == "per_sample":
-                    pos = torch.nonzero(conflict).squeeze(1)[found]
-                    uniq, means, counts = pos, Xf, torch.ones_like(pos)
-                    ws, ss = wf, sf
+                    # each sample on its own, ordered by (w, s', batch position)
+                    pos = torch.arange(Xf.shape[0], device=X.device)
+                    order = torch.argsort(pos, stable=True)
+                    order = order[torch.argsort((wf * K0 + sf)[order], stable=True)]
+                    wu, su, means = wf[order], sf[order], Xf[order]
+                    counts = torch.ones_like(wu)
+                    keys = _key(4, torch.zeros_like(wu), torch.arange(wu.numel(), device=X.device))
                 else:
-                    k = wf * _KEY + sf
-                    uniq, means, counts, _, _ = self._grouped(k, Xf)
-                    ws, ss = uniq // _KEY, uniq % _KEY
-                keys = (
-                    _key(4, ws, ss)
-                    if self.p["conflict_update"] != "per_sample"
-                    else _key(4, torch.zeros_like(uniq), uniq)
-                )
-                contrib.add(ws, means, -self.epush, 0, keys)
-                st.wins.index_add_(0, ss, self._count(counts))
-                contrib.add(ss, means, self.eb, 1, keys)
-                self._neighbour_pulls(contrib, ss, means, keys)
+                    keys = _key(4, wu, su)
+                st.wins.index_add_(0, su, self._count(counts))
+                pushes = (wu, means, keys)
+                winners = torch.cat([winners, su])
+                pull_X = torch.cat([pull_X, means])
+                pull_keys = torch.cat([pull_keys, keys])
+        # step 5: contributions from the edges as they now are, then rounds
+        contrib = _Contributions()
+        if winners.numel() and self.p["connection_refresh"] == "always":
+            self._refresh_all()
+        if pushes is not None:
+            contrib.add(pushes[0], pushes[1], -self.epush, 0, pushes[2])
+        self._pulls(contrib, winners, pull_X, pull_keys)
         self._apply(contrib)
-        self._insert(cand)
+        self._insert(cand)  # step 6
+
+    def _clone_for(self, j, extra):
+        """Which of the clone requests ``extra`` (indices into the step-3 groups, winner and
+        label ascending) fit: greedy while capacity allows, or whole winner groups
+        (``capacity="all_or_nothing"``)."""
+        room = max(0, self.max_nodes - self.state.K)
+        if self.p["capacity"] != "all_or_nothing":
+            return extra[:room]
+        _, sizes = torch.unique_consecutive(j[extra], return_counts=True)
+        ok = torch.zeros(extra.numel(), dtype=torch.bool, device=extra.device)
+        K, start = self.state.K, 0
+        for n in sizes.tolist():  # compat flag only: a loop over winners that need clones
+            if (K + n < self.max_nodes) if n > 1 else (K < self.max_nodes):
+                ok[start : start + n] = True
+                K += n
+            start += n
+        return extra[ok]
 
     def _stage_u(self, X):
+        """Stage U of §3: unlabelled samples, activations on the post-S map."""
         st = self.state
         A = self._act(X)
         a, w = A.max(1)
-        contrib, cand = _Contributions(), _Candidates()
+        cand = _Candidates()
+        no_call = torch.zeros(0, dtype=torch.long, device=X.device)
         if self.p["unsup_threshold"] == "mean":
             uniq, means, counts, _, _ = self._grouped(w, X)
             am = activation_matrix(means, st.C[: st.K], st.omega[: st.K], self.p["distance"])
             a_u = am.gather(1, uniq.unsqueeze(1)).squeeze(1)  # each mean against its winner
-            low_g = a_u < self.at
+            low = a_u < self.at
             cand.add(
-                means[low_g],
-                torch.full_like(uniq[low_g], -1),
-                a_u[low_g],
-                _key(5, uniq[low_g], torch.zeros_like(uniq[low_g])),
+                means[low],
+                torch.full_like(uniq[low], -1),
+                a_u[low],
+                _key(5, uniq[low], torch.zeros_like(uniq[low])),
+                torch.zeros_like(uniq[low]),
             )
-            hi = ~low_g
-            j, means, counts = uniq[hi], means[hi], counts[hi]
+            j, means, counts = uniq[~low], means[~low], counts[~low]
         else:
             low = a < self.at
             if low.any():
@@ -345,23 +357,27 @@ class Engine:
                         X[low],
                         torch.full_like(pos, -1),
                         a[low],
-                        _key(5, torch.zeros_like(pos), pos),
+                        _key(5, w[low], pos),
+                        torch.zeros_like(pos),
                     )
                 else:
                     uniq, gm, _, _, ma = self._grouped(w[low], X[low], a[low])
                     cand.add(
-                        gm, torch.full_like(uniq, -1), ma, _key(5, uniq, torch.zeros_like(uniq))
+                        gm,
+                        torch.full_like(uniq, -1),
+                        ma,
+                        _key(5, uniq, torch.zeros_like(uniq)),
+                        torch.zeros_like(uniq),
                     )
-            high = ~low
-            if high.any():
-                j, means, counts, _, _ = self._grouped(w[high], X[high])
-            else:
-                j = torch.empty(0, dtype=torch.long, device=X.device)
+            j, means, counts = no_call, X[:0], no_call
+            if (~low).any():
+                j, means, counts, _, _ = self._grouped(w[~low], X[~low])
+        contrib = _Contributions()
         if j.numel():
+            if self.p["connection_refresh"] == "always":
+                self._refresh_all()
             st.wins.index_add_(0, j, self._count(counts))
-            keys = _key(6, j, torch.zeros_like(j))
-            contrib.add(j, means, self.eb, 1, keys)
-            self._neighbour_pulls(contrib, j, means, keys)
+            self._pulls(contrib, j, means, _key(6, j, torch.zeros_like(j)))
         self._apply(contrib)
         self._insert(cand)
 
@@ -373,7 +389,8 @@ class Engine:
         st = self.state
         K = st.K
         wins = st.wins[:K]
-        keep = wins.to(torch.float64) >= float(self.p["lp"]) * self.t
+        # int64 wins against a Python float: torch compares in float32, as the oracles do
+        keep = ~(wins < float(self.p["lp"]) * self.t)
         if K and not keep.any():  # Choice (SPEC §2): keep the node with most wins
             keep[int(torch.argmax(wins))] = True
         if not keep.all():
@@ -401,32 +418,28 @@ class Engine:
     # ------------------------------------------------------------------ schedule
     def run(self) -> NodeState:
         p = self.p
-        stream = _SampleStream(self.N, self.gen, p["sampling"] == "replacement", self.X.device)
+        stream = _BatchStream(
+            self.N, self.B, self.gen, p["sampling"] == "replacement", self.X.device
+        )
         if p["init"] == "random":
             x0 = torch.rand(self.m, generator=self.gen, dtype=torch.float32).to(self.X)
             self.state.insert(x0.unsqueeze(0), torch.tensor([-1], device=self.X.device))
+        n_batches = math.ceil(self.N / self.B)
         for _ in range(int(p["epochs"])):
-            left = self.N
-            while left > 0:
-                b = min(self.B, left)
-                self.step(stream.take(b))
-                left -= b
+            for _ in range(n_batches):
+                self.step(stream.next())
             self.history["n_nodes"].append(self.state.K)
         conv = p["convergence"]
         if conv == "cpp":
-            if self.t > 0:  # (a) finish the open window
-                while not self.step(stream.take(self.B)):
-                    pass
+            while self.t > 0:  # (a) finish the open window
+                self.step(stream.next())
             self.max_nodes = self.state.K  # (b) freeze insertion
-            left = self.age  # (c) exactly age_wins more samples, ending with a removal
-            while left > 0:
-                b = min(self.B, left)
-                self.step(stream.take(b))
-                left -= b
+            if self.age > 0:  # (c) one more window: batches until it closes (a removal)
+                while not self.step(stream.next()):
+                    pass
         elif conv == "reference":  # R8: one extra pass, capped at 2 age_wins batches
-            n_batches = min(math.ceil(self.N / self.B), 2 * self.age)
-            for _ in range(n_batches):
-                if self.step(stream.take(self.B)):
+            for _ in range(min(n_batches, 2 * self.age)):
+                if self.step(stream.next()):
                     self.max_nodes = self.state.K
         self.history["n_nodes"].append(self.state.K)
         return self.state
