@@ -200,6 +200,32 @@ def cmd_demo(args) -> None:
     _emit(args, summary, summary["text"])
 
 
+def cmd_reproduce(args) -> None:
+    from .experiments import table2
+
+    if args.jobs == 0:
+        raise SomlabError("--jobs must be a positive number of processes or -1 (all cores)")
+    cfg = table2.config_from_args(args)
+    table = table2.reproduce_table2(
+        cfg,
+        results=args.results,
+        out_dir=args.out_dir,
+        n_jobs=args.jobs,
+        progress=not args.quiet,
+        plot=not args.no_plot,
+    )
+    stem = table2.output_names(cfg.quick)[0]
+    out = Path(args.out_dir)
+    met = [t for t in table["targets"] if t["met"]]
+    text = (
+        f"{table['meta']['n_runs']} runs ({table['meta']['n_run_now']} new, "
+        f"{table['meta']['n_failed']} failed); targets met {len(met)}/{len(table['targets'])}; "
+        f"wrote {out / (stem + '.md')}, {out / (stem + '.json')}"
+        + ("" if args.no_plot else f", {out / (stem + '.png')}")
+    )
+    _emit(args, table, text)
+
+
 # ------------------------------------------------------------------------------- parser
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # argparse's own exit code for usage errors is already 2
@@ -302,6 +328,84 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("--device", default="cpu")
     de.add_argument("--json", action="store_true")
     de.set_defaults(func=cmd_demo)
+
+    rp = sub.add_parser(
+        "reproduce",
+        help="reproduce a table of the papers (table2: UCI clustering error)",
+        description="Reproduce a table of the papers; runs are resumable.",
+    )
+    rsub = rp.add_subparsers(dest="target", required=True, parser_class=_Parser)
+    t2 = rsub.add_parser(
+        "table2",
+        help="UCI clustering error of the Batch SS-SOM paper (Table II)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Table II of the Batch SS-SOM paper (SPEC.md section 9): every model x\n"
+        "dataset x label fraction x fold x parameter setting is fitted on the train split\n"
+        "and scored on the test split (CE with noise in no cluster and with every sample\n"
+        "assigned, accuracy, nodes). Each finished run is appended to a JSONL file; a rerun\n"
+        "skips what is done. Writes OUT_DIR/table2.md (our numbers beside the paper's, the\n"
+        "quality targets), table2.json and table2.png.",
+        epilog="examples:\n"
+        "  somlab reproduce table2 --quick              # a few minutes on 2 cores\n"
+        "  somlab reproduce table2                      # full protocol, 500 LHS settings\n"
+        "  somlab reproduce table2 --settings authors --models batchsssom,sssom\n"
+        "  somlab reproduce table2 --datasets glass --fractions 0,100 --jobs 2 --json",
+    )
+    t2.add_argument(
+        "--quick",
+        action="store_true",
+        help="small preset (breast, glass; 0,10,100 %%; 3 folds; 8 LHS settings; epochs <= 10); "
+        "options given explicitly override it; writes table2_quick.* and its own results file",
+    )
+    t2.add_argument(
+        "--settings",
+        default=None,
+        help="N Latin-hypercube settings over the paper's Table I, or 'authors' for the "
+        "authors' 500 (sssom_0.csv) (default 500)",
+    )
+    t2.add_argument("--lhs-seed", type=int, default=None, help="seed of the LHS draw (default 0)")
+    t2.add_argument(
+        "--models",
+        "--model",
+        default=None,
+        help="comma list of larfdssom, sssom, batchsssom (default batchsssom); "
+        "larfdssom runs at 0 %% only",
+    )
+    t2.add_argument(
+        "--datasets",
+        default=None,
+        help="comma list (default breast,diabetes,glass,liver,shape,vowel)",
+    )
+    t2.add_argument("--with-pendigits", action="store_true", help="add pendigits (7494 samples)")
+    t2.add_argument(
+        "--fractions",
+        default=None,
+        help="comma list of label percents from 0,1,5,10,25,50,75,100 (default all)",
+    )
+    t2.add_argument(
+        "--folds",
+        default=None,
+        help="comma list of x<r>_k<k> names or indices 0..8 (default all 9)",
+    )
+    t2.add_argument(
+        "--max-epochs", type=int, default=None, help="cap every setting's epochs (default none)"
+    )
+    t2.add_argument("--device", default=None, help="estimator device: cpu (default), cuda, cuda:N")
+    t2.add_argument(
+        "--jobs", type=int, default=-1, help="worker processes (default -1: one per core)"
+    )
+    t2.add_argument(
+        "--results",
+        default=None,
+        help="JSONL file of finished runs (default OUT_DIR/table2_runs.jsonl)",
+    )
+    t2.add_argument(
+        "--out-dir", default="experiments/results", help="report folder (default %(default)s)"
+    )
+    t2.add_argument("--no-plot", action="store_true", help="do not draw table2.png")
+    t2.add_argument("--quiet", action="store_true", help="no progress bar (stderr)")
+    t2.add_argument("--json", action="store_true", help="print the table as JSON on stdout")
+    t2.set_defaults(func=cmd_reproduce)
     return p
 
 

@@ -83,7 +83,7 @@ class Grid:
         return (float(height), float(self.cols))
 
     def displacements(self, coords: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
-        """Displacements ``coords[None] - centres[:, None]`` with torus wrap, ``[k, n_nodes, 2]``."""
+        """Wrapped displacements ``coords[None] - centres[:, None]``, ``[k, n_nodes, 2]``."""
         return displacements(coords, centres, self.periods())
 
     def neighbours_within(self, radius: float = 1.0 + 1e-6) -> torch.Tensor:
