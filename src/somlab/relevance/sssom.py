@@ -11,6 +11,8 @@ _DEFAULTS = {}
 
 
 class SSSOM(ClassifierMixin, RelevanceMapBase):
+    score = RelevanceMapBase.score  # accuracy that tolerates unseen labels (ClassifierMixin's
+    # would come first in the MRO)
     __init__ = make_init(drop=("batch_size",), **_DEFAULTS)
 
     def fit(self, X, y=None):

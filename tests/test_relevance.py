@@ -1,0 +1,126 @@
+"""The relevance maps as estimators: invariants, determinism, labels, errors, save/load."""
+
+import numpy as np
+import pytest
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from somlab import LARFDSSOM, SSSOM, BatchSSSOM, DataError, load
+from somlab.core.relevance import relevance_from_delta
+from somlab.datasets import load_uci
+
+
+@pytest.fixture(scope="module")
+def glass():
+    return load_uci("glass", fold="x1_k1", labelled=0.25)
+
+
+FAST = dict(epochs=3, age_wins=2.0)
+
+
+def test_invariants_on_uci(glass):
+    m = BatchSSSOM(**FAST, random_state=0).fit(glass.X_train, glass.y_train)
+    assert 1 <= m.n_nodes_ <= m.max_nodes
+    assert ((m.relevances_ >= 0) & (m.relevances_ <= 1)).all()
+    A = m.adjacency_
+    assert (A == A.T).all() and not A.diagonal().any()
+    assert set(m.node_classes_.tolist()) <= set(m.classes_.tolist()) | {-1}
+    pred = m.predict(glass.X_test)
+    assert set(pred.tolist()) <= set(m.classes_.tolist()) | {-1}
+    acts = m.activations(glass.X_test)
+    assert acts.shape == (len(glass.X_test), m.n_nodes_) and (acts > 0).all() and (acts <= 1).all()
+    member, dims = m.subspace_clusters(glass.X_test)
+    assert member[np.arange(len(member)), acts.argmax(1)].all() and dims.shape == (m.n_nodes_, 9)
+
+
+def test_same_seed_same_result_whatever_ran_before(glass):
+    kw = dict(**FAST, random_state=7)
+    a = BatchSSSOM(**kw).fit(glass.X_train, glass.y_train)
+    SSSOM(epochs=1, random_state=1).fit(glass.X_train[:30])  # unrelated work in between
+    b = BatchSSSOM(**kw).fit(glass.X_train, glass.y_train)
+    np.testing.assert_array_equal(a.prototypes_, b.prototypes_)
+    c = BatchSSSOM(**{**kw, "random_state": 8}).fit(glass.X_train, glass.y_train)
+    assert c.n_nodes_ != a.n_nodes_ or not np.array_equal(c.prototypes_, a.prototypes_)
+
+
+def test_unlabelled_value_999_and_string_labels(glass):
+    y999 = np.where(glass.y_train < 0, 999, glass.y_train)
+    a = BatchSSSOM(**FAST, random_state=0).fit(glass.X_train, glass.y_train)
+    b = BatchSSSOM(**FAST, random_state=0, unlabelled_value=999).fit(glass.X_train, y999)
+    np.testing.assert_array_equal(a.predict(glass.X_test), b.predict(glass.X_test))
+    names = np.array(["a", "b", "c", "d", "e", "f", "g"])
+    ys = np.where(glass.y_train >= 0, names[np.maximum(glass.y_train, 0) % 7], "-1")
+    c = BatchSSSOM(**FAST, random_state=0).fit(glass.X_train, ys.astype(object))
+    pc = c.predict(glass.X_test)
+    assert set(pc.tolist()) <= set(names.tolist()) | {-1}
+
+
+def test_unsupervised_fit_predicts_cluster_ids(glass):
+    m = BatchSSSOM(**FAST, random_state=0).fit(glass.X_train)
+    np.testing.assert_array_equal(m.predict(glass.X_test), m.predict_cluster(glass.X_test))
+    lar = LARFDSSOM(**FAST, random_state=0).fit(glass.X_train)
+    noise = lar.activations(glass.X_test).max(1) < lar.at
+    pred = lar.predict(glass.X_test)
+    assert (pred[noise] == -1).all() and (pred[~noise] >= 0).all()
+
+
+def test_bad_input(glass):
+    m = BatchSSSOM(**FAST, random_state=0).fit(glass.X_train, glass.y_train)
+    with pytest.raises(DataError, match="9 features"):
+        m.predict(glass.X_test[:, :5])
+    X = glass.X_train.copy()
+    X[3, 2] = np.nan
+    with pytest.raises(DataError, match="NaN"):
+        BatchSSSOM().fit(X, glass.y_train)
+    with pytest.raises(DataError, match="entries"):
+        BatchSSSOM().fit(glass.X_train, glass.y_train[:-1])
+    with pytest.raises(DataError, match="Unknown label type"):
+        BatchSSSOM().fit(glass.X_train, np.linspace(0, 1, len(glass.X_train)))
+    with pytest.raises(DataError, match="labelled"):
+        m.score(glass.X_test, np.full(len(glass.X_test), -1))
+    y = glass.y_test.copy()
+    y[:5] = 42  # a class the model never saw: counted as errors, with a warning
+    with pytest.warns(UserWarning, match="never saw"):
+        s = m.score(glass.X_test, y)
+    assert s == pytest.approx(np.mean(m.predict(glass.X_test)[5:] == y[5:]) * (len(y) - 5)
+                              / len(y))
+    with pytest.raises(ValueError, match="at"):
+        BatchSSSOM(at=1.5).fit(glass.X_train, glass.y_train)
+
+
+def test_save_load_predicts_exactly(tmp_path, glass):
+    m = BatchSSSOM(**FAST, random_state=0, compat="reference").fit(glass.X_train, glass.y_train)
+    back = load(m.save(tmp_path / "m.somlab"))
+    np.testing.assert_array_equal(back.predict(glass.X_test), m.predict(glass.X_test))
+    np.testing.assert_array_equal(back.predict_cluster(glass.X_test),
+                                  m.predict_cluster(glass.X_test))
+    assert back.get_params() == m.get_params()
+
+
+def test_relevance_kernel_known_values():
+    import torch
+
+    d = torch.tensor([[0.0, 1.0, 2.0], [3.0, 3.0, 3.0]])
+    om = relevance_from_delta(d, 0.5)
+    # q = 0.5 * 2 = 1; omega = sigmoid(-(d - 1))
+    np.testing.assert_allclose(om[0], torch.sigmoid(torch.tensor([1.0, 0.0, -1.0])), rtol=1e-6)
+    assert om[1].tolist() == [1.0, 1.0, 1.0]  # q = 0: all relevant
+
+
+def _expected_failures(estimator):
+    # -1 marks unlabelled samples (sklearn.semi_supervised's convention), so it cannot also be a
+    # class; scikit-learn exempts its own LabelSpreading/LabelPropagation from this check by name.
+    if isinstance(estimator, LARFDSSOM):
+        return {}
+    return {"check_classifiers_classes": "-1 means unlabelled, as in sklearn.semi_supervised"}
+
+
+@parametrize_with_checks(
+    [
+        BatchSSSOM(epochs=2, at=0.3, random_state=0),
+        SSSOM(epochs=2, at=0.3, random_state=0),
+        LARFDSSOM(epochs=2, at=0.7, filter_noise=False, random_state=0),
+    ],
+    expected_failed_checks=_expected_failures,
+)
+def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)
