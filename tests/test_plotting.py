@@ -370,3 +370,21 @@ def test_plot_training(soms, tmp_path):
     np.testing.assert_allclose(qe, som.history_["quantization_error"])
     assert len(qe) == som.epochs
     _png_ok(tmp_path / "t.png")
+
+
+def test_relevance_plot_shows_the_relevances(tmp_path):
+    from somlab import BatchSSSOM
+    from somlab.plotting import plot_relevances, relevance_matrix
+
+    rng = np.random.default_rng(0)
+    X = rng.random((80, 4)).astype(np.float32)
+    y = (X[:, 0] > 0.5).astype(int)
+    m = BatchSSSOM(epochs=2, random_state=0).fit(X, y)
+    R, cls = relevance_matrix(m)
+    np.testing.assert_array_equal(R, m.relevances_)
+    np.testing.assert_array_equal(cls, m.node_classes_)
+    ax = plot_relevances(m, feature_names=list("abcd"), path=tmp_path / "r.png")
+    np.testing.assert_array_equal(ax.images[0].get_array(), R)
+    assert (tmp_path / "r.png").stat().st_size > 0
+    with pytest.raises(ValueError, match="fit the relevance map"):
+        relevance_matrix(object())

@@ -354,8 +354,9 @@ def build_parser() -> argparse.ArgumentParser:
     t2.add_argument(
         "--quick",
         action="store_true",
-        help="small preset (breast, glass; 0,10,100 %%; 3 folds; 8 LHS settings; epochs <= 10); "
-        "options given explicitly override it; writes table2_quick.* and its own results file",
+        help="small preset (breast, glass, shape; 0,10,100 %%; folds x1_k1,x2_k1,x3_k1; 8 LHS "
+        "settings; epochs and age_wins capped at 5; about 1.5 min on 2 cores); options given "
+        "explicitly override it; writes table2_quick.* and its own results file",
     )
     t2.add_argument(
         "--settings",
@@ -389,6 +390,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t2.add_argument(
         "--max-epochs", type=int, default=None, help="cap every setting's epochs (default none)"
+    )
+    t2.add_argument(
+        "--max-age-wins",
+        type=int,
+        default=None,
+        help="cap every setting's age_wins (x N samples per window; default none)",
     )
     t2.add_argument("--device", default=None, help="estimator device: cpu (default), cuda, cuda:N")
     t2.add_argument(

@@ -28,6 +28,7 @@ from ._draw import (
     plot_training,
     plot_umatrix,
 )
+from ._relevance import plot_relevances, relevance_matrix
 
 __all__ = [
     "best_matching_nodes",
@@ -43,8 +44,10 @@ __all__ = [
     "plot_hits",
     "plot_markers",
     "plot_prototypes",
+    "plot_relevances",
     "plot_training",
     "plot_umatrix",
     "prototype_mosaic",
+    "relevance_matrix",
     "umatrix",
 ]

@@ -1,0 +1,412 @@
+"""A resumable parameter sweep: fit one model per job, score it, append one JSON line per job.
+
+A *job* is a dict::
+
+    {"key", "model", "dataset", "fraction", "fold", "setting", "params"}
+
+``key`` (see :func:`job_key`) names the model, dataset, label fraction, fold, setting index and a
+hash of the parameters, so a results file can hold several sweeps (other settings, an epoch cap)
+without mixing them up. :func:`run_sweep` skips every job whose key already has a finished
+record in the results file and appends the others as they finish (one writer at a time; each
+line flushed and fsync'ed, so a kill loses at most the runs in flight; a truncated last line is
+cut off on the next run). Runs go through joblib (one process per core by default) with a tqdm
+progress bar on stderr.
+
+A run depends on its job only: the model is built by ``model_factory(model, params)`` from the
+job's parameters (its seed included), the data by ``data_loader(dataset, fold, fraction)``, and
+torch runs on one thread inside each job, so order, ``n_jobs`` and the other jobs never change a
+result (timings aside).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .._errors import SomlabError
+
+__all__ = [
+    "MODEL_CLASSES",
+    "TIMING_FIELDS",
+    "SweepResult",
+    "default_model_factory",
+    "hash_params",
+    "job_key",
+    "load_split",
+    "make_job",
+    "read_results",
+    "run_job",
+    "run_sweep",
+    "score_model",
+]
+
+#: ``--models`` name -> class in :mod:`somlab.relevance`.
+MODEL_CLASSES = {"larfdssom": "LARFDSSOM", "sssom": "SSSOM", "batchsssom": "BatchSSSOM"}
+
+#: Fields of a record that are measurements of time (they differ between identical runs).
+TIMING_FIELDS = ("fit_s", "predict_s", "cpu_s")
+
+
+# ------------------------------------------------------------------------------ jobs
+
+
+def hash_params(params: dict) -> str:
+    text = json.dumps(params, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:12]
+
+
+@functools.lru_cache(maxsize=64)
+def _fraction_text(fraction: float) -> str:
+    return f"{round(float(fraction) * 100, 6):g}%"
+
+
+def _plain(params) -> dict:
+    return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in dict(params).items()}
+
+
+def job_key(
+    model: str, dataset: str, fraction: float, fold: str, setting: int, params, params_hash=None
+) -> str:
+    """Stable key ``model|dataset|fraction%|fold|setting|params-hash`` of a job (the hash: the
+    first 12 hex digits of the SHA-1 of the parameters as sorted compact JSON)."""
+    return "|".join(
+        [
+            str(model),
+            str(dataset),
+            _fraction_text(fraction),
+            str(fold),
+            str(int(setting)),
+            params_hash or hash_params(_plain(params)),
+        ]
+    )
+
+
+def make_job(
+    model: str, dataset: str, fraction: float, fold: str, setting: int, params, params_hash=None
+) -> dict:
+    """A job dict with its key; ``params`` are the estimator's keyword arguments
+    (``params_hash``: their precomputed hash; then ``params`` must hold plain python values
+    and is shared, not copied, so that many jobs of one setting are built quickly)."""
+    if params_hash is None:
+        params = _plain(params)
+    return {
+        "key": job_key(model, dataset, fraction, fold, setting, params, params_hash),
+        "model": str(model),
+        "dataset": str(dataset),
+        "fraction": float(fraction),
+        "fold": str(fold),
+        "setting": int(setting),
+        "params": params,
+    }
+
+
+# ------------------------------------------------------------------------------ one job
+
+
+def load_split(dataset: str, fold: str, fraction: float):
+    """``(X_train, y_train, X_test, y_test)`` of a bundled UCI fold, ``fraction`` of the train
+    labels kept (the rest -1), via :func:`somlab.datasets.load_uci`."""
+    from ..datasets import load_uci
+
+    b = load_uci(dataset, fold=fold, labelled=fraction)
+    return b.X_train, b.y_train, b.X_test, b.y_test
+
+
+def default_model_factory(name: str, params: dict):
+    """``somlab.relevance.<LARFDSSOM|SSSOM|BatchSSSOM>(**params)``."""
+    if name not in MODEL_CLASSES:
+        raise SomlabError(f"unknown model {name!r}; choose from {', '.join(MODEL_CLASSES)}")
+    try:
+        from .. import relevance
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise SomlabError(f"somlab.relevance cannot be imported: {exc}") from None
+    cls = getattr(relevance, MODEL_CLASSES[name], None)
+    if cls is None:
+        raise SomlabError(f"somlab.relevance has no {MODEL_CLASSES[name]} (not built yet?)")
+    return cls(**params)
+
+
+@contextlib.contextmanager
+def _one_torch_thread():
+    """Run torch on one thread (results must not depend on the thread count); restore after."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def score_model(model, X_test, y_test, supervised: bool) -> dict:
+    """CE and accuracy on the test split, noise scored both ways (SPEC.md §8).
+
+    ``ce``/``acc``: noise samples in no cluster and wrong (``predict_cluster`` with
+    ``filter_noise=True``: -1 counts in N, never in Dmax), as the authors' scripts.
+    ``ce_all``/``acc_all``: every sample assigned to its winner's cluster
+    (``filter_noise=False``; ``predict`` does not refit). ``noise``: the share of test samples
+    left as noise in the first way. Accuracies are ``None`` for a model that saw no label (its
+    ``predict`` gives cluster ids). The model's own ``filter_noise`` is restored afterwards.
+    """
+    from ..metrics import accuracy, clustering_error
+
+    y_test = np.asarray(y_test)
+    params = model.get_params(deep=False) if hasattr(model, "get_params") else {}
+    has_flag = "filter_noise" in params
+    out = {}
+    try:
+        for suffix, flag in (("", True), ("_all", False)):
+            if has_flag:
+                model.set_params(filter_noise=flag)
+            clusters = np.asarray(model.predict_cluster(X_test))
+            out["ce" + suffix] = float(clustering_error(y_test, clusters, noise=-1))
+            if suffix == "":
+                out["noise"] = float(np.mean(clusters == -1))
+            if supervised:
+                out["acc" + suffix] = float(accuracy(y_test, np.asarray(model.predict(X_test))))
+            else:
+                out["acc" + suffix] = None
+    finally:
+        if has_flag:
+            model.set_params(filter_noise=params["filter_noise"])
+    return out
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
+
+
+def run_job(job: dict, model_factory=None, data_loader=None) -> dict:
+    """Fit and score one job; returns its record (the job's fields plus the results).
+
+    Record fields: ``ce``, ``ce_all``, ``acc``, ``acc_all``, ``noise`` (see
+    :func:`score_model`), ``n_nodes`` (the model's ``n_nodes_``), ``n_train``, ``n_labelled``,
+    ``n_test``, ``fit_s``, ``predict_s`` (wall seconds), ``cpu_s`` (process CPU seconds of fit
+    and scoring). A job whose model raises gets ``error`` (one line) instead of the results.
+    """
+    factory = model_factory if model_factory is not None else default_model_factory
+    loader = data_loader if data_loader is not None else load_split
+    rec = {k: job[k] for k in ("key", "model", "dataset", "fraction", "fold", "setting", "params")}
+    X_train, y_train, X_test, y_test = loader(job["dataset"], job["fold"], job["fraction"])
+    y_train = np.asarray(y_train)
+    n_labelled = int((y_train >= 0).sum())
+    rec.update(n_train=int(len(y_train)), n_labelled=n_labelled, n_test=int(len(y_test)))
+    with _one_torch_thread():
+        cpu0 = time.process_time()
+        try:
+            model = factory(job["model"], dict(job["params"]))
+            t0 = time.perf_counter()
+            model.fit(X_train, y_train)
+            t1 = time.perf_counter()
+            scores = score_model(model, X_test, y_test, supervised=n_labelled > 0)
+            t2 = time.perf_counter()
+        except Exception as exc:  # a failed setting must not end a day-long sweep
+            rec["error"] = _one_line(exc)
+            rec["cpu_s"] = time.process_time() - cpu0
+            return rec
+        cpu = time.process_time() - cpu0
+    n_nodes = getattr(model, "n_nodes_", None)
+    rec.update(scores)
+    rec.update(
+        n_nodes=None if n_nodes is None else int(n_nodes),
+        fit_s=t1 - t0,
+        predict_s=t2 - t1,
+        cpu_s=cpu,
+    )
+    return rec
+
+
+# ------------------------------------------------------------------------------ results file
+
+
+def read_results(path) -> dict[str, dict]:
+    """``key -> record`` of a JSONL results file (missing file: empty).
+
+    Lines that do not parse as a JSON object with a ``key`` (a line cut short by a kill) are
+    ignored; when a key occurs twice the later line wins.
+    """
+    path = Path(path)
+    out: dict[str, dict] = {}
+    if not path.exists():
+        return out
+    with open(path, "rb") as fh:
+        for raw in fh:
+            try:
+                rec = json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(rec, dict) and isinstance(rec.get("key"), str):
+                out[rec["key"]] = rec
+    return out
+
+
+class _Appender:
+    """Append-only JSONL writer: exclusive lock, torn tail cut off, flush + fsync per line."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fh = open(self.path, "a+b")  # closed in close()
+        try:
+            import fcntl
+
+            fcntl.flock(self.fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except ImportError:  # pragma: no cover - not on POSIX
+            pass
+        except OSError:
+            self.fh.close()
+            raise SomlabError(f"another sweep is writing to {self.path}") from None
+        self._cut_torn_tail()
+
+    def _cut_torn_tail(self) -> None:
+        fh = self.fh
+        size = fh.seek(0, os.SEEK_END)
+        if size == 0:
+            return
+        fh.seek(size - 1)
+        if fh.read(1) == b"\n":
+            return
+        pos, block = size, 1 << 16
+        while pos > 0:
+            start = max(0, pos - block)
+            fh.seek(start)
+            chunk = fh.read(pos - start)
+            i = chunk.rfind(b"\n")
+            if i >= 0:
+                fh.truncate(start + i + 1)
+                break
+            pos = start
+        else:
+            fh.truncate(0)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+    def append(self, rec: dict) -> None:
+        line = json.dumps(rec, sort_keys=True, allow_nan=False) + "\n"
+        self.fh.write(line.encode("utf-8"))
+        self.fh.flush()
+        os.fsync(self.fh.fileno())
+
+    def close(self) -> None:
+        self.fh.close()
+
+
+# ------------------------------------------------------------------------------ sweep
+
+
+@dataclass
+class SweepResult:
+    """What :func:`run_sweep` did: the records of all requested jobs, in job order."""
+
+    records: list = field(default_factory=list)
+    n_run: int = 0
+    n_reused: int = 0
+    n_failed: int = 0
+    wall_s: float = 0.0
+
+
+def _check_unique(jobs) -> None:
+    seen = set()
+    for job in jobs:
+        if job["key"] in seen:
+            raise SomlabError(f"duplicate job key {job['key']}")
+        seen.add(job["key"])
+
+
+def run_sweep(
+    jobs,
+    results_path,
+    model_factory=None,
+    data_loader=None,
+    n_jobs: int = -1,
+    progress: bool = True,
+    desc: str = "runs",
+) -> SweepResult:
+    """Run every job not yet finished in ``results_path``; append each record as it finishes.
+
+    Parameters
+    ----------
+    jobs : list of dict
+        From :func:`make_job`; keys must be unique.
+    results_path : path
+        JSONL file (created with its folder when missing). Jobs whose key has a record without
+        ``error`` are skipped; failed ones are tried again.
+    model_factory : callable ``(model, params) -> estimator``, optional
+        Default :func:`default_model_factory`. Must be picklable for ``n_jobs != 1``
+        (joblib's loky backend uses cloudpickle, so closures and test-local classes work).
+    data_loader : callable ``(dataset, fold, fraction) -> (X_train, y_train, X_test, y_test)``
+        Default :func:`load_split`.
+    n_jobs : int, default -1
+        Worker processes (joblib; -1 = all cores, 1 = in this process).
+    progress : bool
+        tqdm bar with ETA on stderr.
+
+    Returns
+    -------
+    SweepResult
+    """
+    t_start = time.perf_counter()
+    jobs = list(jobs)
+    _check_unique(jobs)
+    writer = _Appender(results_path)
+    try:
+        done = {k: r for k, r in read_results(results_path).items() if "error" not in r}
+        pending = [j for j in jobs if j["key"] not in done]
+        result = SweepResult(n_reused=len(jobs) - len(pending))
+        from tqdm.auto import tqdm
+
+        bar = tqdm(
+            total=len(jobs),
+            initial=result.n_reused,
+            desc=desc,
+            unit="run",
+            file=sys.stderr,
+            disable=not progress,
+            dynamic_ncols=True,
+            smoothing=0.05,
+        )
+        new = {}
+        try:
+            if pending:
+                for rec in _execute(pending, model_factory, data_loader, n_jobs):
+                    writer.append(rec)
+                    new[rec["key"]] = rec
+                    result.n_run += 1
+                    result.n_failed += "error" in rec
+                    bar.update(1)
+                    if result.n_failed:
+                        bar.set_postfix(failed=result.n_failed, refresh=False)
+        finally:
+            bar.close()
+    finally:
+        writer.close()
+    done.update(new)
+    result.records = [done[j["key"]] for j in jobs if j["key"] in done]
+    result.wall_s = time.perf_counter() - t_start
+    return result
+
+
+def _execute(pending, model_factory, data_loader, n_jobs):
+    """Yield records as jobs finish (any order)."""
+    if n_jobs == 1 or len(pending) == 1:
+        for job in pending:
+            yield run_job(job, model_factory, data_loader)
+        return
+    from joblib import Parallel, delayed
+
+    par = Parallel(n_jobs=n_jobs, return_as="generator_unordered", pre_dispatch="2*n_jobs")
+    yield from par(delayed(run_job)(job, model_factory, data_loader) for job in pending)

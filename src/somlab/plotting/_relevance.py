@@ -1,0 +1,32 @@
+"""Plots of relevance-learning maps (LARFDSSOM, SS-SOM, Batch SS-SOM)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._draw import _axes, _colorbar, _save
+
+
+def relevance_matrix(model) -> tuple[np.ndarray, np.ndarray]:
+    """``(relevances (n_nodes, n_features), node classes (n_nodes,))`` of a fitted map."""
+    if not hasattr(model, "relevances_"):
+        raise ValueError("fit the relevance map before plotting (it has no relevances_)")
+    return np.asarray(model.relevances_), np.asarray(model.node_classes_)
+
+
+def plot_relevances(model, feature_names=None, ax=None, path=None, cmap="viridis"):
+    """Heat map of every node's per-feature relevance (rows: nodes, labelled by their class)."""
+    R, classes = relevance_matrix(model)
+    ax = _axes(ax, figsize=(max(4.0, 0.35 * R.shape[1] + 2), max(2.5, 0.3 * R.shape[0] + 1.5)))
+    im = ax.imshow(R, aspect="auto", cmap=cmap, vmin=0.0, vmax=1.0, interpolation="nearest")
+    ax.set_xlabel("feature")
+    ax.set_ylabel("node (class)")
+    ax.set_yticks(range(R.shape[0]))
+    ax.set_yticklabels([f"{i} ({c})" if c != -1 else f"{i} (-)" for i, c in enumerate(classes)])
+    if feature_names is not None:
+        ax.set_xticks(range(R.shape[1]))
+        ax.set_xticklabels(list(feature_names), rotation=90)
+    ax.set_title("Node relevances")
+    _colorbar(ax, im, "relevance")
+    _save(ax.figure, path)
+    return ax
