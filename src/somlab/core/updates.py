@@ -104,19 +104,27 @@ def sequential_steps(
     """Online (per-sample) Euclidean SOM steps, in place: ``w_j += lr_t h_t(b, j) (x_t - w_j)``.
 
     ``order`` lists the sample index of each step; ``sigmas`` and ``rates`` the per-step values.
-    The winner is ``argmin_j ||w_j||^2 - 2 w_j.x``; the squared norms are carried across steps
-    with the exact identity ``|(1-g)w + g x|^2 = (1-g)^2 |w|^2 + 2 g (1-g) w.x + g^2 |x|^2``
-    (``w.x`` is already known from the winner search) and recomputed every ``refresh`` steps,
-    so each step reads the prototypes three times and allocates nothing of size ``[k, m]``.
+    The winner is ``argmin_j ||w_j||^2 - 2 w_j.x`` (one ``addmv``); the squared norms are carried
+    across steps with the exact identity
+    ``|(1-g)w + g x|^2 = (1-g) ((1-g)|w|^2 + g (|w|^2 - d)) + g^2 |x|^2`` with ``d = |w|^2 - 2 w.x``
+    from the winner search, and recomputed every ``refresh`` steps.  The update is one fused
+    ``lerp_``, so each step reads the prototypes twice and allocates nothing of size ``[k, m]``.
     On CPU the loop runs on one thread: per-sample tensors are too small to share, and a second
     thread that is descheduled stalls every operation (measured 10-50x slower on 2 busy cores).
     """
+    from .neighbourhoods import gaussian
+
     n_nodes = coords.shape[0]
-    # Grid displacements from every possible winner, when that table is small.
-    table = displacements(coords, coords, periods) if n_nodes <= 2048 else None
+    dt = W.dtype
+    small = n_nodes <= 2048  # tables of size n_nodes^2 from every possible winner
+    if small:
+        disp = displacements(coords, coords, periods)
+        # the gaussian only needs squared grid distances: exp(-d2 / (2 sigma^2))
+        table = (disp * disp).sum(-1).to(dt) if fn is gaussian else disp.to(dt)
     pt = (
         None if periods is None else torch.tensor(periods, dtype=coords.dtype, device=coords.device)
     )
+    xx = (X[torch.as_tensor(order, device=X.device)] ** 2).sum(1).tolist() if len(order) else []
     threads = torch.get_num_threads()
     if W.device.type == "cpu":
         torch.set_num_threads(1)
@@ -124,21 +132,26 @@ def sequential_steps(
         wsq = (W * W).sum(1)
         for t, i in enumerate(order):
             x = X[i]
-            wx = torch.mv(W, x)
-            b = int(torch.argmin(wsq - 2.0 * wx))
-            if table is not None:
-                d = table[b]
+            dist = torch.addmv(wsq, W, x, alpha=-2.0)  # |w|^2 - 2 w.x
+            b = int(torch.argmin(dist))
+            sigma, rate = float(sigmas[t]), float(rates[t])
+            if small and fn is gaussian:
+                g = torch.exp(table[b] * (-0.5 / (sigma * sigma))).mul_(rate)
             else:
-                d = coords - coords[b]
-                if pt is not None:
-                    d = d - pt * torch.round(d / pt)
-            g = fn(d, float(sigmas[t])).mul_(float(rates[t])).to(W.dtype)
+                if small:
+                    d = table[b]
+                else:
+                    d = coords - coords[b]
+                    if pt is not None:
+                        d = d - pt * torch.round(d / pt)
+                g = fn(d, sigma).mul_(rate).to(dt)
             keep = 1.0 - g
-            W.mul_(keep.unsqueeze(1)).addr_(g, x)
+            W.lerp_(x.expand_as(W), g.unsqueeze(1))
             if (t + 1) % refresh == 0:
                 wsq = (W * W).sum(1)
             else:
-                wsq = keep * keep * wsq + 2.0 * g * keep * wx + g * g * torch.dot(x, x)
+                wsq = torch.addcmul(keep * wsq, g, wsq - dist).mul_(keep)
+                wsq.addcmul_(g, g, value=xx[t])
     finally:
         torch.set_num_threads(threads)
     return W
