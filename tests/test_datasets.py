@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 import struct
 import urllib.error
 from pathlib import Path
@@ -15,7 +16,10 @@ from somlab import DataError
 from somlab import datasets as ds
 from somlab.datasets import _images
 
-SHARED = Path("/work/shared/data")
+# ../shared beside the repository (as in CI); SOMLAB_SHARED overrides
+SHARED = (
+    Path(os.environ.get("SOMLAB_SHARED", Path(__file__).resolve().parents[2] / "shared")) / "data"
+)
 MNIST_NPZ = SHARED / "mnist.npz"
 needs_mnist = pytest.mark.skipif(not MNIST_NPZ.is_file(), reason="shared mnist.npz absent")
 
