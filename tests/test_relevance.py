@@ -81,8 +81,7 @@ def test_bad_input(glass):
     y[:5] = 42  # a class the model never saw: counted as errors, with a warning
     with pytest.warns(UserWarning, match="never saw"):
         s = m.score(glass.X_test, y)
-    assert s == pytest.approx(np.mean(m.predict(glass.X_test)[5:] == y[5:]) * (len(y) - 5)
-                              / len(y))
+    assert s == pytest.approx(np.mean(m.predict(glass.X_test)[5:] == y[5:]) * (len(y) - 5) / len(y))
     with pytest.raises(ValueError, match="at"):
         BatchSSSOM(at=1.5).fit(glass.X_train, glass.y_train)
 
@@ -91,8 +90,9 @@ def test_save_load_predicts_exactly(tmp_path, glass):
     m = BatchSSSOM(**FAST, random_state=0, compat="reference").fit(glass.X_train, glass.y_train)
     back = load(m.save(tmp_path / "m.somlab"))
     np.testing.assert_array_equal(back.predict(glass.X_test), m.predict(glass.X_test))
-    np.testing.assert_array_equal(back.predict_cluster(glass.X_test),
-                                  m.predict_cluster(glass.X_test))
+    np.testing.assert_array_equal(
+        back.predict_cluster(glass.X_test), m.predict_cluster(glass.X_test)
+    )
     assert back.get_params() == m.get_params()
 
 
