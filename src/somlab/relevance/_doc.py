@@ -1,6 +1,10 @@
 """Parameter documentation shared by the three relevance maps."""
 
 PARAMS = """
+    The defaults of at ... epush come from a sweep (24 Latin-hypercube settings over the
+    paper's Table I, six UCI sets, 0/10/100 % labels, 3 folds): the setting best on average
+    across data sets and label fractions.  See experiments/results/defaults_sweep/table2.md.
+
     at : float, default={at}
         Activation threshold a_t: a sample whose winner's activation is below it is novel
         (a node is inserted) or noise at prediction.
