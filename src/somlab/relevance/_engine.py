@@ -24,6 +24,14 @@ def _key(stage: int, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (stage * _KEY + a) * _KEY + b
 
 
+def _lexsort(*keys: torch.Tensor) -> torch.Tensor:
+    """Indices that sort by ``keys[0]``, ties by ``keys[1]``, ... (stable sorts, last key first)."""
+    order = torch.argsort(keys[-1], stable=True)
+    for k in reversed(keys[:-1]):
+        order = order[torch.argsort(k[order], stable=True)]
+    return order
+
+
 @dataclass
 class _Contributions:
     """Pending K4 updates of one stage: node, target row, rate, kind (0 push, 1 winner pull,
@@ -143,10 +151,7 @@ class Engine:
         rates = torch.cat(contrib.rates)
         kinds = torch.cat(contrib.kinds)
         keys = torch.cat(contrib.keys)
-        # lexicographic order (node, kind, key) by stable sorts from the last key to the first
-        order = torch.argsort(keys, stable=True)
-        order = order[torch.argsort(kinds[order], stable=True)]
-        order = order[torch.argsort(nodes[order], stable=True)]
+        order = _lexsort(nodes, kinds, keys)
         nodes, X, rates = nodes[order], X[order], rates[order]
         _, counts = torch.unique_consecutive(nodes, return_counts=True)
         starts = torch.cumsum(counts, 0) - counts
@@ -168,10 +173,8 @@ class Engine:
         act = torch.cat(cand.act)
         keys = torch.cat(cand.keys)
         calls = torch.cat(cand.calls)
-        order = torch.argsort(keys, stable=True)
-        order = order[torch.argsort(act[order], stable=True)]
         if self.p["capacity"] == "all_or_nothing":
-            order = order[torch.argsort(calls[order], stable=True)]
+            order = _lexsort(calls, act, keys)
             X, cls, calls = X[order], cls[order], calls[order]
             _, sizes = torch.unique_consecutive(calls, return_counts=True)
             take = torch.zeros(X.shape[0], dtype=torch.bool, device=X.device)
@@ -183,8 +186,8 @@ class Engine:
                 start += n
             X, cls = X[take], cls[take]
         else:
-            room = max(0, self.max_nodes - self.state.K)
-            X, cls = X[order][:room], cls[order][:room]
+            order = _lexsort(act, keys)[: max(0, self.max_nodes - self.state.K)]
+            X, cls = X[order], cls[order]
         if X.shape[0] == 0:
             return
         idx = self.state.insert(X, cls)
@@ -286,9 +289,7 @@ class Engine:
                 wu, su = uniq // K0, uniq % K0
                 if self.p["conflict_update"] == "per_sample":
                     # each sample on its own, ordered by (w, s', batch position)
-                    pos = torch.arange(Xf.shape[0], device=X.device)
-                    order = torch.argsort(pos, stable=True)
-                    order = order[torch.argsort((wf * K0 + sf)[order], stable=True)]
+                    order = _lexsort(wf * K0 + sf, torch.arange(Xf.shape[0], device=X.device))
                     wu, su, means = wf[order], sf[order], Xf[order]
                     counts = torch.ones_like(wu)
                     keys = _key(4, torch.zeros_like(wu), torch.arange(wu.numel(), device=X.device))

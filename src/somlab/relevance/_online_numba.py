@@ -49,8 +49,8 @@ _EPS = np.float32(1e-7)
 _CHUNK = 1 << 14  # indices handed to the kernel per call (whole draws; at least one draw)
 
 # indices into the kernel's int64 state vector
-_K, _T, _MAXN, _PHASE, _ORG, _INS, _REM, _WIN = range(8)
-_N_STATE = 8
+_K, _T, _MAXN, _PHASE, _ORG, _INS, _REM, _WIN, _SEEN = range(9)
+_N_STATE = 9
 # phases of the schedule
 _ORGANISATION, _CONV_A, _CONV_C, _DONE = range(4)
 
@@ -85,14 +85,24 @@ def supports(p: dict) -> bool:
 # --------------------------------------------------------------------------- kernels (SPEC §1)
 @njit(cache=True)
 def _activations(x, C, omega, sw, K, squared, act):
-    """K1 + K2 for every active node: ``act[j] = sw_j / (sw_j + D_j(x) + eps)``, float32."""
+    """K1 + K2 for every active node: ``act[j] = sw_j / (sw_j + D_j(x) + eps)``, float32.
+
+    Each S_j is summed over features in order; the loop runs over nodes innermost (node-major
+    columns), so it vectorises across nodes without changing any node's rounding.
+    """
     m = x.shape[0]
     for j in range(K):
-        S = _F32(0.0)
-        for i in range(m):
-            d = x[i] - C[j, i]
-            S += d * d * omega[j, i]
-        D = S if squared else _F32(math.sqrt(S))
+        act[j] = _F32(0.0)
+    for i in range(m):
+        xi = x[i]
+        Ci = C[i]
+        Oi = omega[i]
+        for j in range(K):
+            d = xi - Ci[j]
+            act[j] += d * d * Oi[j]
+    for j in range(K):
+        S = act[j]
+        D = S if squared else np.sqrt(S)
         act[j] = sw[j] / (sw[j] + D + _EPS)
 
 
@@ -110,12 +120,12 @@ def _argmax(act, K):
 def _relevance(j, delta, omega, sw, s32):
     """K3 on node j: ``q = s (dmax - dmin)``; omega = sigmoid(-(delta - mean) / q) if
     0 < q < inf, else ones; refreshes the cached relevance sum ``sw_j``."""
-    m = delta.shape[1]
-    dmax = delta[j, 0]
-    dmin = delta[j, 0]
+    m = delta.shape[0]
+    dmax = delta[0, j]
+    dmin = delta[0, j]
     dsum = _F32(0.0)
     for i in range(m):
-        v = delta[j, i]
+        v = delta[i, j]
         dsum += v
         if v > dmax:
             dmax = v
@@ -126,13 +136,13 @@ def _relevance(j, delta, omega, sw, s32):
     total = _F32(0.0)
     if q > 0 and math.isfinite(q):
         for i in range(m):
-            z = (delta[j, i] - dmean) / q
+            z = (delta[i, j] - dmean) / q
             w = _F32(1.0) / (_F32(1.0) + np.exp(z))
-            omega[j, i] = w
+            omega[i, j] = w
             total += w
     else:
         for i in range(m):
-            omega[j, i] = _F32(1.0)
+            omega[i, j] = _F32(1.0)
             total += _F32(1.0)
     sw[j] = total
 
@@ -144,10 +154,10 @@ def _update(j, x, C, delta, omega, sw, rate, s32):
     keep, eb, e = rate[0], rate[1], rate[2]
     m = x.shape[0]
     for i in range(m):
-        delta[j, i] = keep * delta[j, i] + eb * abs(x[i] - C[j, i])
+        delta[i, j] = keep * delta[i, j] + eb * abs(x[i] - C[i, j])
     _relevance(j, delta, omega, sw, s32)
     for i in range(m):
-        C[j, i] = C[j, i] + e * (x[i] - C[j, i])
+        C[i, j] = C[i, j] + e * (x[i] - C[i, j])
 
 
 @njit(cache=True)
@@ -158,8 +168,8 @@ def _connected(i, j, omega, classes, minwd32, conn_sq):
     if not (ci == cj or ci == -1 or cj == -1):
         return False
     sq = _F32(0.0)
-    for k in range(omega.shape[1]):
-        d = omega[i, k] - omega[j, k]
+    for k in range(omega.shape[0]):
+        d = omega[k, i] - omega[k, j]
         sq += d * d
     dist = sq if conn_sq else _F32(math.sqrt(sq))
     return dist < minwd32
@@ -191,9 +201,9 @@ def _insert(x, cls, C, delta, omega, sw, wins, classes, adj, st, minwd32, conn_s
     K = st[_K]
     m = x.shape[0]
     for i in range(m):
-        C[K, i] = x[i]
-        delta[K, i] = 0.0
-        omega[K, i] = 1.0
+        C[i, K] = x[i]
+        delta[i, K] = 0.0
+        omega[i, K] = 1.0
     sw[K] = _F32(m)
     wins[K] = 0
     classes[K] = cls
@@ -234,9 +244,9 @@ def _close_window(C, delta, omega, sw, wins, classes, adj, st, lp, minwd32, conn
         kept = (j == keep_only) if keep_only >= 0 else not (_F32(wins[j]) < thr)
         if kept:
             if k != j:
-                C[k] = C[j]
-                delta[k] = delta[j]
-                omega[k] = omega[j]
+                C[:, k] = C[:, j]
+                delta[:, k] = delta[:, j]
+                omega[:, k] = omega[:, j]
                 sw[k] = sw[j]
                 classes[k] = classes[j]
             k += 1
@@ -372,6 +382,7 @@ def _run_chunk(
             return pos
         i = idx[pos]
         pos += 1
+        st[_SEEN] += 1
         closed = _present(
             X[i],
             y[i],
@@ -442,7 +453,8 @@ def run_online(X: np.ndarray, y: np.ndarray, p: dict, gen: torch.Generator) -> d
     dict
         ``C``, ``delta``, ``omega`` (float32 [K, m]), ``wins``, ``classes`` (int64 [K]),
         ``adj`` (bool [K, K]) in logical (creation) order, and ``history`` with ``inserted``,
-        ``removed``, ``windows`` (ints) and ``n_nodes`` (K after each epoch, then the final K).
+        ``removed``, ``windows``, ``presented`` (samples presented, convergence included) and
+        ``n_nodes`` (K after each epoch, then the final K).
     """
     if not supports(p):
         raise NotImplementedError(
@@ -460,9 +472,10 @@ def run_online(X: np.ndarray, y: np.ndarray, p: dict, gen: torch.Generator) -> d
     conv_cpp = p.get("convergence", "cpp") == "cpp"
     replacement = p.get("sampling", "permutation") == "replacement"
 
-    C = np.zeros((cap, m), dtype=np.float32)
-    delta = np.zeros((cap, m), dtype=np.float32)
-    omega = np.ones((cap, m), dtype=np.float32)
+    # node-major columns: C[:, j] is node j (see _activations)
+    C = np.zeros((m, cap), dtype=np.float32)
+    delta = np.zeros((m, cap), dtype=np.float32)
+    omega = np.ones((m, cap), dtype=np.float32)
     sw = np.zeros(cap, dtype=np.float32)
     wins = np.zeros(cap, dtype=np.int64)
     classes = np.full(cap, -1, dtype=np.int64)
@@ -474,7 +487,7 @@ def run_online(X: np.ndarray, y: np.ndarray, p: dict, gen: torch.Generator) -> d
 
     if p.get("init", "first_sample") == "random":  # one random node before anything else
         x0 = torch.rand(m, generator=gen, dtype=torch.float32).numpy()
-        C[0] = x0
+        C[:, 0] = x0
         sw[0] = np.float32(m)
         st[_K] = 1  # as the torch engine: not counted in history["inserted"]
 
@@ -511,11 +524,12 @@ def run_online(X: np.ndarray, y: np.ndarray, p: dict, gen: torch.Generator) -> d
         "inserted": int(st[_INS]),
         "removed": int(st[_REM]),
         "windows": int(st[_WIN]),
+        "presented": int(st[_SEEN]),
     }
     return {
-        "C": C[:K].copy(),
-        "delta": delta[:K].copy(),
-        "omega": omega[:K].copy(),
+        "C": np.ascontiguousarray(C[:, :K].T),
+        "delta": np.ascontiguousarray(delta[:, :K].T),
+        "omega": np.ascontiguousarray(omega[:, :K].T),
         "wins": wins[:K].copy(),
         "classes": classes[:K].copy(),
         "adj": adj[:K, :K].copy(),
