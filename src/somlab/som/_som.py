@@ -217,17 +217,12 @@ class SOM(SaveLoadMixin, TransformerMixin, BaseEstimator):
         k = grid.n_nodes
         init = self.init
         if not isinstance(init, str):
-            W = (
-                as_tensor(init, X.dtype, X.device).reshape(-1, m)
-                if np.size(init) == k * m
-                else None
-            )
-            if W is None:
+            if np.size(init) != k * m:
                 raise DataError(
                     f"init array must have {k} x {m} values (rows, cols, n_features), "
                     f"got shape {np.shape(init)}"
                 )
-            return W.clone()
+            return as_tensor(init, X.dtype, X.device).reshape(k, m).clone()
         if init == "pca" and (n < 2 or m < 1):
             init = "sample"
         if init == "sample":
