@@ -23,8 +23,14 @@ from somlab.experiments.lhs import authors_settings
 MODELS = {"batchsssom": BatchSSSOM, "sssom": SSSOM}
 DATASETS = ("breast", "diabetes", "glass", "liver", "shape", "vowel")
 # median train time per run of the authors' C++ (issue 9), milliseconds
-CPP_MS = {"breast": "11", "diabetes": "24-33", "glass": "5-8", "liver": "7-10",
-          "shape": "6-9", "vowel": "42-64"}
+CPP_MS = {
+    "breast": "11",
+    "diabetes": "24-33",
+    "glass": "5-8",
+    "liver": "7-10",
+    "shape": "6-9",
+    "vowel": "42-64",
+}
 
 
 def presented(n: int, params: dict, batch: int) -> int:
@@ -43,13 +49,17 @@ def main():
     torch.set_num_threads(1)
     settings = authors_settings()[: args.settings]
     folds = uci_folds()[: args.folds]
-    print(f"torch {torch.__version__}, 1 thread; {args.settings} authors' settings x "
-          f"{args.folds} folds, {args.fraction:.0%} labels")
+    print(
+        f"torch {torch.__version__}, 1 thread; {args.settings} authors' settings x "
+        f"{args.folds} folds, {args.fraction:.0%} labels"
+    )
     for name in args.models.split(","):
         cls = MODELS[name]
         print(f"\n{cls.__name__}")
-        print(f"{'dataset':<10} {'median s/run':>12} {'us/sample':>10} {'C++ ms/run':>11} "
-              f"{'target s/run':>12}")
+        print(
+            f"{'dataset':<10} {'median s/run':>12} {'us/sample':>10} {'C++ ms/run':>11} "
+            f"{'target s/run':>12}"
+        )
         for ds in DATASETS:
             times, per_sample = [], []
             for fold in folds:
@@ -61,8 +71,10 @@ def main():
                     dt = time.perf_counter() - t0
                     times.append(dt)
                     per_sample.append(dt / presented(len(b.X_train), p, 32) * 1e6)
-            print(f"{ds:<10} {statistics.median(times):12.3f} "
-                  f"{statistics.median(per_sample):10.1f} {CPP_MS[ds]:>11} {0.05:12.2f}")
+            print(
+                f"{ds:<10} {statistics.median(times):12.3f} "
+                f"{statistics.median(per_sample):10.1f} {CPP_MS[ds]:>11} {0.05:12.2f}"
+            )
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from oracles import OracleBatchSSSOM, OracleSSSOM
 
+import somlab.relevance._fit as fit_module
 from somlab import LARFDSSOM, SSSOM, BatchSSSOM
 
 BASE = dict(
@@ -19,6 +20,15 @@ BASE = dict(
     epush=0.4,
     max_nodes=12,
 )
+
+
+@pytest.fixture(params=["torch", "auto"])
+def engine(request, monkeypatch):
+    """Run the online tests on the tensorized engine (B = 1) and on the compiled one."""
+    if request.param == "auto" and not fit_module._online_numba.available():
+        pytest.skip("numba is not installed")
+    monkeypatch.setattr(fit_module, "ONLINE_ENGINE", request.param)
+    return request.param
 
 
 def _data(seed, n=60, m=4, n_classes=3, frac=0.5):
@@ -59,7 +69,7 @@ ONLINE_CASES = [
 
 @pytest.mark.parametrize("seed", [0, 1])
 @pytest.mark.parametrize("flags,frac", ONLINE_CASES)
-def test_sssom_matches_oracle(seed, flags, frac):
+def test_sssom_matches_oracle(seed, flags, frac, engine):
     X, y, _ = _data(seed, frac=frac)
     params = {**BASE, **flags}
     model = SSSOM(**params, random_state=seed).fit(X, y)
@@ -67,7 +77,7 @@ def test_sssom_matches_oracle(seed, flags, frac):
     _assert_same(model, oracle, X)
 
 
-def test_single_class_and_events_happen():
+def test_single_class_and_events_happen(engine):
     X, y, _ = _data(3, frac=1.0, n_classes=1)
     model = SSSOM(**BASE, random_state=3).fit(X, y)
     oracle = OracleSSSOM(**_oracle_kw(BASE, 3)).fit(X, y)
@@ -83,7 +93,7 @@ def test_single_class_and_events_happen():
 
 
 @pytest.mark.parametrize("seed", [0, 2])
-def test_larfdssom_matches_oracle(seed):
+def test_larfdssom_matches_oracle(seed, engine):
     X, _, _ = _data(seed)
     model = LARFDSSOM(**BASE, random_state=seed).fit(X)
     oracle = OracleSSSOM(**_oracle_kw(BASE, seed), filter_noise=True).fit(X)
@@ -117,9 +127,16 @@ def test_batch_sssom_matches_oracle(seed, flags, frac):
 
 
 @pytest.mark.parametrize("seed", [0, 5])
-def test_batch_of_one_equals_sssom(seed):
+def test_batch_of_one_equals_sssom(seed, monkeypatch):
     X, y, _ = _data(seed, frac=0.4)
+    monkeypatch.setattr(fit_module, "ONLINE_ENGINE", "torch")
     a = BatchSSSOM(**BASE, batch_size=1, random_state=seed).fit(X, y)
     b = SSSOM(**BASE, random_state=seed).fit(X, y)
-    np.testing.assert_array_equal(a.prototypes_, b.prototypes_)  # bit for bit
+    np.testing.assert_array_equal(a.prototypes_, b.prototypes_)  # one kernel: bit for bit
     np.testing.assert_array_equal(a.predict(X), b.predict(X))
+    if fit_module._online_numba.available():  # SSSOM as shipped (compiled engine)
+        monkeypatch.setattr(fit_module, "ONLINE_ENGINE", "auto")
+        c = SSSOM(**BASE, random_state=seed).fit(X, y)
+        assert c.n_nodes_ == a.n_nodes_
+        np.testing.assert_allclose(c.prototypes_, a.prototypes_, rtol=0, atol=1e-5)
+        np.testing.assert_array_equal(c.predict(X), a.predict(X))
