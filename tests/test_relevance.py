@@ -114,11 +114,10 @@ def _expected_failures(estimator):
     return {"check_classifiers_classes": "-1 means unlabelled, as in sklearn.semi_supervised"}
 
 
-# SSSOM is BatchSSSOM's estimator with batch_size=1 (bit-for-bit equal, test_relevance_oracles);
-# its per-sample fit is too slow for the ~50 fits of the full check list in the default suite.
 @parametrize_with_checks(
     [
         BatchSSSOM(epochs=2, at=0.5, random_state=0),
+        SSSOM(epochs=2, at=0.3, lp=0.001, random_state=0),
         LARFDSSOM(epochs=1, age_wins=1.0, at=0.7, filter_noise=False, random_state=0),
     ],
     expected_failed_checks=_expected_failures,
