@@ -45,5 +45,13 @@ def topographic_error(X, weights, topology: str = "rectangular", toroidal: bool 
     if grid.n_nodes < 2:
         return float("nan")
     bmu, _ = best_matching_units(Xt, Wt, "euclidean", k=2, exact=True)
-    d = grid_distance(grid.coordinates(), bmu[:, 0], bmu[:, 1], grid.periods())
+    return topographic_error_from_bmus(bmu, grid)
+
+
+def topographic_error_from_bmus(bmu, grid: Grid) -> float:
+    """TE from the two best units of each sample (``bmu [n, 2]``): the share not adjacent."""
+    if bmu.shape[1] < 2:
+        return float("nan")
+    coords = grid.coordinates(torch.float64, bmu.device)
+    d = grid_distance(coords, bmu[:, 0], bmu[:, 1], grid.periods())
     return float((d > grid.adjacency_radius()).double().mean())

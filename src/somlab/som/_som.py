@@ -21,10 +21,11 @@ from .._utils import (
     resolve_dtype,
 )
 from ..core.distances import METRICS, best_matching_units, pairwise_distances
-from ..core.grids import TOPOLOGIES, Grid, grid_distance, parse_grid
+from ..core.grids import TOPOLOGIES, Grid, parse_grid
 from ..core.neighbourhoods import NEIGHBOURHOODS, get_neighbourhood
 from ..core.schedules import SCHEDULES, decay
 from ..core.updates import accumulate, sequential_steps
+from ..metrics._som import topographic_error_from_bmus
 from ..persistence import SaveLoadMixin
 
 MODES = ("batch", "minibatch", "online")
@@ -343,7 +344,7 @@ class SOM(SaveLoadMixin, TransformerMixin, BaseEstimator):
                     X, W, self.distance, k=2 if grid.n_nodes > 1 else 1, missing=missing
                 )
                 if epoch > first_epoch:  # metrics of the map left by the previous epoch
-                    self._record_metrics(dist, bmu, coords, grid)
+                    self._record_metrics(dist, bmu, grid)
                 num, den = accumulate(coords, bmu[:, 0], X, fn, sigma, periods)
                 ok = den > 0
                 W = torch.where(ok, num / torch.where(ok, den, 1.0), W)
@@ -372,26 +373,25 @@ class SOM(SaveLoadMixin, TransformerMixin, BaseEstimator):
             )
             self.history_["sigma"].append(sigma)
             self.history_["learning_rate"].append(lr_t)
-            self._record_metrics(dist, bmu, coords, grid)
+            self._record_metrics(dist, bmu, grid)
         return W
 
-    def _record_metrics(self, dist, bmu, coords, grid):
+    def _record_metrics(self, dist, bmu, grid):
         self.history_["quantization_error"].append(float(dist[:, 0].mean()))
-        self.history_["topographic_error"].append(_te_from_bmus(bmu, coords, grid))
+        self.history_["topographic_error"].append(topographic_error_from_bmus(bmu, grid))
 
     def _finish(self, X, W, grid):
-        coords = grid.coordinates(torch.float64, X.device)
         bmu, dist = best_matching_units(
             X, W, self.distance, k=2 if grid.n_nodes > 1 else 1, missing=self.missing == "ignore"
         )
         if self.mode == "batch" and len(self.history_["quantization_error"]) < len(
             self.history_["sigma"]
         ):
-            self._record_metrics(dist, bmu, coords, grid)
+            self._record_metrics(dist, bmu, grid)
         self.weights_ = W.detach().cpu().numpy().reshape(*grid.shape, X.shape[1])
         self.labels_ = bmu[:, 0].cpu().numpy()
         self.quantization_error_ = float(dist[:, 0].mean())
-        self.topographic_error_ = _te_from_bmus(bmu, coords, grid)
+        self.topographic_error_ = topographic_error_from_bmus(bmu, grid)
 
     # ------------------------------------------------------------------ inference
     def _weights_tensor(self, dev, dt):
@@ -436,7 +436,7 @@ class SOM(SaveLoadMixin, TransformerMixin, BaseEstimator):
         if grid.n_nodes < 2:
             return float("nan")
         bmu, _ = best_matching_units(Xt, W, self.distance, k=2, missing=self.missing == "ignore")
-        return _te_from_bmus(bmu, grid.coordinates(torch.float64, Xt.device), grid)
+        return topographic_error_from_bmus(bmu, grid)
 
     def bmu_coordinates(self, X) -> np.ndarray:
         """``(row, col)`` grid index of each sample's best-matching unit, shape (n_samples, 2)."""
@@ -449,10 +449,3 @@ class SOM(SaveLoadMixin, TransformerMixin, BaseEstimator):
         tags.input_tags.allow_nan = self.missing == "ignore"
         tags.transformer_tags.preserves_dtype = []
         return tags
-
-
-def _te_from_bmus(bmu: torch.Tensor, coords: torch.Tensor, grid: Grid) -> float:
-    if bmu.shape[1] < 2:
-        return float("nan")
-    d = grid_distance(coords, bmu[:, 0], bmu[:, 1], grid.periods())
-    return float((d > grid.adjacency_radius()).double().mean())
