@@ -18,23 +18,13 @@ import time
 
 import numpy as np
 import torch
+from sssom_speed import CPP_MS, DATASETS  # same folder: one copy of the C++ figures
 
 from somlab import SSSOM
 from somlab._utils import seeded_generator
 from somlab.datasets import load_uci
 from somlab.experiments.lhs import authors_settings
 from somlab.relevance import _online_numba as online
-
-DATASETS = ("breast", "diabetes", "glass", "liver", "shape", "vowel")
-# median train time per run of the authors' C++ (issue 9), milliseconds
-CPP_MS = {
-    "breast": "11",
-    "diabetes": "24-33",
-    "glass": "5-8",
-    "liver": "7-10",
-    "shape": "6-9",
-    "vowel": "42-64",
-}
 
 
 def prepared(setting: dict, X, y):
