@@ -24,7 +24,7 @@ BASE = dict(
 
 @pytest.fixture(params=["torch", "auto"])
 def engine(request, monkeypatch):
-    """Run the online tests on the tensorized engine (B = 1) and on the compiled one."""
+    """Run the tests on the tensorized engine and on the compiled ones (numba)."""
     if request.param == "auto" and not fit_module._online_numba.available():
         pytest.skip("numba is not installed")
     monkeypatch.setattr(fit_module, "ONLINE_ENGINE", request.param)
@@ -115,10 +115,15 @@ BATCH_CASES = [
 @pytest.mark.parametrize("seed", [0, 1])
 @pytest.mark.parametrize("flags", BATCH_CASES)
 @pytest.mark.parametrize("frac", [0.0, 0.5, 1.0])
-def test_batch_sssom_matches_oracle(seed, flags, frac):
+def test_batch_sssom_matches_oracle(seed, flags, frac, engine):
     X, y, _ = _data(seed, frac=frac)
     params = {**BASE, "batch_size": 32, **flags}
     model = BatchSSSOM(**params, random_state=seed).fit(X, y)
+    if engine == "auto":  # the compiled engine where it implements the flags
+        p = model._effective(len(X))
+        assert fit_module._batch_numba.supports(p) == (
+            flags.get("capacity") != "all_or_nothing" and "labelled_conflict" not in flags
+        )
     bs = params.pop("batch_size")
     oracle_flags = {k: params.pop(k) for k in list(params) if k not in BASE}
     oracle = OracleBatchSSSOM(**_oracle_kw(params, seed), batch_size=bs, **oracle_flags)
