@@ -1,28 +1,34 @@
-"""Speed of one train + predict run of the relevance maps on the UCI folds (CPU).
+"""Speed of one train + predict run of the relevance maps on the UCI folds (CPU, one thread).
 
-Per dataset: the median wall time of one ``fit`` on the train split plus ``predict`` on the test
-split over several folds and settings, and microseconds per presented sample; targets from the
-issues are printed beside the measurements.
+Per model and dataset, over the first ``--settings`` of the authors' parameter file, the
+``--folds`` folds and the label fractions ``--fractions`` (the protocol of issue 9's C++ anchor:
+settings 0-9, 9 folds, 1/10/100 % labels): median milliseconds of ``fit`` (the whole schedule:
+organisation, then convergence), median microseconds per presented sample, median milliseconds
+of ``predict`` on the test fold, and the median of fit + predict; the authors' C++ medians and the
+issues' targets beside them. LARFDSSOM is unsupervised: it sees the same training rows without
+labels, once per fold and setting.
 
-    python benchmarks/sssom_speed.py [--models batchsssom,sssom] [--settings 5] [--folds 3]
+    python benchmarks/sssom_speed.py [--models larfdssom,sssom,batchsssom] [--settings 10]
+                                     [--folds 9] [--fractions 0.01,0.1,1] [--torch-engine]
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import statistics
 import time
 
 import torch
 
-from somlab import SSSOM, BatchSSSOM
+import somlab.relevance._fit as fit_module
+from somlab import LARFDSSOM, SSSOM, BatchSSSOM
 from somlab.datasets import load_uci, uci_folds
 from somlab.experiments.lhs import authors_settings
 
-MODELS = {"batchsssom": BatchSSSOM, "sssom": SSSOM}
+MODELS = {"larfdssom": LARFDSSOM, "sssom": SSSOM, "batchsssom": BatchSSSOM}
 DATASETS = ("breast", "diabetes", "glass", "liver", "shape", "vowel")
-# median train time per run of the authors' C++ (issue 9), milliseconds
+# median train time per run of the authors' C++ (issue 9: settings 0-9, 9 folds, 1/10/100 %),
+# milliseconds; the range is over the label fractions
 CPP_MS = {
     "breast": "11",
     "diabetes": "24-33",
@@ -33,47 +39,74 @@ CPP_MS = {
 }
 
 
-def presented(n: int, params: dict, batch: int) -> int:
-    """Samples presented by the schedule (organisation + convergence, SPEC.md §2/§3)."""
-    age = math.floor(params["age_wins"] * n + 0.5)
-    return int(params["epochs"]) * n + 2 * age  # (a) at most one window, (c) one window
+def cpp_max(ds: str) -> float:
+    return float(CPP_MS[ds].split("-")[-1])
+
+
+def target(model: str, ds: str) -> tuple[str, float]:
+    """(label, milliseconds) of the issue's target for one run."""
+    if model == "batchsssom":  # issue 4: <= 0.05 s per train + predict run
+        return "<= 50 ms fit+predict", 50.0
+    return f"<= 2x C++ = {2 * cpp_max(ds):g} ms fit", 2 * cpp_max(ds)  # issue 9
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", default="batchsssom")
-    ap.add_argument("--settings", type=int, default=5, help="first N of the authors' settings")
-    ap.add_argument("--folds", type=int, default=3)
-    ap.add_argument("--fraction", type=float, default=0.10)
+    ap.add_argument("--models", default="larfdssom,sssom,batchsssom")
+    ap.add_argument("--settings", type=int, default=10, help="first N of the authors' settings")
+    ap.add_argument("--folds", type=int, default=9)
+    ap.add_argument("--fractions", default="0.01,0.1,1")
+    ap.add_argument("--datasets", default=",".join(DATASETS))
+    ap.add_argument(
+        "--torch-engine", action="store_true", help="use the tensorized torch engine throughout"
+    )
     args = ap.parse_args()
     torch.set_num_threads(1)
+    if args.torch_engine:
+        fit_module.ONLINE_ENGINE = "torch"
     settings = authors_settings()[: args.settings]
     folds = uci_folds()[: args.folds]
+    fractions = [float(f) for f in args.fractions.split(",")]
+    datasets = args.datasets.split(",")
     print(
-        f"torch {torch.__version__}, 1 thread; {args.settings} authors' settings x "
-        f"{args.folds} folds, {args.fraction:.0%} labels"
+        f"torch {torch.__version__}, 1 thread, engine {fit_module.ONLINE_ENGINE}; "
+        f"{len(settings)} authors' settings x {len(folds)} folds x fractions {fractions}"
     )
+    # warm-up: compile or load the numba caches outside the timings
+    b = load_uci("glass", fold=folds[0], labelled=0.1)
+    for cls in MODELS.values():
+        cls(**settings[0]).fit(b.X_train, b.y_train).predict(b.X_test)
+
     for name in args.models.split(","):
         cls = MODELS[name]
-        print(f"\n{cls.__name__}")
+        fracs = [0.0] if name == "larfdssom" else fractions
+        print(f"\n{cls.__name__} (label fractions {fracs})")
         print(
-            f"{'dataset':<10} {'median s/run':>12} {'us/sample':>10} {'C++ ms/run':>11} "
-            f"{'target s/run':>12}"
+            f"{'dataset':<9} {'fit ms':>8} {'us/sample':>9} {'predict ms':>10} "
+            f"{'fit+pred ms':>11} {'C++ fit ms':>10}  {'target':<24} met"
         )
-        for ds in DATASETS:
-            times, per_sample = [], []
-            for fold in folds:
-                b = load_uci(ds, fold=fold, labelled=args.fraction)
-                for p in settings:
-                    t0 = time.perf_counter()
-                    m = cls(**p).fit(b.X_train, b.y_train)
-                    m.predict(b.X_test)
-                    dt = time.perf_counter() - t0
-                    times.append(dt)
-                    per_sample.append(dt / presented(len(b.X_train), p, 32) * 1e6)
+        for ds in datasets:
+            fit_ms, pred_ms, tot_ms, per_sample = [], [], [], []
+            for frac in fracs:
+                for fold in folds:
+                    b = load_uci(ds, fold=fold, labelled=max(frac, 0.01))
+                    y = None if name == "larfdssom" else b.y_train
+                    for p in settings:
+                        t0 = time.perf_counter()
+                        m = cls(**p).fit(b.X_train, y)
+                        t1 = time.perf_counter()
+                        m.predict(b.X_test)
+                        t2 = time.perf_counter()
+                        fit_ms.append((t1 - t0) * 1e3)
+                        pred_ms.append((t2 - t1) * 1e3)
+                        tot_ms.append((t2 - t0) * 1e3)
+                        per_sample.append((t1 - t0) * 1e6 / m.history_["presented"])
+            label, ms = target(name, ds)
+            measured = statistics.median(tot_ms if name == "batchsssom" else fit_ms)
             print(
-                f"{ds:<10} {statistics.median(times):12.3f} "
-                f"{statistics.median(per_sample):10.1f} {CPP_MS[ds]:>11} {0.05:12.2f}"
+                f"{ds:<9} {statistics.median(fit_ms):8.1f} {statistics.median(per_sample):9.2f} "
+                f"{statistics.median(pred_ms):10.2f} {statistics.median(tot_ms):11.1f} "
+                f"{CPP_MS[ds]:>10}  {label:<24} {'yes' if measured <= ms else 'NO'}"
             )
 
 

@@ -124,3 +124,25 @@ def _expected_failures(estimator):
 )
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
+
+
+def test_cpp_presets_equal_their_flags(glass):
+    """compat="cpp_larfdssom" is SPEC §4.2's flag set; a C++ preset also fixes B = 1, so
+    BatchSSSOM(compat="cpp_sssom") is SSSOM(compat="cpp_sssom")."""
+    flags = dict(
+        distance="weighted_sq",
+        count_all_wins=True,
+        init="random",
+        max_nodes=70,
+        sampling="replacement",
+    )
+    a = LARFDSSOM(**FAST, compat="cpp_larfdssom", random_state=3).fit(glass.X_train)
+    b = LARFDSSOM(**{**FAST, **flags}, random_state=3).fit(glass.X_train)
+    c = LARFDSSOM(**FAST, random_state=3).fit(glass.X_train)
+    np.testing.assert_array_equal(a.prototypes_, b.prototypes_)
+    np.testing.assert_array_equal(a.predict(glass.X_test), b.predict(glass.X_test))
+    assert a.n_nodes_ != c.n_nodes_ or not np.array_equal(a.prototypes_, c.prototypes_)
+    d = BatchSSSOM(**FAST, compat="cpp_sssom", random_state=3).fit(glass.X_train, glass.y_train)
+    e = SSSOM(**FAST, compat="cpp_sssom", random_state=3).fit(glass.X_train, glass.y_train)
+    np.testing.assert_array_equal(d.prototypes_, e.prototypes_)
+    np.testing.assert_array_equal(d.predict(glass.X_test), e.predict(glass.X_test))

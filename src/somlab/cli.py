@@ -397,6 +397,20 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="cap every setting's age_wins (x N samples per window; default none)",
     )
+    t2.add_argument(
+        "--compat",
+        default=None,
+        help="a SPEC.md preset for every model: reference, cpp_sssom or cpp_larfdssom "
+        "(e.g. the C++ LARFDSSOM's rules)",
+    )
+    t2.add_argument(
+        "--param",
+        action="append",
+        default=None,
+        metavar="NAME=VALUE",
+        help="fix an estimator parameter or flag for every run, e.g. --param count_unit=batch "
+        "(repeatable; enters each run's key)",
+    )
     t2.add_argument("--device", default=None, help="estimator device: cpu (default), cuda, cuda:N")
     t2.add_argument(
         "--jobs", type=int, default=-1, help="worker processes (default -1: one per core)"

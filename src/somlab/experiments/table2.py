@@ -148,7 +148,26 @@ class Table2Config:
             raise SomlabError(f"--max-epochs must be >= 1, got {self.max_epochs}")
         if self.max_age_wins is not None and self.max_age_wins < 1:
             raise SomlabError(f"--max-age-wins must be >= 1, got {self.max_age_wins}")
+        if self.extra:
+            _check_extra(self.models, self.extra)
         return self
+
+
+def _check_extra(models, extra: dict) -> None:
+    """Fixed parameters must be valid for every model (checked now, not run by run)."""
+    try:
+        from .. import relevance
+    except ImportError:  # pragma: no cover - depends on the install
+        return
+    for m in models:
+        cls = getattr(relevance, _runner.MODEL_CLASSES[m], None)
+        if cls is None:
+            continue
+        try:
+            cls().set_params(**extra)._validate_params()
+        except ValueError as exc:
+            text = str(exc).strip().splitlines()[0]
+            raise SomlabError(f"--compat/--param for {m}: {text}") from None
 
 
 # ------------------------------------------------------------------------------ jobs
@@ -186,6 +205,10 @@ def build_jobs(config: Table2Config, settings=None) -> list[dict]:
     jobs = []
     for model in config.models:
         fractions = [f for f in config.fractions if model != "larfdssom" or f == 0]
+        if model == "sssom" and "larfdssom" in config.models:
+            # SS-SOM without labels is LARFDSSOM (one engine, same rules; scoring sets
+            # filter_noise both ways): its 0 % runs would repeat LARFDSSOM's
+            fractions = [f for f in fractions if f != 0]
         for dataset in config.datasets:
             for fold in config.folds:
                 for pct in fractions:
@@ -363,6 +386,11 @@ def command_line(config: Table2Config, results=None, out_dir=None) -> str:
         parts += ["--max-age-wins", str(config.max_age_wins)]
     if config.device != "cpu":
         parts += ["--device", config.device]
+    for name, value in config.extra.items():
+        if name == "compat":
+            parts += ["--compat", str(value)]
+        else:
+            parts += ["--param", f"{name}={value}"]
     if results is not None:
         parts += ["--results", str(results)]
     if out_dir is not None:
@@ -701,6 +729,21 @@ def _split(value: str) -> list[str]:
     return [v.strip() for v in str(value).split(",") if v.strip()]
 
 
+def _parse_value(text: str):
+    """``--param`` values: int, float, true/false, none, else the string."""
+    low = text.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low in ("none", "null"):
+        return None
+    for conv in (int, float):
+        try:
+            return conv(text)
+        except ValueError:
+            pass
+    return text
+
+
 def config_from_args(args) -> Table2Config:
     """A :class:`Table2Config` from the CLI's options (``--quick`` fills what is not given)."""
     cfg = Table2Config(quick=bool(args.quick))
@@ -745,6 +788,16 @@ def config_from_args(args) -> Table2Config:
         changes["max_age_wins"] = int(args.max_age_wins)
     if args.device is not None:
         changes["device"] = args.device
+    extra = {}
+    if getattr(args, "compat", None):
+        extra["compat"] = args.compat
+    for item in getattr(args, "param", None) or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise SomlabError(f"--param must look like NAME=VALUE, got {item!r}")
+        extra[name.strip()] = _parse_value(value.strip())
+    if extra:
+        changes["extra"] = extra
     cfg = replace(cfg, **changes)
     if args.with_pendigits and "pendigits" not in cfg.datasets:
         cfg = replace(cfg, datasets=(*cfg.datasets, "pendigits"))

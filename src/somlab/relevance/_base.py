@@ -61,6 +61,16 @@ COMPAT_PRESETS = {
         max_nodes="n_samples",
         batch_size=1,
     ),
+    # SPEC §4.2: the authors' C++ LARFDSSOM
+    "cpp_larfdssom": dict(
+        distance="weighted_sq",
+        count_all_wins=True,
+        init="random",
+        max_nodes=70,
+        sampling="replacement",
+        filter_noise=True,
+        batch_size=1,
+    ),
 }
 
 

@@ -38,8 +38,9 @@ PARAMS = """
         Predict −1 (and cluster −1) for samples whose winner's activation is below ``at``.
     count_all_wins : bool, default=False
         C++ LARFDSSOM's win counting for low-activation samples.
-    compat : {{None, "reference", "cpp_sssom"}}, default=None
-        Presets that reproduce the authors' PyTorch code ("reference") or C++ SS-SOM.
+    compat : {{None, "reference", "cpp_sssom", "cpp_larfdssom"}}, default=None
+        Presets that reproduce the authors' PyTorch code ("reference"), C++ SS-SOM or C++
+        LARFDSSOM (SPEC.md §4-§5); a preset overrides the flags it names.
     unlabelled_value : int, default=-1
         Label that marks unlabelled samples in ``y`` besides −1 (the papers' files use 999).
     device : str, default="cpu"

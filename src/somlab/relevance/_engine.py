@@ -115,7 +115,7 @@ class Engine:
         self.beta, self.s, self.minwd = float(p["beta"]), float(p["s"]), float(p["minwd"])
         self.age = p["age_wins_samples"]
         self.unit_batch = p["count_unit"] == "batch"
-        self.history = {"n_nodes": [], "removed": 0, "inserted": 0, "windows": 0}
+        self.history = {"n_nodes": [], "removed": 0, "inserted": 0, "windows": 0, "presented": 0}
 
     # ------------------------------------------------------------------ small helpers
     def _act(self, X):
@@ -406,6 +406,7 @@ class Engine:
     def step(self, idx: torch.Tensor) -> bool:
         """Present one batch of sample indices; returns True when a window closed."""
         X, y = self.X[idx], self.y[idx]
+        self.history["presented"] += idx.numel()
         if self.state.K == 0:
             self._init_map(X, y)
         else:

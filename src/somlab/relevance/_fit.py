@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .._utils import seeded_generator
 from . import _batch_numba, _online_numba
+from ._base import COMPAT_PRESETS
 from ._engine import Engine
 
 #: "auto": on the CPU, the compiled engines (numba) when the flags are theirs -- SPEC §2's
@@ -27,7 +28,8 @@ def fit_relevance_map(est, X, y, batch_size: int):
     Xt, y_idx, dev = est._prepare_fit(X, y)
     p = est._effective(Xt.shape[0])
     p["n_classes"] = len(est.classes_)
-    p["batch_size"] = batch_size
+    if "batch_size" not in COMPAT_PRESETS.get(est.compat or "", {}):  # a C++ preset: B = 1
+        p["batch_size"] = batch_size
     gen = seeded_generator(est.random_state)
     kind = compiled_engine(p, dev)
     if kind is not None:
