@@ -326,7 +326,7 @@ def test_aggregation_on_a_hand_made_jsonl(tmp_path):
     path = tmp_path / "hand.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in hand_records()) + '{"key": "trunc')
     rows = table2.aggregate(list(runner.read_results(path).values()))
-    assert len(rows) == 4
+    assert len(rows) == 6  # 2 scorings x (reference, honest, accuracy): the model saw labels
     get = {(r["scoring"], r["selection"]): r for r in rows}
     ref = get[("noise", "reference")]
     # per fold max: .6 (s1), .7 (s0), .8 (s1)
@@ -338,6 +338,9 @@ def test_aggregation_on_a_hand_made_jsonl(tmp_path):
     assert ref["nodes_mean"] == pytest.approx((1 + 20 + 3) / 3)
     assert ref["n_folds"] == 3 and ref["n_settings"] == 2 and ref["n_failed"] == 1
     assert ref["fraction"] == 10
+    by_acc = get[("noise", "accuracy")]  # mean accuracy: s0 .2, s1 .5 -> s1
+    assert by_acc["settings"] == [1] and by_acc["acc_mean"] == pytest.approx(0.5)
+    assert by_acc["ce_mean"] == pytest.approx((0.6 + 0.45 + 0.8) / 3)
     honest = get[("noise", "honest")]
     # means: s0 .6, s1 .6167 -> s1 for every fold
     assert honest["settings"] == [1]
@@ -551,3 +554,44 @@ def test_real_maps_sweep_is_deterministic_whatever_the_order(tmp_path):
     assert all("error" not in r for r in a.values())
     # the settings differ, so a leak of state between runs would show
     assert len({(r["ce"], r["n_nodes"]) for r in a.values()}) > 3
+
+
+def test_three_map_summary_targets_and_sssom_uses_larfdssom_runs_at_0():
+    recs = []
+    for model, frac, ce in (("larfdssom", 0.0, 0.75), ("sssom", 1.0, 0.9)):
+        for fold in ("x1_k1", "x1_k2"):
+            for s, bump in ((0, 0.0), (1, 0.02)):
+                recs.append(
+                    {
+                        "key": f"{model}|{fold}|{s}",
+                        "model": model,
+                        "dataset": "shape",
+                        "fraction": frac,
+                        "fold": fold,
+                        "setting": s,
+                        "params": {},
+                        "ce": ce + bump,
+                        "ce_all": ce,
+                        "acc": None if frac == 0 else 0.8 - bump,
+                        "acc_all": None if frac == 0 else 0.8,
+                        "n_nodes": 4,
+                    }
+                )
+    cfg = table2.Table2Config(
+        models=("larfdssom", "sssom"), datasets=("shape",), fractions=(0, 100),
+        folds=("x1_k1", "x1_k2"), settings=2,
+    )  # fmt: skip
+    table = table2.build_table(recs, cfg, {"command": "somlab reproduce table2 ..."})
+    tg = {t["model"]: t for t in table["targets"]}
+    # LARFDSSOM against the C++ figure, SS-SOM (no 0 % runs of its own) against the paper's row
+    assert tg["larfdssom"]["target"] == table2.CPP_LARFDSSOM_CE["shape"] == 0.752
+    assert tg["larfdssom"]["ce"] == pytest.approx(0.77) and tg["larfdssom"]["met"]
+    assert tg["sssom"]["source"] == "larfdssom" and tg["sssom"]["ce"] == pytest.approx(0.77)
+    assert tg["sssom"]["target"] == 0.719 and tg["sssom"]["met"]
+    md = table2.render_markdown(table)
+    assert "## Summary: the three maps" in md
+    assert "| somlab LARFDSSOM | 0 % | .770 / 4.0 |" in md
+    assert "| somlab SS-SOM | 100 % | .920 / 4.0 |" in md
+    # the accuracy rule picks setting 0 (mean accuracy .8) for SS-SOM at 100 %
+    assert "| somlab SS-SOM accuracy, same rule | 100 % | .800 / 4.0 |" in md
+    assert "SS-SOM (= LARFDSSOM's runs)" in md
