@@ -1,10 +1,12 @@
 """somlab: Self-Organizing Maps on PyTorch.
 
-The public surface is short: estimators (:class:`SOM`), :func:`load`, and the modules
-``somlab.metrics``, ``somlab.plotting``, ``somlab.datasets`` and ``somlab.compat``.
+The public surface is short: estimators (:class:`SOM`, the relevance maps, :class:`DCSOMRL`),
+:func:`load`, and the modules ``somlab.nn``, ``somlab.metrics``, ``somlab.plotting``,
+``somlab.datasets`` and ``somlab.compat``.
 """
 
 from ._errors import DataError, ModelFileError, SomlabError
+from .deep import DCSOMRL
 from .persistence import load
 from .relevance import LARFDSSOM, SSSOM, BatchSSSOM
 from .som import SOM
@@ -16,6 +18,7 @@ __all__ = [
     "LARFDSSOM",
     "SSSOM",
     "BatchSSSOM",
+    "DCSOMRL",
     "DataError",
     "ModelFileError",
     "SomlabError",
