@@ -139,6 +139,15 @@ def _mean_act(a, sel, order, lo, hi):
 
 # --------------------------------------------------------------------------- S5 / S6
 @njit(cache=True)
+def _degree(node, adj, K):
+    d = 0
+    for k in range(K):
+        if adj[node, k]:
+            d += 1
+    return d
+
+
+@njit(cache=True)
 def _add_pulls(node, row, key, adj, K, c_key, c_row, c_rate, nc):
     """Winner pull of ``node`` (rate eb) and pulls of its current neighbours (e_n), same key."""
     c_key[nc] = (node << _NODE_SHIFT) | (1 << _KIND_SHIFT) | key
@@ -249,11 +258,6 @@ def _stage_s(
     cand_act = np.empty(nS, np.float32)
     cand_key = np.empty(nS, np.int64)
     n_cand = 0
-    max_contrib = 2 * nS * (st[_MAXN] + 2)
-    c_key = np.empty(max_contrib, np.int64)
-    c_row = np.empty(max_contrib, np.int64)
-    c_rate = np.empty(max_contrib, np.int64)
-    nc = 0
 
     # step 2: compatible and novel -> one candidate per (winner, label)
     if n_low:
@@ -266,10 +270,11 @@ def _stage_s(
                 keys[q] = w[r] * C1 + yb[sel[r]] + 1
                 q += 1
         order, starts, g = _groups(keys)
+        sel_idx = sel[idx]
         for k in range(g):
             lo, hi = starts[k], starts[k + 1]
             r0 = idx[order[lo]]
-            _mean_rows(Xb, sel[idx], order, lo, hi, cand_X[n_cand])
+            _mean_rows(Xb, sel_idx, order, lo, hi, cand_X[n_cand])
             cand_act[n_cand] = _mean_act(a, idx, order, lo, hi)
             lab = yb[sel[r0]]
             cand_cls[n_cand] = lab
@@ -291,6 +296,7 @@ def _stage_s(
                 keys[q] = w[r] * C1 + yb[sel[r]] + 1
                 q += 1
         order, starts, g = _groups(keys)
+        sel_idx = sel[idx]
         room = st[_MAXN] - st[_K]
         copy_wins = (flags & _CLONE_COPY) != 0
         prev_j = -1
@@ -317,7 +323,7 @@ def _stage_s(
                 st[_INS] += 1
             classes[node] = lab
             wins[node] += 1 if unit else hi - lo
-            _mean_rows(Xb, sel[idx], order, lo, hi, rows[n_rows])
+            _mean_rows(Xb, sel_idx, order, lo, hi, rows[n_rows])
             targets[n_targets] = node
             target_row[n_targets] = n_rows
             target_key[n_targets] = (3 * _KEY + j) * _KEY + lab + 1
@@ -363,10 +369,11 @@ def _stage_s(
                     keys[z] = w[idx[q]] * C1 + yb[sel[idx[q]]] + 1
                     z += 1
             order, starts, g = _groups(keys)
+            sel_nf = sel[nf]
             for k in range(g):
                 lo, hi = starts[k], starts[k + 1]
                 r0 = nf[order[lo]]
-                _mean_rows(Xb, sel[nf], order, lo, hi, cand_X[n_cand])
+                _mean_rows(Xb, sel_nf, order, lo, hi, cand_X[n_cand])
                 cand_act[n_cand] = _mean_act(a, nf, order, lo, hi)
                 lab = yb[sel[r0]]
                 cand_cls[n_cand] = lab
@@ -386,11 +393,12 @@ def _stage_s(
                     sp[z] = sp[q]  # compacted in place (z <= q)
                     z += 1
             order, starts, g = _groups(keys)
+            sel_fd = sel[fd]
             for k in range(g):
                 lo, hi = starts[k], starts[k + 1]
                 r0 = fd[order[lo]]
                 s2 = sp[order[lo]]
-                _mean_rows(Xb, sel[fd], order, lo, hi, rows[n_rows])
+                _mean_rows(Xb, sel_fd, order, lo, hi, rows[n_rows])
                 wins[s2] += 1 if unit else hi - lo
                 push_node[n_push] = w[r0]
                 push_row[n_push] = n_rows
@@ -403,6 +411,15 @@ def _stage_s(
     K = st[_K]
     if always and (n_targets + n_push) > 0:
         _refresh_all(K, omega, classes, adj, minwd32, conn_sq)
+    n_contrib = n_push
+    for t in range(n_targets):
+        n_contrib += 1 + _degree(targets[t], adj, K)
+    for q in range(n_push):
+        n_contrib += 1 + _degree(sprime[q], adj, K)
+    c_key = np.empty(n_contrib, np.int64)
+    c_row = np.empty(n_contrib, np.int64)
+    c_rate = np.empty(n_contrib, np.int64)
+    nc = 0
     for q in range(n_push):
         c_key[nc] = (push_node[q] << _NODE_SHIFT) | push_key[q]  # kind 0
         c_row[nc] = push_row[q]
@@ -457,25 +474,29 @@ def _stage_u(
             high[qh] = r
             hk[qh] = w[r]
             qh += 1
-    rows = np.empty((max(n_high, 1), m), np.float32)
-    max_contrib = n_high * (K + 1)
-    c_key = np.empty(max_contrib, np.int64)
-    c_row = np.empty(max_contrib, np.int64)
-    c_rate = np.empty(max_contrib, np.int64)
-    nc = 0
     if n_high:
         if (flags & _ALWAYS) != 0:
             _refresh_all(K, omega, classes, adj, minwd32, conn_sq)
         order, starts, g = _groups(hk)
+        sel_high = sel[high]
+        rows = np.empty((g, m), np.float32)
+        n_contrib = 0
+        for k in range(g):
+            n_contrib += 1 + _degree(hk[order[starts[k]]], adj, K)
+        c_key = np.empty(n_contrib, np.int64)
+        c_row = np.empty(n_contrib, np.int64)
+        c_rate = np.empty(n_contrib, np.int64)
+        nc = 0
         for k in range(g):
             lo, hi = starts[k], starts[k + 1]
             j = hk[order[lo]]
             wins[j] += 1 if unit else hi - lo
-            _mean_rows(Xb, sel[high], order, lo, hi, rows[k])
+            _mean_rows(Xb, sel_high, order, lo, hi, rows[k])
             nc = _add_pulls(j, k, (6 * _KEY + j) * _KEY, adj, K, c_key, c_row, c_rate, nc)
         _apply(rows, c_key, c_row, c_rate, nc, C, delta, omega, sw, rates, s32)
     if n_low:
         order, starts, g = _groups(lk)
+        sel_low = sel[low]
         cand_X = np.empty((g, m), np.float32)
         cand_cls = np.full(g, -1, np.int64)
         cand_act = np.empty(g, np.float32)
@@ -483,7 +504,7 @@ def _stage_u(
         for k in range(g):
             lo, hi = starts[k], starts[k + 1]
             r0 = low[order[lo]]
-            _mean_rows(Xb, sel[low], order, lo, hi, cand_X[k])
+            _mean_rows(Xb, sel_low, order, lo, hi, cand_X[k])
             cand_act[k] = _mean_act(a, low, order, lo, hi)
             cand_key[k] = (5 * _KEY + w[r0]) * _KEY + (r0 if per_sample else 0)
         _insert_candidates(
