@@ -8,8 +8,8 @@ of ``predict`` on the test fold, and the median of fit + predict; the authors' C
 issues' targets beside them. LARFDSSOM is unsupervised: it sees the same training rows without
 labels, once per fold and setting.
 
-    python benchmarks/sssom_speed.py [--models larfdssom,sssom,batchsssom] [--settings 10]
-                                     [--folds 9] [--fractions 0.01,0.1,1] [--torch-engine]
+    python benchmarks/sssom_speed.py [--models larfdssom,larfdssom_cpp,sssom,batchsssom]
+        [--settings 10] [--folds 9] [--fractions 0.01,0.1,1] [--torch-engine]
 """
 
 from __future__ import annotations
@@ -25,7 +25,14 @@ from somlab import LARFDSSOM, SSSOM, BatchSSSOM
 from somlab.datasets import load_uci, uci_folds
 from somlab.experiments.lhs import authors_settings
 
-MODELS = {"larfdssom": LARFDSSOM, "sssom": SSSOM, "batchsssom": BatchSSSOM}
+#: name -> (estimator, fixed parameters); larfdssom_cpp runs the C++ LARFDSSOM's rules
+#: (max 70 nodes, squared distance, ... SPEC §4.2), the program behind issue 9's C++ figures
+MODELS = {
+    "larfdssom": (LARFDSSOM, {}),
+    "larfdssom_cpp": (LARFDSSOM, {"compat": "cpp_larfdssom"}),
+    "sssom": (SSSOM, {}),
+    "batchsssom": (BatchSSSOM, {}),
+}
 DATASETS = ("breast", "diabetes", "glass", "liver", "shape", "vowel")
 # median train time per run of the authors' C++ (issue 9: settings 0-9, 9 folds, 1/10/100 %),
 # milliseconds; the range is over the label fractions
@@ -52,7 +59,7 @@ def target(model: str, ds: str) -> tuple[str, float]:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", default="larfdssom,sssom,batchsssom")
+    ap.add_argument("--models", default="larfdssom,larfdssom_cpp,sssom,batchsssom")
     ap.add_argument("--settings", type=int, default=10, help="first N of the authors' settings")
     ap.add_argument("--folds", type=int, default=9)
     ap.add_argument("--fractions", default="0.01,0.1,1")
@@ -74,13 +81,14 @@ def main():
     )
     # warm-up: compile or load the numba caches outside the timings
     b = load_uci("glass", fold=folds[0], labelled=0.1)
-    for cls in MODELS.values():
-        cls(**settings[0]).fit(b.X_train, b.y_train).predict(b.X_test)
+    for cls, extra in MODELS.values():
+        cls(**settings[0], **extra).fit(b.X_train, b.y_train).predict(b.X_test)
 
     for name in args.models.split(","):
-        cls = MODELS[name]
-        fracs = [0.0] if name == "larfdssom" else fractions
-        print(f"\n{cls.__name__} (label fractions {fracs})")
+        cls, extra = MODELS[name]
+        unsupervised = name.startswith("larfdssom")
+        fracs = [0.0] if unsupervised else fractions
+        print(f"\n{cls.__name__} {extra or ''} (label fractions {fracs})")
         print(
             f"{'dataset':<9} {'fit ms':>8} {'us/sample':>9} {'predict ms':>10} "
             f"{'fit+pred ms':>11} {'C++ fit ms':>10}  {'target':<24} met"
@@ -90,10 +98,10 @@ def main():
             for frac in fracs:
                 for fold in folds:
                     b = load_uci(ds, fold=fold, labelled=max(frac, 0.01))
-                    y = None if name == "larfdssom" else b.y_train
+                    y = None if unsupervised else b.y_train
                     for p in settings:
                         t0 = time.perf_counter()
-                        m = cls(**p).fit(b.X_train, y)
+                        m = cls(**p, **extra).fit(b.X_train, y)
                         t1 = time.perf_counter()
                         m.predict(b.X_test)
                         t2 = time.perf_counter()

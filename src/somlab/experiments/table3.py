@@ -164,7 +164,9 @@ class Table3Config:
         ):
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < low):
-                raise SomlabError(f"{name.replace('_', '-')} must be an integer >= {low}, got {v!r}")
+                raise SomlabError(
+                    f"{name.replace('_', '-')} must be an integer >= {low}, got {v!r}"
+                )
         _check_device(self.device)
         return replace(self, dataset=ds, fractions=tuple(sorted(fr)), protocols=protocols)
 
@@ -209,9 +211,7 @@ def _subset(X, y, n, option):
     from sklearn.model_selection import train_test_split
 
     try:
-        idx, _ = train_test_split(
-            np.arange(len(y)), train_size=int(n), stratify=y, random_state=0
-        )
+        idx, _ = train_test_split(np.arange(len(y)), train_size=int(n), stratify=y, random_state=0)
     except ValueError as exc:
         raise SomlabError(f"{option} {n}: {str(exc).splitlines()[0]}") from None
     idx = np.sort(idx)
@@ -248,7 +248,9 @@ def minmax_scale(train, *others):
     lo = train.min(axis=0)
     span = train.max(axis=0) - lo
     span[span <= 0] = 1.0
-    out = [np.clip((np.asarray(a, dtype=np.float32) - lo) / span, 0.0, 1.0) for a in (train, *others)]
+    out = [
+        np.clip((np.asarray(a, dtype=np.float32) - lo) / span, 0.0, 1.0) for a in (train, *others)
+    ]
     return tuple(a.astype(np.float32) for a in out)
 
 
@@ -391,3 +393,631 @@ def _features(config, protocol, pct, seed, data, mask, cache, progress) -> dict:
     }
 
 
+def _cell(config, protocol, pct, seed, data, feats, label_mask, settings, progress) -> dict:
+    """One (seed, protocol, fraction): scale the features, fit every setting, the baselines."""
+    _, y_train, _, y_test = data
+    F_train, F_test = minmax_scale(feats["train"], feats["test"])
+    y_semi = np.where(label_mask, y_train, -1).astype(np.int64)
+    t0 = time.perf_counter()
+    runs = fit_som_settings(
+        F_train,
+        y_semi,
+        F_test,
+        y_test,
+        settings,
+        n_jobs=config.n_jobs,
+        progress=progress,
+        desc=f"SOM {protocol} {pct}%",
+    )
+    som_s = time.perf_counter() - t0
+    base = baseline_scores(F_train, y_semi, F_test, y_test)
+    return {
+        "seed": seed,
+        "protocol": protocol,
+        "fraction": pct,
+        "n_labelled": int(label_mask.sum()),
+        "classes_labelled": int(np.unique(y_train[label_mask]).size),
+        "feature_dim": int(F_train.shape[1]),
+        "cnn_id": feats["cnn_id"],
+        "cnn_acc": float(feats["cnn_acc"]),
+        "cnn_steps": int(feats["cnn_steps"]),
+        "n_cnn_train": int(feats["n_cnn_train"]),
+        "cnn_train_s": float(feats["cnn_train_s"]),
+        "extract_s": float(feats["extract_s"]),
+        "features_from_cache": bool(feats["from_cache"]),
+        "som": runs,
+        "som_s": som_s,
+        **base,
+    }
+
+
+def label_masks(y_train, fractions, seed: int) -> dict:
+    """``percent -> mask`` for one seed; each fraction has its own generator (seeded by
+    ``(seed, percent)``), so a fraction's labelled images do not depend on the others run."""
+    return {
+        pct: sample_labelled(y_train, pct / 100, np.random.default_rng([seed, round(pct * 1000)]))
+        for pct in fractions
+    }
+
+
+def run_cells(config: Table3Config, data, progress: bool = False, cache=None) -> list[dict]:
+    """Every (seed, protocol, fraction) cell, as a record holding the CNN's figures, the run of
+    every setting (``som``: acc, nodes, fit_s) and the baselines. The paper protocol trains one
+    network per seed; at 100 % the honest protocol is that same network: its record is a copy
+    marked ``same_as_paper``."""
+    from ..features import FeatureCache
+
+    if cache is None:
+        cache = FeatureCache(config.cache_dir, enabled=config.use_cache)
+    settings = settings_for(config)
+    y_train = data[1]
+    full = np.ones(len(y_train), dtype=bool)
+    records = []
+    for seed in range(config.seeds):
+        masks = label_masks(y_train, config.fractions, seed)
+        masks[100] = full
+        memo: dict = {}
+
+        def paper_features(seed=seed, memo=memo):
+            if "paper" not in memo:
+                memo["paper"] = _features(config, "paper", 100, seed, data, full, cache, progress)
+            return memo["paper"]
+
+        full_cell = None
+        for protocol in config.protocols:
+            for pct in config.fractions:
+                if protocol == "honest" and pct == 100 and full_cell is not None:
+                    records.append({**full_cell, "protocol": "honest", "same_as_paper": True})
+                    continue
+                if protocol == "paper" or pct == 100:
+                    feats = paper_features()
+                else:
+                    feats = _features(
+                        config, "honest", pct, seed, data, masks[pct], cache, progress
+                    )
+                rec = _cell(
+                    config, protocol, pct, seed, data, feats, masks[pct], settings, progress
+                )
+                if pct == 100:
+                    full_cell = rec
+                    rec = {**rec, "same_as_paper": protocol == "honest"}
+                records.append(rec)
+    return records
+
+
+# ------------------------------------------------------------------------------ aggregation
+
+
+def _agg(values) -> dict:
+    vals = [float(v) for v in values]
+    if not vals:
+        return {"mean": None, "std": None}
+    return {
+        "mean": statistics.fmean(vals),
+        "std": statistics.stdev(vals) if len(vals) > 1 else None,
+    }
+
+
+def aggregate(records, config: Table3Config) -> dict:
+    """Rows per protocol and fraction, and the targets.
+
+    Row fields: ``protocol``, ``fraction``, ``paper`` (the paper's accuracy or None),
+    ``n_labelled`` (mean over seeds), ``classes_labelled`` (min over seeds), ``som_best``
+    (mean/std over seeds of the best test accuracy over the settings; ``som_best_settings``:
+    the chosen setting of each seed, ``som_best_nodes``), ``som_one`` (the one setting with the
+    best accuracy averaged over the protocol's fractions and seeds: ``som_one_setting``),
+    ``knn``, ``label_spreading``, ``cnn`` (mean/std over seeds), ``met`` (paper protocol of a
+    target data set: ``som_best`` mean >= the paper; else None)."""
+    paper = PAPER_ACC[config.dataset]
+    out = {"rows": [], "one_setting": {}, "targets": {}}
+    for protocol in config.protocols:
+        recs = [r for r in records if r["protocol"] == protocol]
+        if not recs:
+            continue
+        n_set = len(recs[0]["som"])
+        means = [statistics.fmean(r["som"][i]["acc"] for r in recs) for i in range(n_set)]
+        one = max(range(n_set), key=lambda i: (means[i], -i))
+        out["one_setting"][protocol] = {"setting": one, "mean_acc": means[one]}
+        for pct in config.fractions:
+            cells = [r for r in recs if r["fraction"] == pct]
+            if not cells:
+                continue
+            best = [max(range(n_set), key=lambda i, r=r: (r["som"][i]["acc"], -i)) for r in cells]
+            row = {
+                "protocol": protocol,
+                "fraction": pct,
+                "paper": paper.get(pct),
+                "n_labelled": statistics.fmean(r["n_labelled"] for r in cells),
+                "classes_labelled": min(r["classes_labelled"] for r in cells),
+                "som_best": _agg(r["som"][b]["acc"] for r, b in zip(cells, best)),
+                "som_best_settings": best,
+                "som_best_nodes": statistics.fmean(
+                    r["som"][b]["nodes"] for r, b in zip(cells, best)
+                ),
+                "som_one": _agg(r["som"][one]["acc"] for r in cells),
+                "som_one_setting": one,
+                "som_one_nodes": statistics.fmean(r["som"][one]["nodes"] for r in cells),
+                "som_all_mean": _agg(statistics.fmean(x["acc"] for x in r["som"]) for r in cells),
+                "knn": _agg(r["knn"] for r in cells),
+                "label_spreading": _agg(r["label_spreading"] for r in cells),
+                "cnn": _agg(r["cnn_acc"] for r in cells),
+                "same_as_paper": bool(cells[0].get("same_as_paper", False)),
+            }
+            row["met"] = (
+                row["som_best"]["mean"] >= row["paper"]
+                if protocol == "paper"
+                and config.dataset in TARGET_DATASETS
+                and row["paper"] is not None
+                else None
+            )
+            out["rows"].append(row)
+    checked = [r for r in out["rows"] if r["met"] is not None]
+    out["targets"] = {
+        "rule": ">= the paper at every fraction (paper protocol, best of the settings)",
+        "applies": config.dataset in TARGET_DATASETS and "paper" in config.protocols,
+        "n_met": sum(bool(r["met"]) for r in checked),
+        "n_checked": len(checked),
+        "all_met": bool(checked) and all(r["met"] for r in checked),
+    }
+    return out
+
+
+def _timings(records, wall_s: float) -> dict:
+    cnns = {}
+    for r in records:
+        cnns.setdefault((r["cnn_id"], r["seed"]), r)
+    fresh = [r for r in cnns.values() if not r["features_from_cache"]]
+    unique_cells = {(r["seed"], r["cnn_id"], r["fraction"]): r for r in records}.values()
+    return {
+        "wall_s": wall_s,
+        "n_cnn": len(cnns),
+        "n_cnn_trained_now": len(fresh),
+        "cnn_train_s": sum(r["cnn_train_s"] for r in fresh),
+        "extract_s": sum(r["extract_s"] for r in fresh),
+        "n_som_fits": sum(len(r["som"]) for r in unique_cells),
+        "som_s": sum(r["som_s"] for r in unique_cells),
+        "som_fit_s": sum(x["fit_s"] for r in unique_cells for x in r["som"]),
+        "baselines_s": sum(r["knn_s"] + r["ls_s"] for r in unique_cells),
+    }
+
+
+# ------------------------------------------------------------------------------ report
+
+
+def command_line(config: Table3Config, out_dir=None) -> str:
+    """The explicit command that re-creates this table (every option spelled out)."""
+    parts = ["somlab", "reproduce", "table3", "--dataset", config.dataset]
+    if config.quick:
+        parts.append("--quick")
+    parts += ["--fractions", ",".join(str(f) for f in config.fractions)]
+    if tuple(config.protocols) != PROTOCOLS:
+        parts += ["--protocols", ",".join(config.protocols)]
+    parts += ["--settings", str(config.n_settings), "--lhs-seed", str(config.lhs_seed)]
+    if config.n_train is not None:
+        parts += ["--n-train", str(config.n_train)]
+    if config.n_test is not None:
+        parts += ["--n-test", str(config.n_test)]
+    if config.seeds != 1:
+        parts += ["--seeds", str(config.seeds)]
+    if config.cnn_epochs is not None:
+        parts += ["--cnn-epochs", str(config.cnn_epochs)]
+    if config.max_epochs is not None:
+        parts += ["--max-epochs", str(config.max_epochs)]
+    if config.max_age_wins is not None:
+        parts += ["--max-age-wins", str(config.max_age_wins)]
+    parts += ["--device", config.device]
+    if config.n_jobs != 1:
+        parts += ["--jobs", str(config.n_jobs)]
+    if config.data_dir is not None:
+        parts += ["--data-dir", str(config.data_dir)]
+    if out_dir is not None:
+        parts += ["--out-dir", str(out_dir)]
+    return shlex.join(parts)
+
+
+def _f3(v) -> str:
+    return "—" if v is None else f"{v:.3f}"
+
+
+def _ms(a: dict) -> str:
+    if a is None or a.get("mean") is None:
+        return "—"
+    return _f3(a["mean"]) + (f" ± {a['std']:.3f}" if a.get("std") is not None else "")
+
+
+def _pct(p) -> str:
+    return f"{p:g} %"
+
+
+_PROTOCOL_TITLES = {
+    "paper": "Paper protocol — the CNN is trained on the whole labelled training set; only the "
+    "SOM and the baselines see the reduced labels",
+    "honest": "Honest protocol — the CNN is trained only on the labelled images (same number "
+    "of optimiser steps); nothing sees the other labels",
+}
+
+
+def render_markdown(table: dict) -> str:
+    """The report (``table3_<dataset>[_quick].md``) from :func:`reproduce_table3`'s dict."""
+    meta, cfg, agg = table["meta"], table["config"], table["summary"]
+    t = meta["timings"]
+    name = DATASETS[cfg["dataset"]]
+    cnn = meta["cnn"]
+    lines = [
+        f"# Table III — Batch SS-SOM on CNN features, {name}"
+        + (" (`--quick` preset)" if cfg["quick"] else ""),
+        "",
+        "Command:",
+        "",
+        "```bash",
+        meta["command"],
+        "```",
+        "",
+        f"- date: {meta['date']}",
+        f"- machine: {meta['machine']}",
+        f"- CNN device: {meta['device']}; Batch SS-SOM, 1-NN and LabelSpreading on the CPU "
+        f"({cfg['n_jobs']} process(es) for the SOM fits)",
+        f"- data: {meta['n_train']} training images, {meta['n_test']} test images"
+        + (" (class-stratified subsets)" if cfg["n_train"] or cfg["n_test"] else "")
+        + f"; features: {meta['feature_dim']}-d, min-max scaled with the training statistics, "
+        "clipped to [0, 1]",
+        f"- CNN: Adam lr {cnn['lr']}, batch {cnn['batch_size']}, {cnn['epochs']} epoch(s) on the "
+        f"full training set = {meta['cnn_steps']} steps (the honest protocol's networks get the "
+        "same number of steps); features in eval mode",
+        f"- Batch SS-SOM: {cfg['n_settings']} Latin-hypercube settings over the paper's Table I "
+        f"(seed {cfg['lhs_seed']})"
+        + (f", epochs capped at {cfg['max_epochs']}" if cfg["max_epochs"] else "")
+        + (f", age_wins capped at {cfg['max_age_wins']}" if cfg["max_age_wins"] else "")
+        + f", batch 32; seeds: {cfg['seeds']}",
+        f"- **wall time {t['wall_s']:.0f} s**: {t['n_cnn_trained_now']} CNN(s) trained now in "
+        f"{t['cnn_train_s']:.0f} s ({t['n_cnn'] - t['n_cnn_trained_now']} read from the feature "
+        f"cache), feature extraction {t['extract_s']:.0f} s, {t['n_som_fits']} Batch SS-SOM fits "
+        f"{t['som_s']:.0f} s, baselines {t['baselines_s']:.0f} s",
+        "",
+        "Each cell: test accuracy (± std over seeds when there are several). **Best of "
+        f"{cfg['n_settings']}**: per fraction the setting with the best *test* accuracy, the "
+        'paper\'s selection ("best results over 10 runs"; an oracle). **One setting**: our '
+        "honest choice, the single setting with the best test accuracy averaged over all the "
+        "fractions of the protocol, used at every fraction (still chosen on the test set, but "
+        "once per row instead of once per cell). **1-NN**: nearest neighbour among the "
+        "labelled images only. **LabelSpreading**: scikit-learn, kernel knn (7 neighbours), all "
+        "training images with -1 for the unlabelled. **CNN**: the network's own classifier. "
+        "Labels: unbalanced Bernoulli sampling (each image labelled with probability f, redrawn "
+        "until at least ceil(f N) are); the same labelled images for every method.",
+        "",
+    ]
+    tg = agg["targets"]
+    if tg["applies"]:
+        lines += [
+            f"**Target** ({tg['rule']}): met at {tg['n_met']}/{tg['n_checked']} fractions"
+            + (" — yes." if tg["all_met"] else " — **no**.")
+            + (
+                " (Quick preset: fewer images and CNN epochs; not the full protocol.)"
+                if cfg["quick"]
+                else ""
+            ),
+            "",
+        ]
+    for protocol in cfg["protocols"]:
+        rows = [r for r in agg["rows"] if r["protocol"] == protocol]
+        if not rows:
+            continue
+        one = agg["one_setting"][protocol]["setting"]
+        lines += [
+            f"## {_PROTOCOL_TITLES[protocol]}",
+            "",
+            f"| labelled | n labelled | paper (Batch SS-SOM) | **Batch SS-SOM best of "
+            f"{cfg['n_settings']}** | Batch SS-SOM one setting (#{one}) | 1-NN | LabelSpreading "
+            "| CNN |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for r in rows:
+            mark = ""
+            if r["met"] is not None:
+                mark = " ✓" if r["met"] else " ✗"
+            note = " (= paper protocol)" if r["same_as_paper"] and protocol == "honest" else ""
+            lines.append(
+                f"| {_pct(r['fraction'])}{note} | {r['n_labelled']:.0f} | {_f3(r['paper'])} | "
+                f"**{_ms(r['som_best'])}**{mark} (#{','.join(map(str, r['som_best_settings']))},"
+                f" {r['som_best_nodes']:.0f} nodes) | {_ms(r['som_one'])} | {_ms(r['knn'])} | "
+                f"{_ms(r['label_spreading'])} | {_ms(r['cnn'])} |"
+            )
+        lines.append("")
+    lines += [
+        "## Settings (Latin hypercube over Table I)",
+        "",
+        "| # | at | lp | beta | age_wins | eb | en | s | minwd | epochs | epush | seed |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for i, s in enumerate(table["settings"]):
+        lines.append(
+            f"| {i} | {s['at']:.4f} | {s['lp']:.4f} | {s['beta']:.3f} | {s['age_wins']} | "
+            f"{s['eb']:.4f} | {s['en']:.3f} | {s['s']:.3f} | {s['minwd']:.3f} | {s['epochs']} | "
+            f"{s['epush']:.3f} | {s['random_state']} |"
+        )
+    lines += [
+        "",
+        "## The paper's Table III (accuracy, Batch SS-SOM)",
+        "",
+        "| labelled | " + " | ".join(DATASETS.values()) + " |",
+        "|---|---|---|---|",
+    ]
+    for pct in FRACTIONS:
+        lines.append(f"| {pct} % | " + " | ".join(_f3(PAPER_ACC[d][pct]) for d in DATASETS) + " |")
+    lines.append("")
+    if meta.get("plot"):
+        lines += [f"![accuracy against the label fraction]({meta['plot']})", ""]
+    return "\n".join(lines)
+
+
+def plot_table(table: dict, path) -> None:
+    """Accuracy against the label fraction: one panel per protocol; Batch SS-SOM (best of the
+    settings, one setting), 1-NN, LabelSpreading, the CNN and the paper's figures."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cfg, agg = table["config"], table["summary"]
+    protocols = [p for p in cfg["protocols"] if any(r["protocol"] == p for r in agg["rows"])]
+    fig, axes = plt.subplots(1, len(protocols), figsize=(5.2 * len(protocols), 3.8), squeeze=False)
+    lines = (
+        ("som_best", f"Batch SS-SOM, best of {cfg['n_settings']}", "tab:blue", "-", "o"),
+        ("som_one", "Batch SS-SOM, one setting", "tab:blue", ":", "s"),
+        ("knn", "1-NN", "tab:orange", "-", "^"),
+        ("label_spreading", "LabelSpreading", "tab:green", "-", "v"),
+        ("cnn", "CNN classifier", "tab:gray", "--", "x"),
+    )
+    lows = []
+    for ax, protocol in zip(axes.ravel(), protocols):
+        rows = [r for r in agg["rows"] if r["protocol"] == protocol]
+        xs = list(range(len(rows)))
+        for key, label, colour, ls, marker in lines:
+            ys = [r[key]["mean"] for r in rows]
+            lows += ys
+            ax.plot(xs, ys, color=colour, ls=ls, marker=marker, ms=4, label=label)
+        px = [(x, r["paper"]) for x, r in zip(xs, rows) if r["paper"] is not None]
+        if px:
+            ax.plot(*zip(*px), color="k", ls="--", marker="*", ms=6, label="paper (Batch SS-SOM)")
+            lows += [v for _, v in px]
+        ax.set_xticks(xs, [_pct(r["fraction"]) for r in rows], fontsize=8)
+        ax.set_xlabel("labelled training images")
+        ax.set_ylabel("test accuracy")
+        ax.set_title(f"{DATASETS[cfg['dataset']]}: {protocol} protocol", fontsize=10)
+        ax.grid(alpha=0.3)
+    low = min(v for v in lows if v is not None)
+    for ax in axes.ravel():
+        ax.set_ylim(max(0.0, low - 0.05), 1.005)
+    handles, labels = axes.ravel()[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.14, 1, 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _machine(device: str) -> tuple[str, str]:
+    import os
+    import platform
+
+    import torch
+
+    from .. import __version__
+
+    machine = (
+        f"{platform.platform()}, {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads, python "
+        f"{platform.python_version()}, torch {torch.__version__}, somlab {__version__}"
+    )
+    dev = device
+    if torch.device(device).type == "cuda":
+        dev += f" ({torch.cuda.get_device_name(torch.device(device))})"
+    return machine, dev
+
+
+# ------------------------------------------------------------------------------ entry point
+
+
+def reproduce_table3(
+    config: Table3Config,
+    out_dir="experiments/results",
+    progress: bool = True,
+    data=None,
+    cache=None,
+    plot: bool = True,
+) -> dict:
+    """Run the pipeline, write ``table3_<dataset>[_quick].md``, ``.json`` and ``.png`` in
+    ``out_dir``, return the table dict (``config``, ``meta``, ``summary`` (:func:`aggregate`),
+    ``settings``, ``records``, ``paper``).
+
+    ``data``: ``(X_train, y_train, X_test, y_test)`` images to use instead of loading the data
+    set (the images must suit the data set's network); ``cache``: a
+    :class:`~somlab.features.FeatureCache` (default from the config)."""
+    config = config.validated()
+    t0 = time.perf_counter()
+    if data is None:
+        data = load_images(config)
+    else:
+        data = tuple(np.asarray(a) for a in data)
+        if len(data) != 4 or len(data[0]) != len(data[1]) or len(data[2]) != len(data[3]):
+            raise DataError("data must be (X_train, y_train, X_test, y_test) of matching lengths")
+    records = run_cells(config, data, progress=progress, cache=cache)
+    wall = time.perf_counter() - t0
+    from ..features import CNN_CONFIGS
+
+    out_dir = Path(out_dir)
+    stem = config.stem
+    cnn = asdict(CNN_CONFIGS[config.dataset])
+    if config.cnn_epochs is not None:
+        cnn["epochs"] = config.cnn_epochs
+    machine, device = _machine(config.device)
+    table = {
+        "table": "table3",
+        "config": asdict(config),
+        "meta": {
+            "command": command_line(config, out_dir),
+            "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+            "machine": machine,
+            "device": device,
+            "n_train": int(len(data[1])),
+            "n_test": int(len(data[3])),
+            "feature_dim": records[0]["feature_dim"],
+            "cnn": cnn,
+            "cnn_steps": _cnn_steps(config, len(data[1])),
+            "timings": _timings(records, wall),
+            "plot": f"{stem}.png" if plot else None,
+        },
+        "summary": aggregate(records, config),
+        "settings": settings_for(config),
+        "records": records,
+        "paper": {d: {str(k): v for k, v in row.items()} for d, row in PAPER_ACC.items()},
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / f"{stem}.json").write_text(json.dumps(table, indent=2, allow_nan=False) + "\n")
+    (out_dir / f"{stem}.md").write_text(render_markdown(table))
+    if plot:
+        plot_table(table, out_dir / f"{stem}.png")
+    return table
+
+
+# ------------------------------------------------------------------------------ CLI
+
+
+def add_parser(subparsers):
+    """Register ``table3`` on the ``somlab reproduce`` sub-parsers; returns the parser."""
+    import argparse
+
+    p = subparsers.add_parser(
+        "table3",
+        help="Batch SS-SOM on CNN features: MNIST, Fashion-MNIST, SVHN (Table III)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Table III of the Batch SS-SOM paper (SPEC.md section 9): train the paper's\n"
+        "CNN, extract the features of its last hidden layer (eval mode), min-max scale them,\n"
+        "and fit Batch SS-SOM with 10 Latin-hypercube settings at each label fraction\n"
+        "(unbalanced Bernoulli sampling), beside 1-NN and LabelSpreading on the same features\n"
+        "and labels. Two protocols: 'paper' (the CNN sees every training label, only the SOM\n"
+        "sees the reduced ones) and 'honest' (the CNN is trained on the labelled images only).\n"
+        "Two selections: best of the settings per fraction (the paper's, an oracle on the test\n"
+        "set) and one setting for all fractions. Features are cached (~/.cache/somlab/features).\n"
+        "Writes OUT_DIR/table3_<dataset>[_quick].md, .json and .png.",
+        epilog="examples:\n"
+        "  somlab reproduce table3 --quick                     # MNIST, 5,000 images, CPU\n"
+        "  somlab reproduce table3 --dataset fmnist --quick\n"
+        "  somlab reproduce table3 --dataset mnist --device cuda --jobs 16   # full protocol\n"
+        "  somlab reproduce table3 --dataset svhn --data-dir ~/data/svhn --device cuda\n"
+        "  somlab reproduce table3 --fractions 1,10 --settings 3 --protocols paper --json\n"
+        "data: MNIST / Fashion-MNIST files in --data-dir, $SOMLAB_DATA or ~/.cache/somlab (else\n"
+        "downloaded); SVHN needs the official train_32x32.mat and test_32x32.mat there.",
+    )
+    p.add_argument(
+        "--dataset", default="mnist", help="mnist (default), fmnist (Fashion-MNIST) or svhn"
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="small preset: 5,000 training / 2,000 test images, 1 CNN epoch, epochs and "
+        "age_wins of the settings capped at 5; options given explicitly override it; writes "
+        "table3_<dataset>_quick.*",
+    )
+    p.add_argument(
+        "--fractions",
+        default=None,
+        help="comma list of label percents (default 1,5,10,25,50,75,100)",
+    )
+    p.add_argument("--protocols", default=None, help="comma list of paper, honest (default both)")
+    p.add_argument("--settings", type=int, default=None, help="LHS settings (default 10)")
+    p.add_argument("--lhs-seed", type=int, default=None, help="seed of the LHS draw (default 0)")
+    p.add_argument("--n-train", type=int, default=None, help="stratified training subset")
+    p.add_argument("--n-test", type=int, default=None, help="stratified test subset")
+    p.add_argument("--seeds", type=int, default=None, help="repetitions 0..N-1 (default 1)")
+    p.add_argument(
+        "--cnn-epochs",
+        type=int,
+        default=None,
+        help="CNN epochs (default: MNIST 3, fmnist 10, svhn 20)",
+    )
+    p.add_argument("--max-epochs", type=int, default=None, help="cap every setting's epochs")
+    p.add_argument("--max-age-wins", type=int, default=None, help="cap every setting's age_wins")
+    p.add_argument("--device", default=None, help="where the CNN trains: cpu (default), cuda")
+    p.add_argument(
+        "--jobs", type=int, default=None, help="processes for the SOM fits (default 1; -1: all)"
+    )
+    p.add_argument("--data-dir", default=None, help="folder with the data set's files")
+    p.add_argument(
+        "--cache-dir", default=None, help="feature cache (default ~/.cache/somlab/features)"
+    )
+    p.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
+    p.add_argument(
+        "--out-dir", default="experiments/results", help="report folder (default %(default)s)"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bars (stderr)")
+    p.add_argument("--json", action="store_true", help="print the table as JSON on stdout")
+    p.set_defaults(func=run_cli)
+    return p
+
+
+def _split(value: str) -> list[str]:
+    return [v.strip() for v in str(value).split(",") if v.strip()]
+
+
+def config_from_args(args) -> Table3Config:
+    """A :class:`Table3Config` from the options (``--quick`` fills what is not given)."""
+    base = {"dataset": args.dataset, "quick": bool(args.quick)}
+    if args.quick:
+        base.update(QUICK)
+    if args.fractions is not None:
+        fr = []
+        for f in _split(args.fractions):
+            try:
+                v = float(f.rstrip("%"))
+            except ValueError:
+                raise SomlabError(f"bad label fraction {f!r}; use percents in (0, 100]") from None
+            fr.append(int(v) if v == int(v) else v)
+        base["fractions"] = tuple(fr)
+    if args.protocols is not None:
+        base["protocols"] = tuple(p.lower() for p in _split(args.protocols))
+    for opt, field_name in (
+        ("settings", "n_settings"),
+        ("lhs_seed", "lhs_seed"),
+        ("n_train", "n_train"),
+        ("n_test", "n_test"),
+        ("seeds", "seeds"),
+        ("cnn_epochs", "cnn_epochs"),
+        ("max_epochs", "max_epochs"),
+        ("max_age_wins", "max_age_wins"),
+        ("device", "device"),
+        ("jobs", "n_jobs"),
+        ("data_dir", "data_dir"),
+        ("cache_dir", "cache_dir"),
+    ):
+        v = getattr(args, opt, None)
+        if v is not None:
+            base[field_name] = v
+    if getattr(args, "no_cache", False):
+        base["use_cache"] = False
+    return Table3Config(**base).validated()
+
+
+def summary_line(table: dict, out_dir) -> str:
+    cfg, agg = table["config"], table["summary"]
+    stem = f"table3_{cfg['dataset']}" + ("_quick" if cfg["quick"] else "")
+    best = [r for r in agg["rows"] if r["protocol"] == cfg["protocols"][0]]
+    cells = ", ".join(f"{_pct(r['fraction'])} {r['som_best']['mean']:.3f}" for r in best)
+    tg = agg["targets"]
+    target = f"; target met at {tg['n_met']}/{tg['n_checked']} fractions" if tg["applies"] else ""
+    out = Path(out_dir)
+    return (
+        f"Table III {DATASETS[cfg['dataset']]} ({cfg['protocols'][0]} protocol, best of "
+        f"{cfg['n_settings']}): {cells}{target}; {table['meta']['timings']['wall_s']:.0f} s; wrote "
+        f"{out / (stem + '.md')}, {out / (stem + '.json')}, {out / (stem + '.png')}"
+    )
+
+
+def run_cli(args) -> None:
+    """``somlab reproduce table3``: run, then print a one-line summary or (``--json``) the
+    table as JSON."""
+    cfg = config_from_args(args)
+    table = reproduce_table3(cfg, out_dir=args.out_dir, progress=not args.quiet)
+    if args.json:
+        print(json.dumps(table, indent=2, default=float))
+    else:
+        print(summary_line(table, args.out_dir))

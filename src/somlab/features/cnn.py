@@ -87,7 +87,10 @@ class MNISTNet(nn.Module):
             nn.Conv2d(1, 16, 5, stride=1, padding=2), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2)
         )
         self.layer2 = nn.Sequential(
-            nn.Conv2d(16, 32, 5, stride=1, padding=2), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2)
+            nn.Conv2d(16, 32, 5, stride=1, padding=2),
+            nn.BatchNorm2d(32),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
         )
         self.fc1 = nn.Linear(32 * 7 * 7, 32)
         self.fc2 = nn.Linear(32, n_classes)
@@ -196,7 +199,9 @@ def to_tensor(images, device, config: CNNConfig, in_shape=None) -> torch.Tensor:
 def _check_images(X, y=None):
     X = np.asarray(X)
     if X.ndim not in (3, 4) or X.shape[0] == 0:
-        raise SomlabError(f"images must be a non-empty [n, H, W] or [n, C, H, W] array, got {X.shape}")
+        raise SomlabError(
+            f"images must be a non-empty [n, H, W] or [n, C, H, W] array, got {X.shape}"
+        )
     if y is not None:
         y = np.asarray(y)
         if y.shape != (X.shape[0],):
