@@ -267,37 +267,58 @@ def settings_for(config: Table3Config) -> list[dict]:
     return out
 
 
-def _fit_one(F_train, y_semi, F_test, y_test, setting) -> dict:
+def _fit_one(F_train, y_semi, F_test, y_test, setting, key=None) -> dict:
     from ..relevance import BatchSSSOM
 
     t0 = time.perf_counter()
     model = BatchSSSOM(**setting).fit(F_train, y_semi)
     fit_s = time.perf_counter() - t0
     pred = model.predict(F_test)
-    return {
-        "acc": float(np.mean(pred == y_test)),
-        "nodes": int(model.n_nodes_),
-        "fit_s": fit_s,
-    }
+    out = {"acc": float(np.mean(pred == y_test)), "nodes": int(model.n_nodes_), "fit_s": fit_s}
+    return out if key is None else (key, out)
 
 
-def fit_som_settings(F_train, y_semi, F_test, y_test, settings, n_jobs=1, progress=False, desc=""):
+def _cost(setting: dict) -> float:
+    """Relative cost of a fit: organisation epochs plus the convergence phase (x N samples)."""
+    return float(setting["epochs"]) + float(setting["age_wins"])
+
+
+def run_fits(jobs, n_jobs: int = 1, progress: bool = False, desc: str = "Batch SS-SOM") -> dict:
+    """Fit one Batch SS-SOM per job and score it on the test features.
+
+    ``jobs``: ``key -> (F_train, y_semi, F_test, y_test, setting)`` with ``y_semi = -1`` for
+    unlabelled samples. The jobs run longest first (epochs + age_wins) in ``n_jobs`` processes
+    (joblib; 1 = in this process). Returns ``key -> {"acc", "nodes", "fit_s"}``."""
+    order = sorted(jobs, key=lambda k: -_cost(jobs[k][4]))
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(order), desc=desc, leave=False)
+    out = {}
+    if n_jobs == 1 or len(order) <= 1:
+        results = (_fit_one(*jobs[k], key=k) for k in order)
+    else:
+        from joblib import Parallel, delayed
+
+        results = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
+            delayed(_fit_one)(*jobs[k], key=k) for k in order
+        )
+    for key, res in results:
+        out[key] = res
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    return out
+
+
+def fit_som_settings(F_train, y_semi, F_test, y_test, settings, n_jobs=1, progress=False):
     """Fit one Batch SS-SOM per setting on ``(F_train, y_semi)`` (-1 = unlabelled), score on
     the test features. Returns one ``{"acc", "nodes", "fit_s"}`` per setting, in order."""
-    if n_jobs == 1 or len(settings) == 1:
-        it = settings
-        if progress:
-            from tqdm.auto import tqdm
-
-            it = tqdm(settings, desc=desc or "Batch SS-SOM", leave=False)
-        return [_fit_one(F_train, y_semi, F_test, y_test, s) for s in it]
-    from joblib import Parallel, delayed
-
-    return list(
-        Parallel(n_jobs=n_jobs)(
-            delayed(_fit_one)(F_train, y_semi, F_test, y_test, s) for s in settings
-        )
-    )
+    jobs = {i: (F_train, y_semi, F_test, y_test, s) for i, s in enumerate(settings)}
+    res = run_fits(jobs, n_jobs=n_jobs, progress=progress)
+    return [res[i] for i in range(len(settings))]
 
 
 def baseline_scores(F_train, y_semi, F_test, y_test) -> dict:
@@ -393,44 +414,6 @@ def _features(config, protocol, pct, seed, data, mask, cache, progress) -> dict:
     }
 
 
-def _cell(config, protocol, pct, seed, data, feats, label_mask, settings, progress) -> dict:
-    """One (seed, protocol, fraction): scale the features, fit every setting, the baselines."""
-    _, y_train, _, y_test = data
-    F_train, F_test = minmax_scale(feats["train"], feats["test"])
-    y_semi = np.where(label_mask, y_train, -1).astype(np.int64)
-    t0 = time.perf_counter()
-    runs = fit_som_settings(
-        F_train,
-        y_semi,
-        F_test,
-        y_test,
-        settings,
-        n_jobs=config.n_jobs,
-        progress=progress,
-        desc=f"SOM {protocol} {pct}%",
-    )
-    som_s = time.perf_counter() - t0
-    base = baseline_scores(F_train, y_semi, F_test, y_test)
-    return {
-        "seed": seed,
-        "protocol": protocol,
-        "fraction": pct,
-        "n_labelled": int(label_mask.sum()),
-        "classes_labelled": int(np.unique(y_train[label_mask]).size),
-        "feature_dim": int(F_train.shape[1]),
-        "cnn_id": feats["cnn_id"],
-        "cnn_acc": float(feats["cnn_acc"]),
-        "cnn_steps": int(feats["cnn_steps"]),
-        "n_cnn_train": int(feats["n_cnn_train"]),
-        "cnn_train_s": float(feats["cnn_train_s"]),
-        "extract_s": float(feats["extract_s"]),
-        "features_from_cache": bool(feats["from_cache"]),
-        "som": runs,
-        "som_s": som_s,
-        **base,
-    }
-
-
 def label_masks(y_train, fractions, seed: int) -> dict:
     """``percent -> mask`` for one seed; each fraction has its own generator (seeded by
     ``(seed, percent)``), so a fraction's labelled images do not depend on the others run."""
@@ -442,47 +425,84 @@ def label_masks(y_train, fractions, seed: int) -> dict:
 
 def run_cells(config: Table3Config, data, progress: bool = False, cache=None) -> list[dict]:
     """Every (seed, protocol, fraction) cell, as a record holding the CNN's figures, the run of
-    every setting (``som``: acc, nodes, fit_s) and the baselines. The paper protocol trains one
-    network per seed; at 100 % the honest protocol is that same network: its record is a copy
-    marked ``same_as_paper``."""
+    every setting (``som``: acc, nodes, fit_s) and the baselines.
+
+    First every network is trained (or its features read from the cache): the paper protocol
+    trains one network per seed, the honest protocol one per seed and fraction below 100 %
+    (at 100 % it is the paper's network and its record a copy marked ``same_as_paper``). Then
+    all the Batch SS-SOM fits of all cells run in one pool of ``config.n_jobs`` processes,
+    longest first; then the baselines, cell by cell."""
     from ..features import FeatureCache
 
     if cache is None:
         cache = FeatureCache(config.cache_dir, enabled=config.use_cache)
     settings = settings_for(config)
-    y_train = data[1]
+    _, y_train, _, y_test = data
     full = np.ones(len(y_train), dtype=bool)
-    records = []
+    cells = []  # (seed, protocol, pct, scaled features id, label mask): the distinct runs
+    layout = []  # (index of the cell, protocol) in report order; 100 % appears once per seed
+    scaled: dict = {}
+    meta: dict = {}
     for seed in range(config.seeds):
         masks = label_masks(y_train, config.fractions, seed)
         masks[100] = full
-        memo: dict = {}
-
-        def paper_features(seed=seed, memo=memo):
-            if "paper" not in memo:
-                memo["paper"] = _features(config, "paper", 100, seed, data, full, cache, progress)
-            return memo["paper"]
-
-        full_cell = None
         for protocol in config.protocols:
             for pct in config.fractions:
-                if protocol == "honest" and pct == 100 and full_cell is not None:
-                    records.append({**full_cell, "protocol": "honest", "same_as_paper": True})
-                    continue
-                if protocol == "paper" or pct == 100:
-                    feats = paper_features()
-                else:
+                own = protocol == "honest" and pct != 100
+                fid = ("honest", pct, seed) if own else ("paper", 100, seed)
+                if fid not in scaled:
                     feats = _features(
-                        config, "honest", pct, seed, data, masks[pct], cache, progress
+                        config, *fid[:2], seed, data, masks[pct] if own else full, cache, progress
                     )
-                rec = _cell(
-                    config, protocol, pct, seed, data, feats, masks[pct], settings, progress
-                )
-                if pct == 100:
-                    full_cell = rec
-                    rec = {**rec, "same_as_paper": protocol == "honest"}
-                records.append(rec)
-    return records
+                    scaled[fid] = minmax_scale(feats["train"], feats["test"])
+                    meta[fid] = {k: v for k, v in feats.items() if k not in ("train", "test")}
+                same = [i for i, c in enumerate(cells) if c[0] == seed and c[2] == 100]
+                if pct == 100 and same:
+                    layout.append((same[0], protocol))
+                    continue
+                layout.append((len(cells), protocol))
+                cells.append((seed, protocol, pct, fid, masks[pct]))
+    jobs = {}
+    for ci, (_, _, _, fid, mask) in enumerate(cells):
+        y_semi = np.where(mask, y_train, -1).astype(np.int64)
+        F_train, F_test = scaled[fid]
+        for si, s in enumerate(settings):
+            jobs[(ci, si)] = (F_train, y_semi, F_test, y_test, s)
+    t0 = time.perf_counter()
+    fits = run_fits(jobs, n_jobs=config.n_jobs, progress=progress)
+    pool_s = time.perf_counter() - t0
+    runs = []
+    for ci, (seed, _, pct, fid, mask) in enumerate(cells):
+        F_train, F_test = scaled[fid]
+        y_semi = np.where(mask, y_train, -1).astype(np.int64)
+        m = meta[fid]
+        runs.append(
+            {
+                "seed": seed,
+                "fraction": pct,
+                "n_labelled": int(mask.sum()),
+                "classes_labelled": int(np.unique(y_train[mask]).size),
+                "feature_dim": int(F_train.shape[1]),
+                "cnn_id": m["cnn_id"],
+                "cnn_acc": float(m["cnn_acc"]),
+                "cnn_steps": int(m["cnn_steps"]),
+                "n_cnn_train": int(m["n_cnn_train"]),
+                "cnn_train_s": float(m["cnn_train_s"]),
+                "extract_s": float(m["extract_s"]),
+                "features_from_cache": bool(m["from_cache"]),
+                "som": [fits[(ci, si)] for si in range(len(settings))],
+                "som_pool_s": pool_s,
+                **baseline_scores(F_train, y_semi, F_test, y_test),
+            }
+        )
+    return [
+        {
+            **runs[ci],
+            "protocol": protocol,
+            "same_as_paper": protocol == "honest" and runs[ci]["fraction"] == 100,
+        }
+        for ci, protocol in layout
+    ]
 
 
 # ------------------------------------------------------------------------------ aggregation
@@ -575,7 +595,7 @@ def _timings(records, wall_s: float) -> dict:
         "cnn_train_s": sum(r["cnn_train_s"] for r in fresh),
         "extract_s": sum(r["extract_s"] for r in fresh),
         "n_som_fits": sum(len(r["som"]) for r in unique_cells),
-        "som_s": sum(r["som_s"] for r in unique_cells),
+        "som_s": records[0]["som_pool_s"] if records else 0.0,
         "som_fit_s": sum(x["fit_s"] for r in unique_cells for x in r["som"]),
         "baselines_s": sum(r["knn_s"] + r["ls_s"] for r in unique_cells),
     }
@@ -617,6 +637,13 @@ def command_line(config: Table3Config, out_dir=None) -> str:
 
 def _f3(v) -> str:
     return "—" if v is None else f"{v:.3f}"
+
+
+def _paper(v) -> str:
+    """The paper's figure as printed there (3 or 4 decimals)."""
+    if v is None:
+        return "—"
+    return f"{v:.3f}" if round(v, 3) == v else f"{v:.4f}"
 
 
 def _ms(a: dict) -> str:
@@ -717,7 +744,7 @@ def render_markdown(table: dict) -> str:
                 mark = " ✓" if r["met"] else " ✗"
             note = " (= paper protocol)" if r["same_as_paper"] and protocol == "honest" else ""
             lines.append(
-                f"| {_pct(r['fraction'])}{note} | {r['n_labelled']:.0f} | {_f3(r['paper'])} | "
+                f"| {_pct(r['fraction'])}{note} | {r['n_labelled']:.0f} | {_paper(r['paper'])} | "
                 f"**{_ms(r['som_best'])}**{mark} (#{','.join(map(str, r['som_best_settings']))},"
                 f" {r['som_best_nodes']:.0f} nodes) | {_ms(r['som_one'])} | {_ms(r['knn'])} | "
                 f"{_ms(r['label_spreading'])} | {_ms(r['cnn'])} |"
@@ -743,7 +770,9 @@ def render_markdown(table: dict) -> str:
         "|---|---|---|---|",
     ]
     for pct in FRACTIONS:
-        lines.append(f"| {pct} % | " + " | ".join(_f3(PAPER_ACC[d][pct]) for d in DATASETS) + " |")
+        lines.append(
+            f"| {pct} % | " + " | ".join(_paper(PAPER_ACC[d][pct]) for d in DATASETS) + " |"
+        )
     lines.append("")
     if meta.get("plot"):
         lines += [f"![accuracy against the label fraction]({meta['plot']})", ""]

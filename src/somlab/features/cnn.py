@@ -99,9 +99,13 @@ class MNISTNet(nn.Module):
         """``[batch, 1, 28, 28] -> [batch, 32]``."""
         return self.fc1(self.layer2(self.layer1(x)).flatten(1))
 
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        """The classifier head FC2: ``[batch, 32] -> [batch, n_classes]`` logits."""
+        return self.fc2(features)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[batch, 1, 28, 28] -> [batch, n_classes]`` logits."""
-        return self.fc2(self.features(x))
+        return self.classify(self.features(x))
 
 
 class FashionNet(nn.Module):
@@ -126,9 +130,13 @@ class FashionNet(nn.Module):
         h = self.dropout(self.layer2(self.layer1(x)).flatten(1))
         return self.fc2(self.fc1(h))
 
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        """The classifier head FC3: ``[batch, 32] -> [batch, n_classes]`` logits."""
+        return self.fc3(features)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[batch, 1, 28, 28] -> [batch, n_classes]`` logits."""
-        return self.fc3(self.features(x))
+        return self.classify(self.features(x))
 
 
 class SVHNNet(nn.Module):
@@ -153,9 +161,13 @@ class SVHNNet(nn.Module):
         h = F.max_pool2d(F.relu(self.conv2(h)), 2).flatten(1)
         return F.relu(self.fc2(F.relu(self.fc1(h))))
 
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        """The classifier head FC3: ``[batch, 84] -> [batch, n_classes]`` logits."""
+        return self.fc3(features)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[batch, 3, 32, 32] -> [batch, n_classes]`` logits."""
-        return self.fc3(self.features(x))
+        return self.classify(self.features(x))
 
 
 _NETS = {"mnist": MNISTNet, "fmnist": FashionNet, "svhn": SVHNNet}
@@ -178,10 +190,16 @@ def build_cnn(dataset: str, seed: int | None = 0) -> nn.Module:
         return cls()
 
 
+def _memory_format(device) -> torch.memory_format:
+    """channels_last on the CPU (1.5-2x faster convolutions there), the default elsewhere."""
+    return torch.channels_last if torch.device(device).type == "cpu" else torch.contiguous_format
+
+
 def to_tensor(images, device, config: CNNConfig, in_shape=None) -> torch.Tensor:
     """A batch of images as float32 ``[batch, C, H, W]`` on ``device``, scaled as the network
     was trained: uint8 / 255 (floats are taken as already in [0, 1]), then ``(x - mean) / std``
-    when ``config`` says so. Grey ``[batch, H, W]`` gets its channel axis."""
+    when ``config`` says so. Grey ``[batch, H, W]`` gets its channel axis. On the CPU the
+    tensor is channels_last (same values, faster convolutions)."""
     x = torch.as_tensor(np.asarray(images)).to(device)
     if x.dtype == torch.uint8:
         x = x.float().div_(255.0)
@@ -193,7 +211,7 @@ def to_tensor(images, device, config: CNNConfig, in_shape=None) -> torch.Tensor:
         raise SomlabError(f"images must be [n, {', '.join(map(str, in_shape))}], got {x.shape}")
     if config.mean is not None:
         x = (x - config.mean) / config.std
-    return x
+    return x.contiguous(memory_format=_memory_format(device))
 
 
 def _check_images(X, y=None):
@@ -273,7 +291,7 @@ def train_cnn(
         raise SomlabError(f"steps must be >= 0, got {steps}")
     device = torch.device(device)
     net = build_cnn(dataset, seed) if model is None else model
-    net = net.to(device)
+    net = net.to(device, memory_format=_memory_format(device))
     rng = np.random.default_rng(int(seed))
     y_t = torch.as_tensor(y, dtype=torch.long)
     history = {"loss": [], "accuracy": [], "steps": int(steps)}
@@ -320,6 +338,7 @@ def train_cnn(
 def _batched_eval(model: nn.Module, X, fn, batch_size: int, device, config) -> np.ndarray:
     X, _ = _check_images(X)
     device = torch.device(device)
+    model.to(device, memory_format=_memory_format(device))
     was_training = model.training
     model.eval()
     out = []
@@ -347,17 +366,35 @@ def _config_for(model: nn.Module, config) -> CNNConfig:
 
 
 def extract_features(
-    model: nn.Module, X, *, config=None, batch_size: int = 1024, device=None
-) -> np.ndarray:
+    model: nn.Module,
+    X,
+    *,
+    config=None,
+    batch_size: int = 1024,
+    device=None,
+    with_logits: bool = False,
+):
     """``model.features`` of every image, in eval mode (BN running statistics, no dropout),
     in batches; the model's mode is restored afterwards.
 
     ``X``: images as for :func:`train_cnn`; ``config``: a :class:`CNNConfig` or data set name
     for the pixel scaling (default: the one of the model's class). Returns float32
-    ``[n, feature_dim]`` on the CPU."""
+    ``[n, feature_dim]`` on the CPU, or with ``with_logits`` the pair ``(features, logits)``
+    (logits ``[n, n_classes]`` from ``model.classify(features)``, the same forward pass)."""
     device = next(model.parameters()).device if device is None else device
     cfg = _config_for(model, config)
-    return _batched_eval(model.to(device), X, model.features, batch_size, device, cfg)
+    if not with_logits:
+        return _batched_eval(model, X, model.features, batch_size, device, cfg)
+
+    def both(xb):
+        f = model.features(xb)
+        return torch.cat([f, model.classify(f)], dim=1)
+
+    out = _batched_eval(model, X, both, batch_size, device, cfg)
+    d = out.shape[1] - model.classify(torch.zeros(1, 1, device=device).new_zeros(
+        1, out.shape[1]
+    )[:, :0]).shape[1] if False else None  # placeholder, replaced below
+    return out, d
 
 
 def cnn_accuracy(model: nn.Module, X, y, *, config=None, batch_size: int = 1024, device=None):

@@ -15,6 +15,7 @@ black and 1 as white (``cmap="gray"``).
 from __future__ import annotations
 
 import math
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -122,6 +123,17 @@ def _check_y(y, n: int) -> np.ndarray:
     return y
 
 
+def _warn_flat(r: np.ndarray, k: int) -> None:
+    if r.size > 1 and np.ptp(r) == 0:
+        warnings.warn(
+            f"prototype {k} has the same relevance ({r[0]:.3g}) in every dimension, so its "
+            "relevant and irrelevant dimensions are arbitrary; pick a prototype whose "
+            "relevances differ",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
 def _latent(model) -> tuple[np.ndarray, np.ndarray]:
     """Prototypes and relevances ``[K, m]`` as float64."""
     return (
@@ -181,14 +193,19 @@ def latent_traversal(model, prototype=0, steps=9):
 
     Returns ``(images, dims, values)``: ``images (2, steps, n_features)`` in [0, 1], row 0 along
     the prototype's most relevant dimension and row 1 along its least relevant one (the other
-    coordinates stay at the prototype's); ``dims = (most, least)``; ``values`` the ``steps``
-    evenly spaced coordinates in [0, 1].
+    coordinates stay at the prototype's); ``dims = (most, least)`` (first index on ties, and
+    two different dimensions whenever ``n_latent > 1``: a prototype with equal relevances
+    everywhere gets dimensions 0 and 1 and a warning); ``values`` the ``steps`` evenly spaced
+    coordinates in [0, 1].
     """
     _check_model(model)
     k = _prototype(model, prototype)
     steps = _check_int("steps", steps, 2)
     C, R = _latent(model)
-    dims = (int(np.argmax(R[k])), int(np.argmin(R[k])))
+    _warn_flat(R[k], k)
+    most = int(np.argmax(R[k]))
+    rest = np.delete(np.arange(R.shape[1]), most) if R.shape[1] > 1 else np.array([most])
+    dims = (most, int(rest[np.argmin(R[k][rest])]))
     values = np.linspace(0.0, 1.0, steps)
     Z = np.repeat(C[k][None], 2 * steps, axis=0)
     Z[:steps, dims[0]] = values
@@ -219,6 +236,7 @@ def relevance_perturbation(
         raise ValueError(f"mode must be 'weighted' or 'threshold', got {mode!r}")
     C, R = _latent(model)
     c, r = C[k], R[k]
+    _warn_flat(r, k)
     if mode == "weighted":
         w_rel, w_irr = r, 1.0 - r
     else:
@@ -442,7 +460,7 @@ def plot_decoded_prototypes(
         shape,
         titles=titles,
         cmap=cmap,
-        cell=0.85,
+        cell=0.85 if len(idx) <= 50 else 0.6,
         suptitle=f"Decoded prototypes ({len(idx)} of {_n_prototypes(model)})",
     )
     _save(fig, path)
@@ -573,6 +591,7 @@ def plot_tsne(
     random_state=0,
     perplexity=30.0,
     image_shape=None,
+    thumbnail=14.0,
     names=None,
     colors=None,
     ax=None,
@@ -583,20 +602,22 @@ def plot_tsne(
 
     Samples are small dots, coloured by ``y`` when given; prototypes are large white-filled
     markers joined by grey lines where :meth:`DCSOMRL.topology` links them.  With
-    ``image_shape``, each prototype also shows its decoded image as a thumbnail.  The artists
-    carry gids ``"samples"``, ``"prototypes"`` and ``"topology"``.  Returns the Axes.
+    ``image_shape``, each prototype also shows its decoded image as a thumbnail (dark ink on
+    white, ``thumbnail`` points wide).  The artists carry gids ``"samples"``, ``"prototypes"``
+    and ``"topology"``.  Returns the Axes.
     """
     from matplotlib.collections import LineCollection
     from matplotlib.lines import Line2D
 
     _check_model(model)
     shape = None if image_shape is None else _image_shape(model, image_shape)
+    thumbnail = _check_real("thumbnail", thumbnail)
     if y is not None:
         y = _check_y(y, np.asarray(X).shape[0])
     S, P, index = tsne_embedding(model, X, max_samples, random_state, perplexity)
-    ax = _axes(ax, (7.5, 6.5))
+    ax = _axes(ax, (7.5, 6.5) if shape is None else (9.0, 8.0))
     if y is None:
-        ax.scatter(S[:, 0], S[:, 1], s=4, c="0.55", alpha=0.6, linewidths=0, gid="samples")
+        ax.scatter(S[:, 0], S[:, 1], s=5, c="0.55", alpha=0.6, linewidths=0, gid="samples")
         handles = []
     else:
         classes = np.unique(y)  # colours follow all classes of y, not just the sampled ones
@@ -606,7 +627,7 @@ def plot_tsne(
         ax.scatter(
             S[:, 0],
             S[:, 1],
-            s=4,
+            s=5,
             c=[cols[i] for i in yi],
             alpha=0.6,
             linewidths=0,
@@ -637,7 +658,7 @@ def plot_tsne(
         from matplotlib.offsetbox import AnnotationBbox, OffsetImage
 
         C, _ = _latent(model)
-        zoom = 18.0 / max(shape[:2])
+        zoom = float(thumbnail) / max(shape[:2])
         for (px, py), img in zip(P, decode(model, C)):
             im = img.reshape(shape)
             box = OffsetImage(im, cmap="gray_r", norm=Normalize(0.0, 1.0), zoom=zoom)
@@ -703,11 +724,12 @@ def plot_cluster_intersection(
         order = np.lexsort((order, -M[order, major], major))
     M = M[order]
     labels = _class_names(classes, names)
-    ax = _axes(ax, (max(4.5, 0.45 * M.shape[1] + 2.5), max(3.0, min(40.0, 0.2 * K + 1.5))))
+    row = 0.2 if K <= 40 else 0.11  # inches per prototype
+    ax = _axes(ax, (max(4.5, 0.45 * M.shape[1] + 2.5), max(3.0, row * K + 1.5)))
     vmax = 1.0 if normalize else None
     im = ax.imshow(M, aspect="auto", cmap=cmap, vmin=0.0, vmax=vmax, interpolation="nearest")
     ax.set_xticks(range(M.shape[1]), labels)
-    ax.set_yticks(range(K), [str(k) for k in order], fontsize=8 if K <= 40 else 6)
+    ax.set_yticks(range(K), [str(k) for k in order], fontsize=8 if K <= 40 else 5.5)
     ax.set_xlabel("class")
     ax.set_ylabel("prototype")
     if annotate is None:
