@@ -207,7 +207,8 @@ def render_markdown(result: dict) -> str:
         "| method | purity | NMI (arithmetic) | NMI (geometric) | clusters |",
         "|---|---|---|---|---|",
     ]
-    k = rows["dcsomrl"]["n_prototypes"]
+    kp = rows["dcsomrl"]["n_prototypes"]
+    k = f"{kp['mean']:.1f}" + (f" ± {kp['std']:.1f}" if kp.get("std") is not None else "")
     for key, label in (
         ("dcsomrl", "**somlab DC-SOMRL**"),
         ("kmeans_pretrained_codes", "k-means on the pretrained codes (same k)"),
@@ -216,7 +217,7 @@ def render_markdown(result: dict) -> str:
         r = rows[key]
         lines.append(
             f"| {label} | {_ms(r['purity'])} | {_ms(r['nmi'])} | {_ms(r['nmi_geometric'])} | "
-            f"{_ms(k)} |"
+            f"{k} |"
         )
     for label, pur, nm in PAPER[cfg["dataset"]]:
         lines.append(f"| {label} (paper) | {pur:.3f} | {nm:.3f} | — | — |")
