@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,15 @@ from somlab.features import (
 )
 
 DATA = Path("/work/shared/data")
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny networks: one thread is as fast, and far faster on a CPU shared with other jobs."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def two_class_images(n=96, seed=0):
@@ -94,6 +104,10 @@ def test_eval_mode_features_are_deterministic_and_differ_from_train_mode():
     with torch.no_grad():
         train_mode = net.train().features(x).numpy()  # dropout active
     assert not np.allclose(train_mode, f1, atol=1e-3)
+    f3, logits = extract_features(net, X, with_logits=True)  # one pass, the classifier head
+    np.testing.assert_allclose(f3, f1, rtol=1e-5, atol=1e-6)
+    with torch.no_grad():
+        np.testing.assert_allclose(logits, net.eval()(x).numpy(), rtol=1e-4, atol=1e-5)
     # the MNIST network's batch norm: eval mode uses running statistics, not the batch's
     m = build_cnn("mnist", 0)
     m.layer1[1].running_mean.fill_(0.3)
@@ -296,7 +310,7 @@ def test_pipeline_protocols_baselines_and_report(tmp_path, monkeypatch, capsys):
     t3.add_parser(parser.add_subparsers(dest="target"))
     argv = ["table3", "--fractions", "5,50,100", "--settings", "2", "--cnn-epochs", "2"]
     argv += ["--max-epochs", "2", "--max-age-wins", "2", "--cache-dir", str(tmp_path / "c")]
-    argv += ["--out-dir", str(tmp_path), "--quiet", "--json"]
+    argv += ["--out-dir", str(tmp_path), "--quiet", "--json", "--threads", "1"]
     args = parser.parse_args(argv)
     args.func(args)
     table = json.loads(capsys.readouterr().out)
@@ -320,8 +334,10 @@ def test_pipeline_protocols_baselines_and_report(tmp_path, monkeypatch, capsys):
     for r in rows:
         assert r["som_best"]["mean"] >= r["som_one"]["mean"]  # the oracle is at least as good
         assert r["som_best"]["mean"] == max(
-            s["acc"] for rec in recs if rec["protocol"] == r["protocol"]
-            and rec["fraction"] == r["fraction"] for s in rec["som"]
+            s["acc"]
+            for rec in recs
+            if rec["protocol"] == r["protocol"] and rec["fraction"] == r["fraction"]
+            for s in rec["som"]
         )
     assert table["summary"]["targets"]["n_checked"] == 3
 
@@ -337,10 +353,25 @@ def test_pipeline_protocols_baselines_and_report(tmp_path, monkeypatch, capsys):
 
     # a rerun reads the features from the cache: no network is trained
     seen.clear()
-    cfg = t3.config_from_args(args)
+    cfg = replace(t3.config_from_args(args), n_jobs=2)  # and the fits in two processes
     again = t3.reproduce_table3(cfg, out_dir=tmp_path, progress=False, plot=False)
     assert seen == [] and all(r["features_from_cache"] for r in again["records"])
     assert again["summary"]["rows"] == table["summary"]["rows"]
+
+
+def test_threads_are_set_for_the_run_and_restored(monkeypatch):
+    seen = []
+
+    def fail(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        raise RuntimeError("stop")
+
+    monkeypatch.setattr(t3, "run_cells", fail)
+    X, y = blob_images(40)
+    before = torch.get_num_threads()
+    with pytest.raises(RuntimeError, match="stop"):
+        t3.reproduce_table3(t3.Table3Config(threads=2), data=(X[:30], y[:30], X[30:], y[30:]))
+    assert seen == [2] and torch.get_num_threads() == before
 
 
 def test_missing_data_is_a_clear_error(tmp_path, monkeypatch):
@@ -363,3 +394,16 @@ def test_quick_preset_on_mnist(tmp_path):
     assert rows[("paper", 100)]["som_best"]["mean"] > 0.8
     assert rows[("paper", 10)]["som_best"]["mean"] > 0.7
     assert (tmp_path / "table3_mnist_quick.md").is_file()
+
+
+def test_parallel_fits_match_the_serial_ones():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 300)
+    F = np.clip(rng.random((3, 8))[y] + rng.normal(0, 0.03, (300, 8)), 0, 1).astype(np.float32)
+    y_semi = np.where(rng.random(300) < 0.2, y, -1)
+    settings = t3.settings_for(t3.Table3Config(n_settings=3, max_epochs=2, max_age_wins=2))
+    serial = t3.fit_som_settings(F[:200], y_semi[:200], F[200:], y[200:], settings)
+    parallel = t3.fit_som_settings(F[:200], y_semi[:200], F[200:], y[200:], settings, n_jobs=2)
+    for a, b in zip(serial, parallel):
+        assert (a["acc"], a["nodes"]) == (b["acc"], b["nodes"])
+    assert max(r["acc"] for r in serial) > 0.9  # well separated blobs

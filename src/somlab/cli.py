@@ -348,7 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     rp = sub.add_parser(
         "reproduce",
-        help="reproduce the papers' tables (table2: UCI clustering error; dcsomrl)",
+        help="reproduce the papers' tables (table2: UCI; table3: CNN features; dcsomrl)",
         description="Reproduce a table of the papers; runs are resumable.",
     )
     rsub = rp.add_subparsers(dest="target", required=True, parser_class=_Parser)
@@ -480,6 +480,10 @@ def build_parser() -> argparse.ArgumentParser:
     dc.add_argument("--quiet", action="store_true", help="no progress bars")
     dc.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     dc.set_defaults(func=cmd_reproduce)
+
+    from .experiments import table3 as _table3
+
+    _table3.add_parser(rsub)
     return p
 
 

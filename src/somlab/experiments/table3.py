@@ -41,6 +41,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
+import numbers
 import shlex
 import statistics
 import time
@@ -92,10 +93,12 @@ PAPER_ACC: dict[str, dict[int, float]] = {
 TARGET_DATASETS = ("mnist", "fmnist")
 
 #: ``--quick`` (fields of :class:`Table3Config`): a stratified 5,000-image training subset and
-#: 2,000 test images, one CNN epoch (the honest networks get the same number of steps), all
-#: seven fractions, 10 LHS settings with epochs and age_wins capped at 5 (the convergence phase
-#: alone presents age_wins x N samples). Measured times are in the reports.
-QUICK = dict(n_train=5000, n_test=2000, cnn_epochs=1, max_epochs=5, max_age_wins=5)
+#: 2,000 test images, two CNN epochs (the honest networks get the same number of steps), all
+#: seven fractions, both protocols, 10 LHS settings with epochs and age_wins capped at 5 (the
+#: convergence phase alone presents age_wins x N samples), one torch thread (on a CPU shared
+#: with other jobs torch's default threads oversubscribe it: a 4,000-image, one-epoch MNIST
+#: run took 172 s with them, 34 s with one). Each report records its own time.
+QUICK = dict(n_train=5000, n_test=2000, cnn_epochs=2, max_epochs=5, max_age_wins=5, threads=1)
 
 _LS_NEIGHBOURS = 7
 
@@ -110,7 +113,9 @@ class Table3Config:
     ``cnn_epochs``: override of the data set's CNN epochs; ``max_epochs`` / ``max_age_wins``:
     caps on the settings (the quick preset); ``device``: where the CNN trains (the SOM and the
     baselines run on the CPU); ``n_jobs``: processes for the SOM fits (joblib; 1 = here);
-    ``cache_dir``: feature cache (None: ``~/.cache/somlab/features``), ``use_cache``."""
+    ``cache_dir``: feature cache (None: ``~/.cache/somlab/features``), ``use_cache``;
+    ``threads``: torch's CPU threads while the networks train and run (None: torch's default;
+    on a CPU shared with other jobs, 1 can be several times faster than oversubscribing)."""
 
     dataset: str = "mnist"
     fractions: tuple = FRACTIONS
@@ -128,6 +133,7 @@ class Table3Config:
     n_jobs: int = 1
     cache_dir: str | None = None
     use_cache: bool = True
+    threads: int | None = None
     quick: bool = False
 
     def validated(self) -> Table3Config:
@@ -136,31 +142,39 @@ class Table3Config:
             raise SomlabError(
                 f"unknown dataset {self.dataset!r}; choose from {', '.join(DATASETS)}"
             )
+        fractions = self.fractions
+        if isinstance(fractions, (numbers.Real, str)):
+            fractions = (fractions,)
         fr = []
-        for f in self.fractions:
-            if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 < f <= 100:
+        for f in fractions:
+            if isinstance(f, bool) or not isinstance(f, numbers.Real) or not 0 < f <= 100:
                 raise SomlabError(f"bad label fraction {f!r} %; use percents in (0, 100]")
             fr.append(int(f) if float(f) == int(f) else float(f))
         if not fr:
             raise SomlabError("fractions must not be empty")
         if len(set(fr)) != len(fr):
             raise SomlabError(f"repeated label fraction in {fr}")
-        protocols = tuple(self.protocols)
+        protocols = (self.protocols,) if isinstance(self.protocols, str) else self.protocols
+        protocols = tuple(dict.fromkeys(protocols))
         bad = [p for p in protocols if p not in PROTOCOLS]
         if bad or not protocols:
             raise SomlabError(f"bad protocol(s) {bad or protocols}; choose from paper, honest")
-        for name, low in (("n_settings", 1), ("seeds", 1), ("n_jobs", None)):
+        for name in ("n_settings", "seeds"):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or (low is not None and v < low):
-                raise SomlabError(f"{name} must be an integer >= {low}, got {v!r}")
-        if self.n_jobs == 0:
-            raise SomlabError("n_jobs must be a positive number of processes or -1 (all cores)")
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise SomlabError(f"{name} must be an integer >= 1, got {v!r}")
+        if isinstance(self.n_jobs, bool) or not isinstance(self.n_jobs, int) or self.n_jobs == 0:
+            raise SomlabError(
+                f"n_jobs must be a positive number of processes or -1 (all cores), got "
+                f"{self.n_jobs!r}"
+            )
         for name, low in (
             ("n_train", 20),
             ("n_test", 10),
             ("cnn_epochs", 1),
             ("max_epochs", 1),
             ("max_age_wins", 1),
+            ("threads", 1),
         ):
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < low):
@@ -336,7 +350,10 @@ def baseline_scores(F_train, y_semi, F_test, y_test) -> dict:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         ls = LabelSpreading(kernel="knn", n_neighbors=_LS_NEIGHBOURS).fit(F_train, y_semi)
-    ls_acc = float(ls.score(F_test, y_test))
+        # test points whose neighbours all carry no label mass get 0/0 probabilities (NaN
+        # rows, predicted as the first class): counted as they come, without the warning
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ls_acc = float(ls.score(F_test, y_test))
     t2 = time.perf_counter()
     return {"knn": knn_acc, "label_spreading": ls_acc, "knn_s": t1 - t0, "ls_s": t2 - t1}
 
@@ -352,12 +369,24 @@ def _cnn_steps(config: Table3Config, n_train: int) -> int:
     return epochs * math.ceil(n_train / cfg.batch_size)
 
 
-def _features(config, protocol, pct, seed, data, mask, cache, progress) -> dict:
+def _data_hash(data) -> str:
+    """SHA-256 (16 hex digits) of the images and labels: the cache key's view of the data."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for a in data:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.data)
+    return h.hexdigest()[:16]
+
+
+def _features(config, protocol, pct, seed, data, mask, cache, progress, data_id="") -> dict:
     """Train the CNN of this cell (or read its features from the cache) and extract the
     features of every training and test image."""
     import hashlib
 
-    from ..features import CNN_CONFIGS, cache_key, cnn_accuracy, extract_features, train_cnn
+    from ..features import CNN_CONFIGS, cache_key, extract_features, train_cnn
 
     X_train, y_train, X_test, y_test = data
     cfg = CNN_CONFIGS[config.dataset]
@@ -370,8 +399,7 @@ def _features(config, protocol, pct, seed, data, mask, cache, progress) -> dict:
         "seed": seed,
         "n_train": int(len(y_train)),
         "n_test": int(len(y_test)),
-        "train_hash": hashlib.sha256(np.ascontiguousarray(y_train).tobytes()).hexdigest()[:16],
-        "test_hash": hashlib.sha256(np.ascontiguousarray(y_test).tobytes()).hexdigest()[:16],
+        "data": data_id,
         "labelled_hash": hashlib.sha256(lab.astype(np.int64).tobytes()).hexdigest()[:16],
         "cnn": asdict(cfg),
         "steps": steps,
@@ -380,10 +408,11 @@ def _features(config, protocol, pct, seed, data, mask, cache, progress) -> dict:
 
     def compute():
         t0 = time.perf_counter()
+        every = len(lab) == len(y_train)  # no copy of a large image array when all are used
         net = train_cnn(
             config.dataset,
-            X_train[lab],
-            y_train[lab],
+            X_train if every else X_train[lab],
+            y_train if every else y_train[lab],
             steps=steps,
             seed=seed,
             device=config.device,
@@ -391,8 +420,8 @@ def _features(config, protocol, pct, seed, data, mask, cache, progress) -> dict:
         )
         t1 = time.perf_counter()
         F_train = extract_features(net, X_train)
-        F_test = extract_features(net, X_test)
-        acc = cnn_accuracy(net, X_test, y_test)
+        F_test, logits = extract_features(net, X_test, with_logits=True)
+        acc = float(np.mean(logits.argmax(1) == y_test))
         t2 = time.perf_counter()
         return {
             "train": F_train,
@@ -431,7 +460,7 @@ def run_cells(config: Table3Config, data, progress: bool = False, cache=None) ->
     trains one network per seed, the honest protocol one per seed and fraction below 100 %
     (at 100 % it is the paper's network and its record a copy marked ``same_as_paper``). Then
     all the Batch SS-SOM fits of all cells run in one pool of ``config.n_jobs`` processes,
-    longest first; then the baselines, cell by cell."""
+    longest first; then the baselines, one cell per process."""
     from ..features import FeatureCache
 
     if cache is None:
@@ -439,6 +468,7 @@ def run_cells(config: Table3Config, data, progress: bool = False, cache=None) ->
     settings = settings_for(config)
     _, y_train, _, y_test = data
     full = np.ones(len(y_train), dtype=bool)
+    data_id = _data_hash(data)
     cells = []  # (seed, protocol, pct, scaled features id, label mask): the distinct runs
     layout = []  # (index of the cell, protocol) in report order; 100 % appears once per seed
     scaled: dict = {}
@@ -451,9 +481,8 @@ def run_cells(config: Table3Config, data, progress: bool = False, cache=None) ->
                 own = protocol == "honest" and pct != 100
                 fid = ("honest", pct, seed) if own else ("paper", 100, seed)
                 if fid not in scaled:
-                    feats = _features(
-                        config, *fid[:2], seed, data, masks[pct] if own else full, cache, progress
-                    )
+                    mask = masks[pct] if own else full
+                    feats = _features(config, *fid[:2], seed, data, mask, cache, progress, data_id)
                     scaled[fid] = minmax_scale(feats["train"], feats["test"])
                     meta[fid] = {k: v for k, v in feats.items() if k not in ("train", "test")}
                 same = [i for i, c in enumerate(cells) if c[0] == seed and c[2] == 100]
@@ -471,10 +500,19 @@ def run_cells(config: Table3Config, data, progress: bool = False, cache=None) ->
     t0 = time.perf_counter()
     fits = run_fits(jobs, n_jobs=config.n_jobs, progress=progress)
     pool_s = time.perf_counter() - t0
+    base_args = [
+        (*scaled[fid][:1], np.where(mask, y_train, -1).astype(np.int64), scaled[fid][1], y_test)
+        for (_, _, _, fid, mask) in cells
+    ]
+    if config.n_jobs == 1 or len(cells) <= 1:
+        bases = [baseline_scores(*a) for a in base_args]
+    else:
+        from joblib import Parallel, delayed
+
+        bases = Parallel(n_jobs=config.n_jobs)(delayed(baseline_scores)(*a) for a in base_args)
     runs = []
     for ci, (seed, _, pct, fid, mask) in enumerate(cells):
-        F_train, F_test = scaled[fid]
-        y_semi = np.where(mask, y_train, -1).astype(np.int64)
+        F_train = scaled[fid][0]
         m = meta[fid]
         runs.append(
             {
@@ -492,7 +530,7 @@ def run_cells(config: Table3Config, data, progress: bool = False, cache=None) ->
                 "features_from_cache": bool(m["from_cache"]),
                 "som": [fits[(ci, si)] for si in range(len(settings))],
                 "som_pool_s": pool_s,
-                **baseline_scores(F_train, y_semi, F_test, y_test),
+                **bases[ci],
             }
         )
     return [
@@ -628,6 +666,8 @@ def command_line(config: Table3Config, out_dir=None) -> str:
     parts += ["--device", config.device]
     if config.n_jobs != 1:
         parts += ["--jobs", str(config.n_jobs)]
+    if config.threads is not None:
+        parts += ["--threads", str(config.threads)]
     if config.data_dir is not None:
         parts += ["--data-dir", str(config.data_dir)]
     if out_dir is not None:
@@ -819,7 +859,7 @@ def plot_table(table: dict, path) -> None:
         ax.set_ylim(max(0.0, low - 0.05), 1.005)
     handles, labels = axes.ravel()[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0.14, 1, 1))
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
@@ -869,7 +909,16 @@ def reproduce_table3(
         data = tuple(np.asarray(a) for a in data)
         if len(data) != 4 or len(data[0]) != len(data[1]) or len(data[2]) != len(data[3]):
             raise DataError("data must be (X_train, y_train, X_test, y_test) of matching lengths")
-    records = run_cells(config, data, progress=progress, cache=cache)
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        if config.threads is not None:
+            torch.set_num_threads(config.threads)
+        records = run_cells(config, data, progress=progress, cache=cache)
+        machine, device = _machine(config.device)
+    finally:
+        torch.set_num_threads(threads)
     wall = time.perf_counter() - t0
     from ..features import CNN_CONFIGS
 
@@ -878,7 +927,6 @@ def reproduce_table3(
     cnn = asdict(CNN_CONFIGS[config.dataset])
     if config.cnn_epochs is not None:
         cnn["epochs"] = config.cnn_epochs
-    machine, device = _machine(config.device)
     table = {
         "table": "table3",
         "config": asdict(config),
@@ -943,9 +991,9 @@ def add_parser(subparsers):
     p.add_argument(
         "--quick",
         action="store_true",
-        help="small preset: 5,000 training / 2,000 test images, 1 CNN epoch, epochs and "
-        "age_wins of the settings capped at 5; options given explicitly override it; writes "
-        "table3_<dataset>_quick.*",
+        help="small preset: 5,000 training / 2,000 test images, 2 CNN epochs, epochs and "
+        "age_wins of the settings capped at 5, 1 torch thread (1-2 min on 2 CPU cores); "
+        "options given explicitly override it; writes table3_<dataset>_quick.*",
     )
     p.add_argument(
         "--fractions",
@@ -969,6 +1017,13 @@ def add_parser(subparsers):
     p.add_argument("--device", default=None, help="where the CNN trains: cpu (default), cuda")
     p.add_argument(
         "--jobs", type=int, default=None, help="processes for the SOM fits (default 1; -1: all)"
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads for the CNNs (default: torch's); on a CPU shared with other "
+        "jobs, 1 avoids oversubscription and can be several times faster",
     )
     p.add_argument("--data-dir", default=None, help="folder with the data set's files")
     p.add_argument(
@@ -1017,6 +1072,7 @@ def config_from_args(args) -> Table3Config:
         ("jobs", "n_jobs"),
         ("data_dir", "data_dir"),
         ("cache_dir", "cache_dir"),
+        ("threads", "threads"),
     ):
         v = getattr(args, opt, None)
         if v is not None:

@@ -78,6 +78,7 @@ class FeatureCache:
         try:
             with os.fdopen(fd, "wb") as fh:
                 np.savez(fh, **payload)
+            os.chmod(tmp, 0o644)  # mkstemp's 0600 would make the cache private to this user
             os.replace(tmp, dest)
         finally:
             if os.path.exists(tmp):

@@ -391,10 +391,8 @@ def extract_features(
         return torch.cat([f, model.classify(f)], dim=1)
 
     out = _batched_eval(model, X, both, batch_size, device, cfg)
-    d = out.shape[1] - model.classify(torch.zeros(1, 1, device=device).new_zeros(
-        1, out.shape[1]
-    )[:, :0]).shape[1] if False else None  # placeholder, replaced below
-    return out, d
+    d = int(model.feature_dim)
+    return np.ascontiguousarray(out[:, :d]), np.ascontiguousarray(out[:, d:])
 
 
 def cnn_accuracy(model: nn.Module, X, y, *, config=None, batch_size: int = 1024, device=None):
