@@ -216,8 +216,7 @@ def render_markdown(result: dict) -> str:
     ):
         r = rows[key]
         lines.append(
-            f"| {label} | {_ms(r['purity'])} | {_ms(r['nmi'])} | {_ms(r['nmi_geometric'])} | "
-            f"{k} |"
+            f"| {label} | {_ms(r['purity'])} | {_ms(r['nmi'])} | {_ms(r['nmi_geometric'])} | {k} |"
         )
     for label, pur, nm in PAPER[cfg["dataset"]]:
         lines.append(f"| {label} (paper) | {pur:.3f} | {nm:.3f} | — | — |")
