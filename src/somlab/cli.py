@@ -215,6 +215,8 @@ def cmd_reproduce(args) -> None:
         n_jobs=args.jobs,
         progress=not args.quiet,
         plot=not args.no_plot,
+        backend=args.backend,
+        scheduler=args.scheduler,
     )
     stem = table2.output_names(cfg.quick)[0]
     out = Path(args.out_dir)
@@ -366,7 +368,8 @@ def build_parser() -> argparse.ArgumentParser:
         "  somlab reproduce table2 --quick              # a few minutes on 2 cores\n"
         "  somlab reproduce table2                      # full protocol, 500 LHS settings\n"
         "  somlab reproduce table2 --settings authors --models batchsssom,sssom\n"
-        "  somlab reproduce table2 --datasets glass --fractions 0,100 --jobs 2 --json",
+        "  somlab reproduce table2 --datasets glass --fractions 0,100 --jobs 2 --json\n"
+        "  somlab reproduce table2 --backend dask --scheduler tcp://head:8786   # a cluster",
     )
     t2.add_argument(
         "--quick",
@@ -430,7 +433,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t2.add_argument("--device", default=None, help="estimator device: cpu (default), cuda, cuda:N")
     t2.add_argument(
-        "--jobs", type=int, default=-1, help="worker processes (default -1: one per core)"
+        "--jobs",
+        type=int,
+        default=-1,
+        help="worker processes on this machine (default -1: one per core); with --backend dask "
+        "and no --scheduler, the local Dask cluster's workers",
+    )
+    t2.add_argument(
+        "--backend",
+        choices=("joblib", "dask"),
+        default="joblib",
+        help="where the runs go: joblib processes (default) or a Dask cluster (needs "
+        'pip install "somlab[cluster]"); this process alone writes the results file, so a '
+        "sweep begun with one backend resumes with the other and gives the same records",
+    )
+    t2.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="with --backend dask: a running Dask scheduler, e.g. tcp://host:8786, whose "
+        "workers have somlab installed (start them with --nthreads 1); default: a local "
+        "cluster of --jobs one-thread processes, closed at the end",
     )
     t2.add_argument(
         "--results",

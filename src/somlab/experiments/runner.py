@@ -9,8 +9,10 @@ hash of the parameters, so a results file can hold several sweeps (other setting
 without mixing them up. :func:`run_sweep` skips every job whose key already has a finished
 record in the results file and appends the others as they finish (one writer at a time; each
 line flushed and fsync'ed, so a kill loses at most the runs in flight; a truncated last line is
-cut off on the next run). Runs go through joblib (one process per core by default) with a tqdm
-progress bar on stderr.
+cut off on the next run). Runs go through joblib (one process per core by default) or a Dask
+cluster (``backend="dask"``: a local one or a running scheduler), with a tqdm progress bar on
+stderr. Only this process writes the results file, whatever the backend, so resuming works the
+same way and a file begun with one backend can be finished with the other.
 
 A run depends on its job only: the model is built by ``model_factory(model, params)`` from the
 job's parameters (its seed included), the data by ``data_loader(dataset, fold, fraction)``, and
@@ -23,10 +25,12 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import itertools
 import json
 import os
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +39,7 @@ import numpy as np
 from .._errors import SomlabError
 
 __all__ = [
+    "BACKENDS",
     "MODEL_CLASSES",
     "TIMING_FIELDS",
     "SweepResult",
@@ -54,6 +59,13 @@ MODEL_CLASSES = {"larfdssom": "LARFDSSOM", "sssom": "SSSOM", "batchsssom": "Batc
 
 #: Fields of a record that are measurements of time (they differ between identical runs).
 TIMING_FIELDS = ("fit_s", "predict_s", "cpu_s")
+
+#: Where :func:`run_sweep` runs its jobs: joblib processes on this machine, or a Dask cluster.
+BACKENDS = ("joblib", "dask")
+
+#: Most jobs handed to a Dask cluster at once (refilled as they finish): 4 per worker thread,
+#: at least this many, so that a large sweep does not put every job on the scheduler.
+_DASK_WINDOW = 256
 
 
 # ------------------------------------------------------------------------------ jobs
@@ -335,6 +347,8 @@ def run_sweep(
     n_jobs: int = -1,
     progress: bool = True,
     desc: str = "runs",
+    backend: str = "joblib",
+    scheduler: str | None = None,
 ) -> SweepResult:
     """Run every job not yet finished in ``results_path``; append each record as it finishes.
 
@@ -346,20 +360,51 @@ def run_sweep(
         JSONL file (created with its folder when missing). Jobs whose key has a record without
         ``error`` are skipped; failed ones are tried again.
     model_factory : callable ``(model, params) -> estimator``, optional
-        Default :func:`default_model_factory`. Must be picklable for ``n_jobs != 1``
-        (joblib's loky backend uses cloudpickle, so closures and test-local classes work).
+        Default :func:`default_model_factory`. Must be picklable for ``n_jobs != 1`` or
+        ``backend="dask"`` (joblib's loky backend and Dask use cloudpickle, so closures and
+        test-local classes work; a Dask worker on another machine must be able to import the
+        modules that a function defined in a module refers to, somlab included).
     data_loader : callable ``(dataset, fold, fraction) -> (X_train, y_train, X_test, y_test)``
-        Default :func:`load_split`.
+        Default :func:`load_split` (on a remote worker: the worker's own bundled data).
     n_jobs : int, default -1
-        Worker processes (joblib; -1 = all cores, 1 = in this process).
+        Worker processes on this machine (joblib's convention: -1 = all cores, 1 = in this
+        process with joblib; with ``backend="dask"`` and no ``scheduler``: the local cluster's
+        workers, never more than the pending jobs). Ignored with a ``scheduler``.
     progress : bool
         tqdm bar with ETA on stderr.
+    desc : str
+        The bar's label.
+    backend : {"joblib", "dask"}, default "joblib"
+        ``"dask"`` needs ``dask.distributed`` (``pip install "somlab[cluster]"``). Without a
+        ``scheduler`` it starts a ``distributed.LocalCluster`` of ``n_jobs`` worker processes
+        with one thread each (no dashboard, on 127.0.0.1) and closes it at the end. Records are
+        the same as with joblib (timings aside): each job runs :func:`run_job` with torch on one
+        thread, and this process appends the records as the jobs finish.
+    scheduler : str, optional
+        Address of a running Dask scheduler, e.g. ``"tcp://host:8786"`` (only with
+        ``backend="dask"``). Its workers must have somlab (same version) installed; start them
+        with one thread each (``dask worker tcp://host:8786 --nthreads 1 --nworkers N``), as a
+        job's torch thread setting is per process. The jobs still waiting are cancelled when
+        the sweep stops early (an error, Ctrl-C); the finished ones are in the file.
+
+    Raises
+    ------
+    SomlabError
+        Duplicate keys, an unknown ``backend``, a ``scheduler`` without ``backend="dask"``,
+        dask missing, an unreachable scheduler, another sweep writing to ``results_path``.
+
+    Examples
+    --------
+    Resume a sweep on a cluster (the same file as a local run, which it can continue)::
+
+        run_sweep(jobs, "runs.jsonl", backend="dask", scheduler="tcp://10.0.0.5:8786")
 
     Returns
     -------
     SweepResult
     """
     t_start = time.perf_counter()
+    _check_backend(backend, scheduler)
     jobs = list(jobs)
     _check_unique(jobs)
     writer = _Appender(results_path)
@@ -382,7 +427,8 @@ def run_sweep(
         new = {}
         try:
             if pending:
-                for rec in _execute(pending, model_factory, data_loader, n_jobs):
+                records = _execute(pending, model_factory, data_loader, n_jobs, backend, scheduler)
+                for rec in records:
                     writer.append(rec)
                     new[rec["key"]] = rec
                     result.n_run += 1
@@ -400,8 +446,31 @@ def run_sweep(
     return result
 
 
-def _execute(pending, model_factory, data_loader, n_jobs):
+def _check_backend(backend, scheduler) -> None:
+    if backend not in BACKENDS:
+        raise SomlabError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
+    if scheduler is not None and backend != "dask":
+        raise SomlabError(f"a scheduler ({scheduler}) needs backend 'dask', not {backend!r}")
+    if backend == "dask":
+        _import_distributed()
+
+
+def _import_distributed():
+    try:
+        import distributed
+    except ImportError as exc:
+        raise SomlabError(
+            f"backend 'dask' needs dask.distributed ({exc}); install it with "
+            'pip install "somlab[cluster]" (or "somlab[dev]")'
+        ) from None
+    return distributed
+
+
+def _execute(pending, model_factory, data_loader, n_jobs, backend="joblib", scheduler=None):
     """Yield records as jobs finish (any order)."""
+    if backend == "dask":
+        yield from _execute_dask(pending, model_factory, data_loader, n_jobs, scheduler)
+        return
     if n_jobs == 1 or len(pending) == 1:
         for job in pending:
             yield run_job(job, model_factory, data_loader)
@@ -410,3 +479,75 @@ def _execute(pending, model_factory, data_loader, n_jobs):
 
     par = Parallel(n_jobs=n_jobs, return_as="generator_unordered", pre_dispatch="2*n_jobs")
     yield from par(delayed(run_job)(job, model_factory, data_loader) for job in pending)
+
+
+def _run_job_on_worker(job, model_factory=None, data_loader=None) -> dict:
+    """:func:`run_job` on a Dask worker. torch's thread count is per process, so it is set to
+    one for good (not restored): two jobs in threads of one worker cannot undo each other's."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        pass
+    else:
+        torch.set_num_threads(1)
+    return run_job(job, model_factory, data_loader)
+
+
+@contextlib.contextmanager
+def _dask_client(distributed, n_workers: int, scheduler):
+    """A ``distributed.Client`` of ``scheduler``, or of a local cluster of ``n_workers``
+    one-thread processes that is closed on exit."""
+    with contextlib.ExitStack() as stack:
+        if scheduler is None:
+            cluster = stack.enter_context(
+                distributed.LocalCluster(
+                    n_workers=n_workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    host="127.0.0.1",
+                    dashboard_address=None,
+                )
+            )
+            client = stack.enter_context(distributed.Client(cluster))
+        else:
+            try:
+                client = stack.enter_context(distributed.Client(scheduler))
+            except (OSError, TimeoutError, ValueError) as exc:
+                raise SomlabError(f"cannot reach the dask scheduler {scheduler}: {exc}") from None
+        yield client
+
+
+def _execute_dask(pending, model_factory, data_loader, n_jobs, scheduler):
+    """Yield records as the jobs finish on a Dask cluster; at most ``_DASK_WINDOW`` (or 4 per
+    worker thread) jobs are on the scheduler at once."""
+    distributed = _import_distributed()
+    from joblib import effective_n_jobs
+
+    n_workers = max(1, min(effective_n_jobs(n_jobs), len(pending)))
+    run = functools.partial(
+        _run_job_on_worker, model_factory=model_factory, data_loader=data_loader
+    )
+    token = uuid.uuid4().hex[:8]  # a rerun or another driver never shares a task key
+
+    with _dask_client(distributed, n_workers, scheduler) as client:
+        threads = sum(client.nthreads().values())
+        window = max(_DASK_WINDOW, 4 * threads)
+        todo = iter(pending)
+
+        def submit(job):
+            return client.submit(run, job, key=f"somlab-run-{token}-{job['key']}", pure=False)
+
+        first = [submit(job) for job in itertools.islice(todo, window)]
+        running = distributed.as_completed(first, loop=client.loop)
+        try:
+            for future in running:
+                rec = future.result()
+                future.release()
+                nxt = next(todo, None)
+                if nxt is not None:
+                    running.add(submit(nxt))
+                yield rec
+        finally:
+            left = list(running.futures)
+            if left:  # stopped early: do not leave jobs on a shared cluster
+                client.cancel(left)

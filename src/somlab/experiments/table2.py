@@ -777,9 +777,13 @@ def reproduce_table2(
     model_factory=None,
     data_loader=None,
     plot: bool = True,
+    backend: str = "joblib",
+    scheduler: str | None = None,
 ) -> dict:
     """Run (or resume) the sweep, aggregate, write ``<stem>.md``, ``.json`` and ``.png`` in
-    ``out_dir``; return the table dict (:func:`build_table`)."""
+    ``out_dir``; return the table dict (:func:`build_table`). ``n_jobs``, ``backend`` and
+    ``scheduler``: where the runs go (see :func:`somlab.experiments.runner.run_sweep`); they
+    do not change a record, so they are not in the report's command."""
     config = config.validated()
     t0 = time.perf_counter()
     stem, results_name = output_names(config.quick)
@@ -797,6 +801,8 @@ def reproduce_table2(
         n_jobs=n_jobs,
         progress=progress,
         desc="table2",
+        backend=backend,
+        scheduler=scheduler,
     )
     meta = {
         "command": command_line(config, results, out_dir),
