@@ -405,8 +405,11 @@ class Engine:
 
     def step(self, idx: torch.Tensor) -> bool:
         """Present one batch of sample indices; returns True when a window closed."""
-        X, y = self.X[idx], self.y[idx]
-        self.history["presented"] += idx.numel()
+        return self.step_rows(self.X[idx], self.y[idx])
+
+    def step_rows(self, X: torch.Tensor, y: torch.Tensor) -> bool:
+        """Present one batch of rows ``X [B, m]`` with class indices ``y [B]`` (-1: none)."""
+        self.history["presented"] += X.shape[0]
         if self.state.K == 0:
             self._init_map(X, y)
         else:
@@ -415,7 +418,7 @@ class Engine:
                 self._stage_s(X[lab], y[lab])
             if (~lab).any():
                 self._stage_u(X[~lab])
-        return self._window(idx.numel())
+        return self._window(X.shape[0])
 
     # ------------------------------------------------------------------ schedule
     def run(self) -> NodeState:
