@@ -1,20 +1,21 @@
 """somlab: Self-Organizing Maps on PyTorch.
 
-The public surface is short: estimators (:class:`SOM`, the relevance maps, :class:`DCSOMRL`),
-:func:`load`, and the modules ``somlab.nn``, ``somlab.metrics``, ``somlab.plotting``,
-``somlab.datasets`` and ``somlab.compat``.
+The public surface is short: estimators (:class:`SOM`, :class:`SOMEnsemble`, the relevance
+maps, :class:`DCSOMRL`), :func:`load`, and the modules ``somlab.nn``, ``somlab.metrics``,
+``somlab.plotting``, ``somlab.datasets``, ``somlab.compat`` and ``somlab.distributed``.
 """
 
 from ._errors import DataError, ModelFileError, SomlabError
 from .deep import DCSOMRL
 from .persistence import load
 from .relevance import LARFDSSOM, SSSOM, BatchSSSOM
-from .som import SOM
+from .som import SOM, SOMEnsemble
 
 __version__ = "0.1.0"
 
 __all__ = [
     "SOM",
+    "SOMEnsemble",
     "LARFDSSOM",
     "SSSOM",
     "BatchSSSOM",

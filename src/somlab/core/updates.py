@@ -155,3 +155,99 @@ def sequential_steps(
     finally:
         torch.set_num_threads(threads)
     return W
+
+
+# ---------------------------------------------------------------------- many maps at once
+# K maps of one grid, each with its own neighbourhood radius: prototypes ``[K, n_nodes, m]``.
+# The kernels below add a leading map dimension to ``grouped_sum`` and ``accumulate``; with
+# K = 1 they compute the same sums (up to summation order).
+
+
+def batched_grouped_sum(bmus: torch.Tensor, X: torch.Tensor, n_nodes: int, S=None, C=None):
+    """Per-map sums and counts of the samples each node wins: ``S [K, N, m]``, ``C [K, N, 1]``.
+
+    ``bmus [K, n]`` is each map's winner of each sample; ``X`` is ``[n, m]`` (the same samples for
+    every map) or ``[K, n, m]``.  One ``index_add_`` on the flattened ``K * n_nodes`` index.
+    Pass ``S`` and ``C`` to add into running sums (chunked passes over the samples).
+    """
+    K, n = bmus.shape
+    m = X.shape[-1]
+    keys = (bmus + n_nodes * torch.arange(K, device=bmus.device).unsqueeze(1)).reshape(-1)
+    src = X.expand(K, n, m).reshape(K * n, m)
+    if S is None:
+        S = torch.zeros(K, n_nodes, m, dtype=X.dtype, device=X.device)
+    if C is None:
+        C = torch.zeros(K, n_nodes, 1, dtype=X.dtype, device=X.device)
+    S.view(K * n_nodes, m).index_add_(0, keys, src)
+    C.view(-1).add_(torch.bincount(keys, minlength=K * n_nodes).to(C.dtype))
+    return S, C
+
+
+def batched_neighbourhood_rows(coords, centres, fn, sigmas, periods=None, dtype=None):
+    """``h_k(centre, j)`` for K radii ``sigmas [K]``: ``[K, b, n_nodes]``.
+
+    ``centres`` is ``[b]`` (the same centre nodes for every map) or ``[K, b]``.  The functions of
+    :mod:`somlab.core.neighbourhoods` broadcast over a radius tensor, so all K maps are one
+    expression; any other ``fn`` is called once per map with a float radius.
+    """
+    from .neighbourhoods import bubble, gaussian, mexican_hat, triangle
+
+    K = sigmas.numel()
+    n_nodes = coords.shape[0]
+    disp = displacements(coords, coords[centres.reshape(-1)], periods)  # [K*b or b, n_nodes, 2]
+    if centres.dim() == 2:
+        disp = disp.view(K, centres.shape[1], n_nodes, 2)
+    sig = sigmas.to(device=coords.device, dtype=coords.dtype)
+    if fn in (gaussian, mexican_hat):  # reduce the displacement first: radius [K, 1, 1]
+        h = fn(disp, sig.view(K, 1, 1))
+    elif fn in (bubble, triangle):  # per-axis tests: radius [K, 1, 1, 1]
+        h = fn(disp, sig.view(K, 1, 1, 1))
+    else:
+        per_map = disp if centres.dim() == 2 else disp.expand(K, *disp.shape)
+        h = torch.stack([fn(per_map[k], float(s)) for k, s in enumerate(sig.tolist())])
+    return flush_tiny(h, dtype or h.dtype)
+
+
+def batched_accumulate(coords, centres, S, C, fn, sigmas, periods=None, block_elements=None):
+    """Spread row sums over the grid for K maps: ``num [K, n_nodes, m]``, ``den [K, n_nodes, c]``.
+
+    ``num_kj = sum_r h_k(centre_r, j) S_kr`` and ``den_kj = sum_r h_k(centre_r, j) C_kr``.  Rows
+    are either the nodes themselves (``centres = arange(n_nodes)``, ``S`` and ``C`` from
+    :func:`batched_grouped_sum`: the batch SOM's ``H^T S``) or single samples (``centres [K, b]``
+    their winners, ``S`` the samples, ``C`` ones).  ``S`` and ``C`` are ``[K or 1, R, .]``.
+    The neighbourhood is built ``block`` rows at a time with ``K * block * n_nodes`` at most
+    ``block_elements``, so memory stays linear in the number of nodes.
+    """
+    K = sigmas.numel()
+    n_nodes = coords.shape[0]
+    R, m, c = S.shape[1], S.shape[2], C.shape[2]
+    num = torch.zeros(K, n_nodes, m, dtype=S.dtype, device=S.device)
+    den = torch.zeros(K, n_nodes, c, dtype=S.dtype, device=S.device)
+    block = max(1, (block_elements or _BLOCK_ELEMENTS) // (K * n_nodes))
+    for s in range(0, R, block):
+        H = batched_neighbourhood_rows(
+            coords, centres[..., s : s + block], fn, sigmas, periods, S.dtype
+        )  # [K, b, n_nodes]
+        Ht = H.transpose(1, 2)
+        b = Ht.shape[2]
+        num.baddbmm_(Ht, S[:, s : s + block].expand(K, b, m))
+        den.baddbmm_(Ht, C[:, s : s + block].expand(K, b, c))
+    return num, den
+
+
+def accumulate_many(coords, bmus, X, fn, sigmas, periods=None, block_elements=None):
+    """:func:`accumulate` for K maps: ``(num [K, n_nodes, m], den [K, n_nodes, 1])``.
+
+    ``bmus [K, n]``; ``X [n, m]`` (shared samples) or ``[K, n, m]``; ``sigmas [K]``.  With fewer
+    samples than nodes each sample is spread on its own (``n`` neighbourhood rows per map),
+    otherwise the samples are summed per winner first (``n_nodes`` rows per map).
+    """
+    K, n = bmus.shape
+    n_nodes = coords.shape[0]
+    Xk = X if X.dim() == 3 else X.unsqueeze(0)
+    if n < n_nodes:
+        ones = torch.ones(1, n, 1, dtype=X.dtype, device=X.device)
+        return batched_accumulate(coords, bmus, Xk, ones, fn, sigmas, periods, block_elements)
+    S, C = batched_grouped_sum(bmus, X, n_nodes)
+    centres = torch.arange(n_nodes, device=X.device)
+    return batched_accumulate(coords, centres, S, C, fn, sigmas, periods, block_elements)

@@ -1,0 +1,592 @@
+"""Many classic SOMs in one pass: K maps of one grid, each with its own hyper-parameters.
+
+The K prototype sets live in one tensor ``W [K, n_nodes, m]``.  One epoch of the exact batch SOM
+for all maps is, per chunk of samples,
+
+* winners: one matrix product of the chunk with all ``K * n_nodes`` prototypes (a batched one
+  when each map sees its own samples), then ``argmin_j ||x||^2 + ||w_kj||^2 - 2 w_kj . x`` with
+  the arithmetic of :func:`somlab.core.distances.pairwise_distances`;
+* sums of the samples per winner for every map (one ``index_add_`` on a ``K * n_nodes`` index);
+
+and then, per map, the neighbourhood-weighted means ``w_kj = sum_r h_k(r, j) S_kr / sum_r h_k(r,
+j) C_kr`` with the neighbourhood ``H [K, block, n_nodes]`` built a block of rows at a time
+(:func:`somlab.core.updates.batched_accumulate`).  No ``samples x nodes x features`` tensor is
+ever built and ``samples x nodes x K`` is bounded by the chunk size, so memory is linear in
+``K * n_nodes``.
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Integral
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from .._errors import DataError
+from .._utils import (
+    as_tensor,
+    check_finite_tensor,
+    make_generator,
+    progress,
+    resolve_device,
+    resolve_dtype,
+)
+from ..core.distances import METRICS
+from ..core.grids import TOPOLOGIES, Grid, grid_distance, parse_grid
+from ..core.neighbourhoods import NEIGHBOURHOODS, get_neighbourhood
+from ..core.schedules import decay
+from ..core.updates import accumulate_many, batched_accumulate, batched_grouped_sum
+from ._som import INITS, SOM
+
+#: Hyper-parameters that may differ from map to map (a scalar is shared by all maps).
+PER_MAP = (
+    "sigma",
+    "sigma_end",
+    "sigma_decay",
+    "learning_rate",
+    "learning_rate_end",
+    "learning_rate_decay",
+    "random_state",
+)
+
+# Elements of one [chunk, K, n_nodes] distance block and of one [K, block, n_nodes]
+# neighbourhood block.  A GPU wants few large launches; a CPU wants cache-sized blocks.
+_BUDGETS = {"cpu": (1 << 20, 1 << 22), "cuda": (1 << 26, 1 << 24)}
+
+
+def _budgets(device: torch.device) -> tuple[int, int]:
+    return _BUDGETS.get(device.type, _BUDGETS["cpu"])
+
+
+def _is_listlike(value) -> bool:
+    if isinstance(value, np.ndarray):
+        return value.ndim >= 1
+    return isinstance(value, (list, tuple))
+
+
+# ---------------------------------------------------------------------- batched winners
+def _distance_block(x, W, metric, w_sq, w_norm):
+    """Distances of a chunk of samples to every prototype of every map.
+
+    ``x`` is ``[c, m]`` (shared samples) or ``[K, c, m]``; ``W`` is ``[K, N, m]``.  Returns
+    ``(d, shared)``: ``d [c, K, N]`` when the samples are shared (one matrix product with all
+    ``K * N`` prototypes), else ``[K, c, N]`` (a batched product).  The arithmetic is that of
+    :func:`somlab.core.distances.pairwise_distances`, step for step
+    (``(||x||^2 + ||w||^2) - 2 x.w``, clamped, then the square root), so winners, ties included,
+    are the ones a single :class:`SOM` finds.
+    """
+    K, N, m = W.shape
+    shared = x.dim() == 2
+    if metric in ("manhattan", "chebyshev"):
+        xk = x.expand(K, *x.shape) if shared else x
+        d = torch.cdist(xk, W, p=1.0 if metric == "manhattan" else float("inf"))
+        return d, False
+    if shared:
+        G = (x @ W.reshape(K * N, m).T).view(x.shape[0], K, N)
+    else:
+        G = torch.bmm(x, W.transpose(1, 2))
+    w_dim = 0 if shared else 1  # where the sample axis goes in the [K, N] prototype terms
+    if metric == "cosine":  # as MiniSom and SOM: 1 - x.w / (|x| |w| + 1e-8)
+        xn = x.norm(dim=1).view(-1, 1, 1) if shared else x.norm(dim=2, keepdim=True)
+        return 1.0 - G / (xn * w_norm.unsqueeze(w_dim) + 1e-8), shared
+    x_sq = (x * x).sum(-1, keepdim=True)
+    x_sq = x_sq.view(-1, 1, 1) if shared else x_sq  # [c, 1, 1] or [K, c, 1]
+    d = torch.add(x_sq, w_sq.unsqueeze(w_dim))
+    d.sub_(G, alpha=2.0).clamp_min_(0.0)
+    return (d.sqrt_() if metric == "euclidean" else d), shared
+
+
+def _iter_winners(X, W, metric: str, k: int, budget: int):
+    """Best ``k`` units of every sample in every map, a chunk of samples at a time.
+
+    ``X`` is ``[n, m]`` (the same samples for all maps) or ``[K, n, m]``; ``W`` is
+    ``[K, N, m]``.  Yields ``(start, stop, idx [K, c, k], dist [K, c, k])``; ties go to the
+    lowest node index, as in :func:`somlab.core.distances.best_matching_units`.
+    """
+    K, N, m = W.shape
+    n = X.shape[-2]
+    step = max(1, budget // (K * max(N, m)))  # also bounds the [K, c, m] copies of a chunk
+    w_sq = (W * W).sum(2) if metric in ("euclidean", "sqeuclidean") else None
+    w_norm = W.norm(dim=2) if metric == "cosine" else None
+    for s in range(0, n, step):
+        x = X[..., s : s + step, :]
+        d, shared = _distance_block(x, W, metric, w_sq, w_norm)
+        idx, dist = [], []
+        for r in range(k):
+            dv, j = d.min(-1, keepdim=True)  # the first minimum: ties go to the lowest index
+            if r + 1 < k:
+                d.scatter_(-1, j, float("inf"))
+            j, dv = j.squeeze(-1), dv.squeeze(-1)
+            if shared:  # [c, K] -> [K, c]
+                j, dv = j.T, dv.T
+            idx.append(j)
+            dist.append(dv)
+        yield s, s + x.shape[-2], torch.stack(idx, -1), torch.stack(dist, -1)
+
+
+def _winners(X, W, metric: str, budget: int) -> torch.Tensor:
+    """Best unit of every sample in every map, ``[K, n]``."""
+    parts = [idx[..., 0] for _, _, idx, _ in _iter_winners(X, W, metric, 1, budget)]
+    return parts[0] if len(parts) == 1 else torch.cat(parts, 1)
+
+
+# ---------------------------------------------------------------------- the estimator
+class SOMEnsemble(BaseEstimator):
+    """K classic SOMs of one grid trained together on the same data, as one tensor program.
+
+    Each map has its own neighbourhood and learning-rate schedule (and, optionally, its own
+    seed); everything that shapes the computation (grid, distance, neighbourhood function,
+    epochs, mode, batch size) is shared.  Map ``k`` is the map that
+    ``SOM(**ensemble.get_map_params()[k]).fit(X)`` trains, up to floating-point summation order
+    (see Notes), at a fraction of the cost of K separate fits: one matrix product finds the
+    winners of a chunk of samples in all maps at once.
+
+    Parameters
+    ----------
+    grid_shape, topology, toroidal, distance, neighbourhood, epochs, batch_size, device, dtype,
+    verbose
+        Shared by all maps; as in :class:`somlab.SOM`.
+    sigma, sigma_end, sigma_decay, learning_rate, learning_rate_end, learning_rate_decay
+        A scalar (shared) or a sequence of K values, one per map; as in :class:`somlab.SOM`.
+        All sequences must have the same length K; with no sequence K = 1.
+    mode : {"batch", "minibatch"}, default="batch"
+        Kohonen's exact batch SOM, or mean online updates over batches of ``batch_size``
+        samples (with ``batch_size=1`` this is the online rule).
+    init : {"pca", "random", "sample"} or array, default="pca"
+        As in :class:`somlab.SOM`; an array of shape (rows, cols, n_features) is shared, one of
+        shape (K, rows, cols, n_features) gives each map its own initial prototypes.
+    random_state : int, RandomState, None, or a sequence of K of these
+        A single value seeds one generator shared by all maps: every map starts from the same
+        prototypes and (minibatch) sees the samples in the same order, which is what
+        ``SOM(random_state=value)`` does for each map.  A sequence gives each map its own
+        generator, hence its own initialisation and sample order.
+
+    Attributes
+    ----------
+    n_maps_ : int
+    weights_ : ndarray of shape (K, rows, cols, n_features)
+    quantization_error_ : ndarray of shape (K,)
+        Mean distance of the training samples to their best-matching unit, per map.
+    topographic_error_ : ndarray of shape (K,)
+        Share of training samples whose two best units are not adjacent, per map.
+    labels_ : ndarray of shape (K, n_samples)
+        Best-matching unit of each training sample in each map.
+    history_ : dict of ndarrays of shape (epochs, K)
+        ``sigma``, ``learning_rate`` (NaN in batch mode), ``quantization_error`` and
+        ``topographic_error`` after each epoch.
+    n_iter_ : int
+
+    Notes
+    -----
+    Distances use :class:`SOM`'s arithmetic step for step, so winners (ties included) are the
+    same; the sums of the update run in another order, so the maps agree with K separate fits
+    to rounding (about 1e-7 in float32 on CPU, where every test run has matched winners
+    exactly).  On CUDA, where sums by atomics make even one SOM vary from run to run, a sample
+    that rounding places between two units may take either.
+    ``missing="ignore"`` and the "online" mode of :class:`SOM` are not offered.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from somlab.som._multi import SOMEnsemble
+    >>> X = np.random.default_rng(0).random((300, 3))
+    >>> ens = SOMEnsemble((6, 6), sigma=[3.0, 2.0, 1.0], epochs=5, random_state=0).fit(X)
+    >>> ens.weights_.shape, ens.quantization_error_.shape
+    ((3, 6, 6, 3), (3,))
+    >>> best = ens.to_soms()[int(np.argmin(ens.quantization_error_))]
+    >>> best.predict(X[:2]).shape
+    (2,)
+    """
+
+    _parameter_constraints = {
+        "grid_shape": ["array-like", str, Interval(Integral, 1, None, closed="left")],
+        "topology": [StrOptions(set(TOPOLOGIES))],
+        "toroidal": ["boolean"],
+        "distance": [StrOptions(set(METRICS))],
+        "neighbourhood": [StrOptions(set(NEIGHBOURHOODS))],
+        "epochs": [Interval(Integral, 1, None, closed="left")],
+        "mode": [StrOptions({"batch", "minibatch"})],
+        "init": [StrOptions(set(INITS)), "array-like"],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "device": [str, None],
+        "dtype": [StrOptions({"float32", "float64"})],
+        "verbose": ["verbose"],
+        # per-map values are checked map by map with SOM's own constraints
+        **dict.fromkeys(PER_MAP, "no_validation"),
+    }
+
+    def __init__(
+        self,
+        grid_shape=(10, 10),
+        *,
+        topology="rectangular",
+        toroidal=False,
+        distance="euclidean",
+        neighbourhood="gaussian",
+        sigma=None,
+        sigma_end=None,
+        sigma_decay="linear",
+        learning_rate=0.5,
+        learning_rate_end=None,
+        learning_rate_decay="asymptotic",
+        epochs=10,
+        mode="batch",
+        init="pca",
+        batch_size=256,
+        device="cpu",
+        dtype="float32",
+        random_state=None,
+        verbose=False,
+    ):
+        self.grid_shape = grid_shape
+        self.topology = topology
+        self.toroidal = toroidal
+        self.distance = distance
+        self.neighbourhood = neighbourhood
+        self.sigma = sigma
+        self.sigma_end = sigma_end
+        self.sigma_decay = sigma_decay
+        self.learning_rate = learning_rate
+        self.learning_rate_end = learning_rate_end
+        self.learning_rate_decay = learning_rate_decay
+        self.epochs = epochs
+        self.mode = mode
+        self.init = init
+        self.batch_size = batch_size
+        self.device = device
+        self.dtype = dtype
+        self.random_state = random_state
+        self.verbose = verbose
+
+    @classmethod
+    def from_settings(cls, settings, **shared):
+        """An ensemble with one map per dict of ``settings`` (e.g. a ``ParameterGrid``).
+
+        Keys of the dicts must be per-map parameters (:data:`PER_MAP`); a key missing from a
+        dict takes its value from ``shared`` or the default.  ``shared`` holds the rest.
+
+        >>> from sklearn.model_selection import ParameterGrid
+        >>> grid = ParameterGrid({"sigma": [1.0, 2.0], "sigma_decay": ["linear", "exponential"]})
+        >>> SOMEnsemble.from_settings(grid, grid_shape=(5, 5), epochs=3).n_maps()
+        4
+        """
+        settings = [dict(s) for s in settings]
+        if not settings:
+            raise ValueError("settings must hold at least one dict of per-map parameters")
+        keys = sorted({key for s in settings for key in s})
+        bad = [key for key in keys if key not in PER_MAP]
+        if bad:
+            raise ValueError(
+                f"settings may only hold per-map parameters {PER_MAP}; got {bad} "
+                "(pass shared parameters as keyword arguments)"
+            )
+        defaults = cls().get_params()
+        lists = {
+            key: [s.get(key, shared.get(key, defaults[key])) for s in settings] for key in keys
+        }
+        return cls(**{**shared, **lists})
+
+    # ------------------------------------------------------------------ per-map parameters
+    def n_maps(self) -> int:
+        """K: the common length of the per-map sequences (1 when all are scalars)."""
+        lengths = {
+            name: len(getattr(self, name)) for name in PER_MAP if _is_listlike(getattr(self, name))
+        }
+        init = self.init
+        if not isinstance(init, str) and np.ndim(init) == 4:
+            lengths["init"] = len(init)
+        if len(set(lengths.values())) > 1:
+            found = ", ".join(f"{k} has {v}" for k, v in lengths.items())
+            raise ValueError(f"per-map parameters must all have the same length K; {found}")
+        K = next(iter(lengths.values()), 1)
+        if K < 1:
+            raise ValueError("an ensemble needs at least one map; got empty per-map parameters")
+        return K
+
+    def get_map_params(self) -> list[dict]:
+        """The :class:`SOM` parameters of each map, a list of K dicts.
+
+        ``SOM(**params).fit(X)`` trains the same map as the ensemble's map ``k``.
+        """
+        K = self.n_maps()
+        shared = {
+            name: getattr(self, name)
+            for name in (
+                "grid_shape",
+                "topology",
+                "toroidal",
+                "distance",
+                "neighbourhood",
+                "epochs",
+                "mode",
+                "batch_size",
+                "device",
+                "dtype",
+            )
+        }
+        out = []
+        for k in range(K):
+            p = dict(shared)
+            for name in PER_MAP:
+                value = getattr(self, name)
+                if _is_listlike(value):
+                    value = value[k]
+                    if isinstance(value, np.generic):
+                        value = value.item()
+                p[name] = value
+            init = self.init
+            p["init"] = init if isinstance(init, str) or np.ndim(init) != 4 else np.asarray(init)[k]
+            out.append(p)
+        return out
+
+    def _setup(self):
+        self._validate_params()
+        params = self.get_map_params()
+        for k, p in enumerate(params):
+            try:
+                SOM(**p)._validate_params()
+            except ValueError as exc:
+                raise type(exc)(f"map {k}: {exc}") from None
+        rows, cols = parse_grid(self.grid_shape)
+        grid = Grid(rows, cols, self.topology, bool(self.toroidal))
+        return params, grid, resolve_device(self.device), resolve_dtype(self.dtype)
+
+    @staticmethod
+    def _schedules(params, grid):
+        """Per map: (sigma start, end, decay), (rate start, end, decay), as SOM._setup."""
+        out = []
+        for p in params:
+            s0 = float(p["sigma"]) if p["sigma"] is not None else max(grid.shape) / 2.0
+            s1 = float(p["sigma_end"]) if p["sigma_end"] is not None else min(1.0, s0)
+            r0 = float(p["learning_rate"])
+            r1 = float(p["learning_rate_end"]) if p["learning_rate_end"] is not None else r0 / 100
+            out.append(((s0, s1, p["sigma_decay"]), (r0, r1, p["learning_rate_decay"])))
+        return out
+
+    def _check_X(self, X, reset: bool):
+        try:
+            X = validate_data(self, X, reset=reset, dtype=[np.float64, np.float32])
+        except ValueError as exc:
+            raise DataError(str(exc)) from None
+        return X
+
+    # ------------------------------------------------------------------ training
+    def fit(self, X, y=None):
+        """Train all K maps on ``X`` (n_samples, n_features); ``y`` is ignored."""
+        params, grid, dev, dt = self._setup()
+        K = len(params)
+        Xt = as_tensor(self._check_X(X, reset=True), dt, dev)
+        check_finite_tensor(Xt)
+        n, m = Xt.shape
+        N = grid.n_nodes
+        shared_gen = not _is_listlike(self.random_state)
+        gens = (
+            [make_generator(self.random_state)]
+            if shared_gen
+            else [make_generator(p["random_state"]) for p in params]
+        )
+        W = self._initial_weights(Xt, grid, params, gens, shared_gen)
+        coords = grid.coordinates(torch.float64, dev)
+        ctx = {
+            "coords": coords,
+            "periods": grid.periods(),
+            "fn": get_neighbourhood(self.neighbourhood),
+            "grid": grid,
+            "budgets": _budgets(dev),
+            "sched": self._schedules(params, grid),
+            "gens": gens,
+        }
+        hist = {
+            k: [] for k in ("sigma", "learning_rate", "quantization_error", "topographic_error")
+        }
+        kk = 2 if N > 1 else 1
+        bar = progress(
+            range(self.epochs), bool(self.verbose), desc=f"SOMEnsemble x{K}", unit="epoch"
+        )
+        last = None
+        for epoch in bar:
+            if self.mode == "batch":
+                W, metrics = self._batch_epoch(Xt, W, epoch, ctx, hist)
+                if epoch > 0:
+                    hist["quantization_error"].append(metrics[0])
+                    hist["topographic_error"].append(metrics[1])
+            else:
+                W = self._minibatch_epoch(Xt, W, epoch, ctx, hist)
+                last = self._evaluate(Xt, W, kk, ctx, labels=epoch == self.epochs - 1)
+                hist["quantization_error"].append(last[0])
+                hist["topographic_error"].append(last[1])
+        if last is None:
+            last = self._evaluate(Xt, W, kk, ctx)
+            hist["quantization_error"].append(last[0])
+            hist["topographic_error"].append(last[1])
+        qe, te, labels = last
+        self.n_maps_ = K
+        self.weights_ = W.cpu().numpy().reshape(K, *grid.shape, m)
+        self.labels_ = labels
+        self.quantization_error_ = qe.cpu().numpy()
+        self.topographic_error_ = te.cpu().numpy()
+        self.history_ = {
+            key: torch.stack([torch.as_tensor(v, dtype=torch.float64) for v in vals]).cpu().numpy()
+            if vals and torch.is_tensor(vals[0])
+            else np.asarray(vals, dtype=np.float64).reshape(len(vals), K)
+            for key, vals in hist.items()
+        }
+        self.n_iter_ = int(self.epochs)
+        return self
+
+    def _initial_weights(self, X, grid, params, gens, shared_gen):
+        """K initial prototype sets ``[K, N, m]``, each exactly as ``SOM(**params_k)`` makes it."""
+        K, N, m = len(params), grid.n_nodes, X.shape[1]
+        if shared_gen and not (not isinstance(self.init, str) and np.ndim(self.init) == 4):
+            W0 = SOM(**params[0])._initial_weights(X, grid, gens[0])
+            return W0.reshape(1, N, m).expand(K, N, m).clone()
+        gens = gens if not shared_gen else gens * K
+        return torch.stack(
+            [SOM(**p)._initial_weights(X, grid, g).reshape(N, m) for p, g in zip(params, gens)]
+        )
+
+    def _batch_epoch(self, X, W, epoch, ctx, hist):
+        """One exact batch step of every map; returns the new prototypes and the metrics
+        ``(qe [K], te [K])`` of the map that entered the epoch."""
+        K, N, m = W.shape
+        total = max(self.epochs - 1, 1)
+        sig = [decay(s[2], s[0], s[1], epoch, total) for s, _ in ctx["sched"]]
+        sigmas = torch.tensor(sig, dtype=torch.float64, device=X.device)
+        S = torch.zeros(K, N, m, dtype=X.dtype, device=X.device)
+        C = torch.zeros(K, N, 1, dtype=X.dtype, device=X.device)
+        kk = 2 if N > 1 else 1
+        qe, te = self._metric_sums(K, X.device)
+        for s, e, idx, dist in _iter_winners(X, W, self.distance, kk, ctx["budgets"][0]):
+            self._add_metrics(qe, te, idx, dist, ctx)
+            batched_grouped_sum(idx[..., 0], X[s:e], N, S, C)
+        centres = torch.arange(N, device=X.device)
+        num, den = batched_accumulate(
+            ctx["coords"], centres, S, C, ctx["fn"], sigmas, ctx["periods"], ctx["budgets"][1]
+        )
+        ok = den > 0
+        W = torch.where(ok, num / torch.where(ok, den, 1.0), W)
+        hist["sigma"].append(sig)
+        hist["learning_rate"].append([math.nan] * K)
+        n = X.shape[0]
+        return W, (qe / n, te / n if N > 1 else torch.full_like(te, math.nan))
+
+    def _minibatch_epoch(self, X, W, epoch, ctx, hist):
+        """One epoch of mean online updates over mini-batches, for every map."""
+        K = W.shape[0]
+        n, dev = X.shape[0], X.device
+        step = int(self.batch_size)
+        n_steps = math.ceil(n / step)
+        total = self.epochs * n_steps
+        ts = range(epoch * n_steps, (epoch + 1) * n_steps)
+        sig = [[decay(s[2], s[0], s[1], t, total) for s, _ in ctx["sched"]] for t in ts]
+        lr = [[decay(r[2], r[0], r[1], t, total) for _, r in ctx["sched"]] for t in ts]
+        sig_t = torch.tensor(sig, dtype=torch.float64, device=dev)  # [n_steps, K]
+        lr_t = torch.tensor(lr, dtype=torch.float64, device=dev)
+        gens = ctx["gens"]
+        if len(gens) == 1:  # one order for all maps, drawn as SOM draws it
+            order = torch.randperm(n, generator=gens[0]).to(dev)
+        else:
+            order = torch.stack([torch.randperm(n, generator=g) for g in gens]).to(dev)
+        dist_budget, h_budget = ctx["budgets"]
+        for b in range(n_steps):
+            sel = order[..., b * step : (b + 1) * step]
+            xb = X[sel]  # [B, m] or [K, B, m]
+            bmu = _winners(xb, W, self.distance, dist_budget)  # [K, B]
+            num, den = accumulate_many(
+                ctx["coords"], bmu, xb, ctx["fn"], sig_t[b], ctx["periods"], h_budget
+            )
+            coef = (lr_t[b] / xb.shape[-2]).to(W.dtype).view(K, 1, 1)
+            W = W + coef * (num - den * W)
+        hist["sigma"].append(sig[-1])
+        hist["learning_rate"].append(lr[-1])
+        return W
+
+    @staticmethod
+    def _metric_sums(K, dev):
+        z = torch.zeros(K, dtype=torch.float64, device=dev)
+        return z, z.clone()
+
+    @staticmethod
+    def _add_metrics(qe, te, idx, dist, ctx):
+        qe += dist[..., 0].sum(1, dtype=torch.float64)
+        if idx.shape[-1] > 1:
+            grid = ctx["grid"]
+            d = grid_distance(ctx["coords"], idx[..., 0], idx[..., 1], ctx["periods"])
+            te += (d > grid.adjacency_radius()).sum(1)
+
+    def _evaluate(self, X, W, kk, ctx, labels=True):
+        """QE [K], TE [K] and (optionally) the winners ``[K, n]`` (numpy) of ``X`` in every map."""
+        K, n = W.shape[0], X.shape[0]
+        qe, te = self._metric_sums(K, X.device)
+        out = np.empty((K, n), dtype=np.int64) if labels else None
+        for s, e, idx, dist in _iter_winners(X, W, self.distance, kk, ctx["budgets"][0]):
+            self._add_metrics(qe, te, idx, dist, ctx)
+            if labels:
+                out[:, s:e] = idx[..., 0].cpu().numpy()
+        te = te / n if kk > 1 else torch.full_like(te, math.nan)
+        return qe / n, te, out
+
+    # ------------------------------------------------------------------ inference
+    def _prepare(self, X):
+        check_is_fitted(self, "weights_")
+        dev, dt = resolve_device(self.device), resolve_dtype(self.dtype)
+        Xt = as_tensor(self._check_X(X, reset=False), dt, dev)
+        check_finite_tensor(Xt)
+        K = self.weights_.shape[0]
+        W = as_tensor(self.weights_.reshape(K, -1, self.weights_.shape[-1]), dt, dev)
+        rows, cols = self.weights_.shape[1:3]
+        grid = Grid(rows, cols, self.topology, bool(self.toroidal))
+        ctx = {
+            "coords": grid.coordinates(torch.float64, dev),
+            "periods": grid.periods(),
+            "grid": grid,
+            "budgets": _budgets(dev),
+        }
+        return Xt, W, ctx
+
+    def predict(self, X) -> np.ndarray:
+        """Best-matching unit of each sample in each map, shape (K, n_samples)."""
+        Xt, W, ctx = self._prepare(X)
+        return self._evaluate(Xt, W, 1, ctx)[2]
+
+    def quantization_error(self, X) -> np.ndarray:
+        """Mean distance of each sample to its best-matching unit, per map, shape (K,)."""
+        Xt, W, ctx = self._prepare(X)
+        return self._evaluate(Xt, W, 1, ctx, labels=False)[0].cpu().numpy()
+
+    def topographic_error(self, X) -> np.ndarray:
+        """Share of samples whose two best units are not grid neighbours, per map, shape (K,)."""
+        Xt, W, ctx = self._prepare(X)
+        kk = 2 if W.shape[1] > 1 else 1
+        return self._evaluate(Xt, W, kk, ctx, labels=False)[1].cpu().numpy()
+
+    def to_soms(self) -> list[SOM]:
+        """The K trained maps as ordinary fitted :class:`SOM` estimators (copies)."""
+        check_is_fitted(self, "weights_")
+        soms = []
+        batch = self.mode == "batch"
+        for k, p in enumerate(self.get_map_params()):
+            som = SOM(**p)
+            som.weights_ = self.weights_[k].copy()
+            som.labels_ = self.labels_[k].copy()
+            som.quantization_error_ = float(self.quantization_error_[k])
+            som.topographic_error_ = float(self.topographic_error_[k])
+            h = self.history_
+            som.history_ = {
+                "sigma": h["sigma"][:, k].tolist(),
+                "learning_rate": [None] * len(h["sigma"])
+                if batch
+                else h["learning_rate"][:, k].tolist(),
+                "quantization_error": h["quantization_error"][:, k].tolist(),
+                "topographic_error": h["topographic_error"][:, k].tolist(),
+            }
+            som.n_iter_ = self.n_iter_
+            som.n_features_in_ = self.n_features_in_
+            if hasattr(self, "feature_names_in_"):
+                som.feature_names_in_ = self.feature_names_in_.copy()
+            soms.append(som)
+        return soms

@@ -1,0 +1,250 @@
+"""SOMEnsemble: K maps trained at once equal K separate SOM fits; batched kernels; errors."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.exceptions import NotFittedError
+from sklearn.model_selection import ParameterGrid
+
+from somlab import SOM, DataError, load
+from somlab.core.grids import Grid
+from somlab.core.neighbourhoods import NEIGHBOURHOODS
+from somlab.core.updates import (
+    accumulate,
+    accumulate_many,
+    batched_neighbourhood_rows,
+    neighbourhood_rows,
+)
+from somlab.som import _multi
+from somlab.som._multi import SOMEnsemble
+
+SETTINGS = {  # three maps with different radii, decays and learning rates
+    "sigma": [3.0, 2.0, 1.2],
+    "sigma_end": [1.0, 0.4, None],
+    "sigma_decay": ["linear", "exponential", "inverse_time"],
+    "learning_rate": [0.5, 0.2, 0.9],
+    "learning_rate_decay": ["asymptotic", "linear", "exponential"],
+}
+
+
+def _data(n=240, m=4, seed=0):
+    return np.random.default_rng(seed).random((n, m))
+
+
+def _assert_same_as_separate(ens, X, atol):
+    """Map k of the ensemble is SOM(**params_k).fit(X): weights, winners, metrics, history."""
+    soms = ens.to_soms()
+    for k, params in enumerate(ens.get_map_params()):
+        ref = SOM(**params).fit(X)
+        np.testing.assert_allclose(ens.weights_[k], ref.weights_, rtol=0, atol=atol)
+        np.testing.assert_array_equal(ens.labels_[k], ref.labels_)
+        assert ens.quantization_error_[k] == pytest.approx(ref.quantization_error_, abs=atol)
+        assert ens.topographic_error_[k] == pytest.approx(ref.topographic_error_, abs=1e-12)
+        for key in ("sigma", "quantization_error", "topographic_error"):
+            np.testing.assert_allclose(soms[k].history_[key], ref.history_[key], atol=atol)
+        assert soms[k].history_["learning_rate"] == pytest.approx(ref.history_["learning_rate"])
+
+
+@pytest.mark.parametrize(
+    "grid",
+    [
+        {"grid_shape": (6, 7)},
+        {"grid_shape": (6, 7), "topology": "hexagonal"},
+        {"grid_shape": (5, 5), "toroidal": True},
+        {"grid_shape": (6, 8), "topology": "hexagonal", "toroidal": True},
+    ],
+    ids=["rect", "hex", "rect-torus", "hex-torus"],
+)
+def test_batch_maps_equal_separate_soms(grid):
+    X = _data().astype(np.float32)
+    ens = SOMEnsemble(**grid, **SETTINGS, epochs=6, random_state=0).fit(X)
+    assert ens.n_maps_ == 3
+    _assert_same_as_separate(ens, X, atol=1e-5)
+
+
+def test_clustered_data_and_small_radii_keep_the_same_winners():
+    """Small radii on clustered data leave many units with nearly equal prototypes: winners
+    there are decided by the last bits, and the ensemble's arithmetic must be SOM's."""
+    from sklearn.datasets import make_blobs
+
+    X = make_blobs(400, n_features=12, centers=3, random_state=0)[0].astype(np.float32)
+    ens = SOMEnsemble(
+        (10, 8),
+        sigma=[1.6, 2.0, 5.0],
+        sigma_end=[0.1, 0.3, 0.3],
+        sigma_decay=["inverse_time", "exponential", "exponential"],
+        epochs=8,
+        random_state=0,
+    ).fit(X)
+    _assert_same_as_separate(ens, X, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"distance": "manhattan", "neighbourhood": "bubble"},
+        {"distance": "cosine", "neighbourhood": "mexican_hat"},
+        {"distance": "chebyshev", "neighbourhood": "triangle"},
+        {"distance": "sqeuclidean", "init": "random"},
+    ],
+    ids=lambda kw: "-".join(str(v) for v in kw.values()),
+)
+def test_batch_other_distances_neighbourhoods_and_seeds(kw):
+    X = _data(seed=1)
+    kw = {"init": "sample", **kw}
+    ens = SOMEnsemble(
+        (5, 6), **SETTINGS, **kw, epochs=4, dtype="float64", random_state=[3, 4, 5]
+    ).fit(X)
+    _assert_same_as_separate(ens, X, atol=1e-10)
+    assert not np.allclose(ens.weights_[0], ens.weights_[1])
+
+
+@pytest.mark.parametrize(
+    ("batch_size", "seed"),
+    [(32, 7), (5, 7), (40, [7, 8, 9]), (5, [7, 8, 9])],
+    ids=["shared-seed", "shared-seed-per-sample", "own-seeds", "own-seeds-per-sample"],
+)
+def test_minibatch_maps_equal_separate_soms(batch_size, seed):
+    """A shared seed gives every map SOM's sample order; a list gives each map its own.
+
+    Batches smaller than the map (5 < 30 nodes) take the per-sample path of accumulate_many,
+    larger ones the grouped path.  Float64: the sums run in another order than SOM's.
+    """
+    X = _data(n=80, seed=2)
+    ens = SOMEnsemble(
+        (5, 6),
+        **SETTINGS,
+        epochs=2,
+        mode="minibatch",
+        batch_size=batch_size,
+        init="sample",
+        dtype="float64",
+        random_state=seed,
+    ).fit(X)
+    _assert_same_as_separate(ens, X, atol=1e-10)
+
+
+def test_minibatch_float32_agrees():
+    X = _data(n=150, seed=3).astype(np.float32)
+    ens = SOMEnsemble(
+        (4, 5), **SETTINGS, epochs=3, mode="minibatch", batch_size=16, random_state=0
+    ).fit(X)
+    _assert_same_as_separate(ens, X, atol=1e-5)
+
+
+def test_small_blocks_give_the_same_maps(monkeypatch):
+    """Chunks of samples and blocks of neighbourhood rows do not change the result."""
+    X = _data(n=100, seed=4)
+    kw = dict(grid_shape=(4, 5), **SETTINGS, epochs=3, dtype="float64", random_state=0)
+    ref = SOMEnsemble(**kw).fit(X)
+    monkeypatch.setitem(_multi._BUDGETS, "cpu", (7 * 3 * 20, 3 * 3 * 20))  # 7 samples, 3 rows
+    small = SOMEnsemble(**kw).fit(X)
+    np.testing.assert_allclose(small.weights_, ref.weights_, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(small.labels_, ref.labels_)
+    mb = SOMEnsemble(**{**kw, "mode": "minibatch", "batch_size": 11, "init": "sample"}).fit(X)
+    _assert_same_as_separate(mb, X, atol=1e-10)
+
+
+def test_shapes_inference_and_to_soms(tmp_path):
+    X = _data(n=120, m=3, seed=5)
+    ens = SOMEnsemble((3, 4), sigma=[1.5, 1.0], epochs=3, random_state=0).fit(X)
+    assert ens.weights_.shape == (2, 3, 4, 3)
+    assert ens.quantization_error_.shape == ens.topographic_error_.shape == (2,)
+    assert ens.labels_.shape == (2, 120)
+    for key in ("sigma", "learning_rate", "quantization_error", "topographic_error"):
+        assert ens.history_[key].shape == (3, 2)
+    assert np.isnan(ens.history_["learning_rate"]).all()  # the batch SOM has none
+    np.testing.assert_array_equal(ens.predict(X), ens.labels_)
+    np.testing.assert_allclose(ens.quantization_error(X), ens.quantization_error_, rtol=1e-6)
+    np.testing.assert_allclose(ens.topographic_error(X), ens.topographic_error_)
+    som = ens.to_soms()[1]
+    assert isinstance(som, SOM) and som.sigma == 1.0 and som.n_iter_ == 3
+    np.testing.assert_array_equal(som.predict(X), ens.labels_[1])
+    assert som.quantization_error(X) == pytest.approx(ens.quantization_error_[1], rel=1e-6)
+    path = som.save(tmp_path / "map1.somlab")
+    np.testing.assert_array_equal(load(path).predict(X), ens.labels_[1])
+    with pytest.raises(DataError):
+        ens.predict(X[:, :2])
+
+
+def test_one_map_and_one_node():
+    X = _data(n=80, m=2, seed=6)
+    ens = SOMEnsemble((4, 4), epochs=3, random_state=0).fit(X)
+    ref = SOM((4, 4), epochs=3, random_state=0).fit(X)
+    np.testing.assert_allclose(ens.weights_[0], ref.weights_, atol=1e-6)
+    tiny = SOMEnsemble((1, 1), sigma=[1.0, 2.0], epochs=2).fit(X)
+    assert np.isnan(tiny.topographic_error_).all()
+    np.testing.assert_allclose(tiny.weights_[:, 0, 0], np.tile(X.mean(0), (2, 1)), atol=1e-6)
+
+
+def test_from_settings_and_per_map_init():
+    X = _data(n=90, m=3, seed=7)
+    grid = ParameterGrid({"sigma": [1.0, 2.0], "sigma_decay": ["linear", "exponential"]})
+    ens = SOMEnsemble.from_settings(grid, grid_shape=(3, 3), epochs=2, random_state=0)
+    assert ens.n_maps() == 4
+    assert [p["sigma"] for p in ens.get_map_params()] == [1.0, 1.0, 2.0, 2.0]
+    assert ens.get_map_params()[0]["grid_shape"] == (3, 3)
+    W0 = np.random.default_rng(0).random((2, 3, 3, 3))
+    ens = SOMEnsemble((3, 3), sigma=[1.0, 2.0], init=W0, epochs=2, dtype="float64").fit(X)
+    _assert_same_as_separate(ens, X, atol=1e-12)
+
+
+def test_bad_input_errors():
+    X = _data(n=50, m=3)
+    with pytest.raises(ValueError, match="sigma has 2, learning_rate has 3"):
+        SOMEnsemble(sigma=[1.0, 2.0], learning_rate=[0.1, 0.2, 0.3]).fit(X)
+    with pytest.raises(ValueError, match="at least one map"):
+        SOMEnsemble(sigma=[]).fit(X)
+    with pytest.raises(ValueError, match="map 1: .*sigma"):
+        SOMEnsemble((3, 3), sigma=[1.0, -1.0]).fit(X)
+    with pytest.raises(ValueError, match="map 0: .*sigma_decay"):
+        SOMEnsemble((3, 3), sigma_decay=["nope"]).fit(X)
+    with pytest.raises(ValueError, match="mode"):
+        SOMEnsemble((3, 3), mode="online").fit(X)
+    with pytest.raises(ValueError, match="per-map parameters"):
+        SOMEnsemble.from_settings([{"epochs": 3}])
+    Xn = X.copy()
+    Xn[3, 1] = np.nan
+    with pytest.raises(DataError, match="NaN"):
+        SOMEnsemble((3, 3)).fit(Xn)
+    with pytest.raises(DataError):
+        SOMEnsemble((3, 3)).fit(X[:, 0])
+    with pytest.raises(DataError, match="init array"):
+        SOMEnsemble((3, 3), init=np.zeros((2, 2, 3))).fit(X)
+    with pytest.raises(NotFittedError):
+        SOMEnsemble((3, 3)).predict(X)
+
+
+# ---------------------------------------------------------------------- batched kernels
+@pytest.mark.parametrize("name", [*NEIGHBOURHOODS, "custom"])
+@pytest.mark.parametrize("per_map", [False, True])
+def test_batched_neighbourhood_rows_match_per_map(name, per_map):
+    grid = Grid(4, 6, "hexagonal", toroidal=True)
+    coords = grid.coordinates(torch.float64)
+    fn = NEIGHBOURHOODS.get(name, lambda d, s: torch.exp(-d.abs().sum(-1) / s))
+    sigmas = torch.tensor([0.7, 1.5, 3.0], dtype=torch.float64)
+    centres = torch.tensor([[0, 5, 23], [1, 1, 7], [9, 2, 4]]) if per_map else torch.tensor([3, 0])
+    H = batched_neighbourhood_rows(coords, centres, fn, sigmas, grid.periods(), torch.float32)
+    for k, s in enumerate(sigmas.tolist()):
+        c = centres[k] if per_map else centres
+        ref = neighbourhood_rows(coords, c, fn, s, grid.periods(), torch.float32)
+        torch.testing.assert_close(H[k], ref, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("n", [5, 40])  # fewer samples than nodes: per sample; else grouped
+def test_accumulate_many_matches_accumulate(n):
+    grid = Grid(4, 5)
+    coords = grid.coordinates(torch.float64)
+    fn = NEIGHBOURHOODS["gaussian"]
+    g = torch.Generator().manual_seed(0)
+    X = torch.rand(n, 3, generator=g, dtype=torch.float64)
+    bmus = torch.randint(0, 20, (2, n), generator=g)
+    sigmas = torch.tensor([0.8, 2.5], dtype=torch.float64)
+    num, den = accumulate_many(coords, bmus, X, fn, sigmas)
+    for k in range(2):
+        ref_num, ref_den = accumulate(coords, bmus[k], X, fn, float(sigmas[k]))
+        torch.testing.assert_close(num[k], ref_num)
+        torch.testing.assert_close(den[k], ref_den)
+    Xk = torch.stack([X, X.flip(0)])  # each map its own samples
+    num, den = accumulate_many(coords, bmus, Xk, fn, sigmas)
+    torch.testing.assert_close(num[1], accumulate(coords, bmus[1], Xk[1], fn, 2.5)[0])
