@@ -3,6 +3,10 @@
 #   bash experiments/run_table2_all.sh  # about 2.5 h on 2 cores
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# the finished runs are committed compressed: unpack them once so that nothing is rerun
+for f in experiments/results/table2_runs.jsonl.xz experiments/results/*/table2_runs.jsonl.xz; do
+  [ -e "${f%.xz}" ] || xz -dk "$f"
+done
 S="somlab reproduce table2 --settings authors"
 # LARFDSSOM with the C++'s rules (SPEC §4.2), beside issue 9's C++ figures
 $S --models larfdssom --compat cpp_larfdssom --fractions 0 \
