@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The GPU checks of the open issues in one call on the device (see benchmarks/DEVICE.md).
+#   bash benchmarks/device_checks.sh [STEP ...]   (default: gpu dcsomrl table3)
+# Steps: gpu      benchmarks/gpu.py (issue 7 points 3, 5; issue 4's batched settings)
+#        dcsomrl  DC-SOMRL, full MNIST, 1 seed, on cuda (issue 5: time of 70,000 x 30 epochs)
+#        table3   Batch SS-SOM on CNN features, MNIST paper protocol, on cuda (issue 6: time)
+#        tests    the CUDA tests (pytest -m cuda and the cuda-marked cases)
+# Data: the image sets are read from $SOMLAB_DATA (default .devdata, a folder that
+# .git/info/exclude ignores and `carry` takes along). Everything goes to $OUT (or ./device_out).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT="${OUT:-device_out}"
+mkdir -p "$OUT"
+export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$PWD/src" PYTHONUNBUFFERED=1
+export SOMLAB_DATA="${SOMLAB_DATA:-$PWD/.devdata}"
+PY="${PY:-python3}"
+steps=("$@")
+[ ${#steps[@]} -eq 0 ] && steps=(gpu dcsomrl table3)
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; "$PY" -c \
+  "import torch, numba, sklearn; print('torch', torch.__version__, 'numba', numba.__version__, 'sklearn', sklearn.__version__)"; } \
+  > "$OUT/device_info.txt" 2>&1
+for s in "${steps[@]}"; do
+  t0=$(date +%s)
+  case "$s" in
+    gpu) "$PY" benchmarks/gpu.py --budget "${GPU_BUDGET:-240}" --out "$OUT/gpu_results.json" ;;
+    dcsomrl) "$PY" -m somlab reproduce dcsomrl --dataset mnist --seeds 1 --device cuda \
+               --quiet --out-dir "$OUT" ;;
+    table3) "$PY" -m somlab reproduce table3 --dataset mnist --protocols paper --settings 10 \
+              --device cuda --jobs "$(nproc)" --quiet --out-dir "$OUT" ;;
+    tests) "$PY" -m pytest -q -x -k cuda tests ;;
+    *) echo "unknown step $s"; continue ;;
+  esac > "$OUT/$s.log" 2>&1
+  echo "$s: exit $? in $(( $(date +%s) - t0 )) s" | tee -a "$OUT/steps.txt"
+done
