@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from numbers import Integral, Real
 
 import numpy as np
@@ -21,10 +22,17 @@ from .._utils import (
     resolve_dtype,
 )
 from ..core.distances import METRICS, best_matching_units, pairwise_distances
-from ..core.grids import TOPOLOGIES, Grid, parse_grid
+from ..core.grids import TOPOLOGIES, Grid, grid_distance, parse_grid
 from ..core.neighbourhoods import NEIGHBOURHOODS, get_neighbourhood
 from ..core.schedules import SCHEDULES, decay
-from ..core.updates import accumulate, sequential_steps
+from ..core.updates import _BLOCK_ELEMENTS as _ACCUMULATE_BLOCK
+from ..core.updates import accumulate, neighbourhood_rows, sequential_steps
+from ..datasets._stream import (
+    DEFAULT_CHUNK_SIZE,
+    BatchSource,
+    as_batch_source,
+    scan,
+)
 from ..metrics._som import topographic_error_from_bmus
 from ..persistence import SaveLoadMixin
 
@@ -71,6 +79,11 @@ class SOM(SaveLoadMixin, TransformerMixin, BaseEstimator):
         an array gives the initial prototypes.
     batch_size : int, default=256
         Samples per step in "minibatch" mode.
+    chunk_size : int, default=65536
+        Rows read at a time when ``fit`` streams a ``.npy`` file or a memory-mapped array
+        (see :meth:`fit`).  Memory use grows with ``chunk_size * n_features`` (about two
+        chunks at a time); distances to the prototypes are computed in small row blocks, so
+        the map size does not multiply it.
     missing : {"error", "ignore"}, default="error"
         "error" rejects NaN and inf; "ignore" leaves NaN features out of distances and updates.
     device : str, default="cpu"
@@ -92,9 +105,17 @@ class SOM(SaveLoadMixin, TransformerMixin, BaseEstimator):
         Per epoch: ``sigma``, ``learning_rate``, ``quantization_error``, ``topographic_error``
         (measured on the training data after the epoch).
     labels_ : ndarray of shape (n_samples,)
-        Best-matching unit of each training sample.
+        Best-matching unit of each training sample (int64; for streamed data it is filled
+        chunk by chunk, 8 bytes per sample, in file order or in the order an iterable yielded
+        its batches on the final pass).
     n_iter_ : int
         Epochs run (partial_fit calls count one each).
+
+    Notes
+    -----
+    Data larger than memory: ``fit`` also accepts a path to a ``.npy`` file, a memory-mapped
+    array (``np.load(path, mmap_mode="r")``) or a re-iterable of batches such as a
+    ``torch.utils.data.DataLoader``, and reads it a chunk at a time; see :meth:`fit`.
 
     Examples
     --------
@@ -124,6 +145,7 @@ class SOM(SaveLoadMixin, TransformerMixin, BaseEstimator):
         "mode": [StrOptions(set(MODES))],
         "init": [StrOptions(set(INITS)), "array-like"],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "chunk_size": [Interval(Integral, 1, None, closed="left")],
         "missing": [StrOptions({"error", "ignore"})],
         "device": [str, None],
         "dtype": [StrOptions({"float32", "float64"})],
@@ -149,6 +171,7 @@ class SOM(SaveLoadMixin, TransformerMixin, BaseEstimator):
         mode="batch",
         init="pca",
         batch_size=256,
+        chunk_size=DEFAULT_CHUNK_SIZE,
         missing="error",
         device="cpu",
         dtype="float32",
@@ -170,6 +193,7 @@ class SOM(SaveLoadMixin, TransformerMixin, BaseEstimator):
         self.mode = mode
         self.init = init
         self.batch_size = batch_size
+        self.chunk_size = chunk_size
         self.missing = missing
         self.device = device
         self.dtype = dtype
@@ -213,25 +237,25 @@ class SOM(SaveLoadMixin, TransformerMixin, BaseEstimator):
         return T
 
     # ------------------------------------------------------------------ initialisation
+    def _array_init(self, m: int, k: int, dtype, device) -> torch.Tensor:
+        init = self.init
+        if np.size(init) != k * m:
+            raise DataError(
+                f"init array must have {k} x {m} values (rows, cols, n_features), "
+                f"got shape {np.shape(init)}"
+            )
+        return as_tensor(init, dtype, device).reshape(k, m).clone()
+
     def _initial_weights(self, X: torch.Tensor, grid: Grid, gen: torch.Generator):
         n, m = X.shape
         k = grid.n_nodes
         init = self.init
         if not isinstance(init, str):
-            if np.size(init) != k * m:
-                raise DataError(
-                    f"init array must have {k} x {m} values (rows, cols, n_features), "
-                    f"got shape {np.shape(init)}"
-                )
-            return as_tensor(init, X.dtype, X.device).reshape(k, m).clone()
+            return self._array_init(m, k, X.dtype, X.device)
         if init == "pca" and (n < 2 or m < 1):
             init = "sample"
         if init == "sample":
-            if n >= k:
-                idx = torch.randperm(n, generator=gen)[:k]
-            else:
-                idx = torch.randint(0, n, (k,), generator=gen)
-            W = X[idx.to(X.device)].clone()
+            W = X[_sample_rows(n, k, gen).to(X.device)].clone()
             if self.missing == "ignore":  # holes in the picked samples take the feature mean
                 W = torch.where(torch.isnan(W), torch.nanmean(X, 0).expand_as(W), W)
             return W
@@ -240,28 +264,68 @@ class SOM(SaveLoadMixin, TransformerMixin, BaseEstimator):
         if init == "random":
             lo = torch.where(torch.isnan(Xd), torch.inf, Xd).amin(0)
             hi = torch.where(torch.isnan(Xd), -torch.inf, Xd).amax(0)
-            u = torch.rand(k, m, generator=gen, dtype=torch.float64).to(X.device)
-            return (lo + u * (hi - lo)).to(X.dtype)
-        # PCA: covariance of the mean-filled data, leading eigenvectors with a fixed sign.
+            return _random_weights(lo, hi, k, gen, X.dtype)
+        # PCA: covariance of the mean-filled data
         Xc = torch.nan_to_num(Xd - mean, nan=0.0)
         cov = Xc.T @ Xc / max(n - 1, 1)
-        evals, evecs = torch.linalg.eigh(cov)
-        order = torch.argsort(evals, descending=True)
-        evals, evecs = evals[order].clamp_min(0.0), evecs[:, order]
-        signs = torch.sign(evecs.gather(0, evecs.abs().argmax(0, keepdim=True)))
-        evecs = evecs * torch.where(signs == 0, 1.0, signs)
-        coords = grid.coordinates(torch.float64, X.device)
-        span = coords.amax(0) - coords.amin(0)
-        unit = torch.where(span > 0, 2 * (coords - coords.amin(0)) / span.clamp_min(1e-12) - 1, 0)
-        W = mean.expand(k, m).clone()
-        for axis in range(min(2, m)):
-            W += unit[:, axis : axis + 1] * math.sqrt(evals[axis]) * evecs[:, axis]
-        return W.to(X.dtype)
+        return _pca_weights(mean, cov, grid, X.dtype)
 
     # ------------------------------------------------------------------ training
     def fit(self, X, y=None):
-        """Train the map on ``X`` (n_samples, n_features); ``y`` is ignored."""
+        """Train the map on ``X`` (n_samples, n_features); ``y`` is ignored.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), or out-of-core data
+            In-memory data (array, tensor, data frame), or data read a chunk at a time so that
+            it never has to fit in memory:
+
+            * a path (``str`` or ``os.PathLike``) to a ``.npy`` file holding a 2-D C-order
+              numeric array: its header is parsed and ``chunk_size`` rows are read at a time
+              with explicit file reads (the file is never mapped);
+            * a memory-mapped array (``np.memmap``, ``np.load(path, mmap_mode="r")``, or a
+              view of one), copied out ``chunk_size`` rows at a time; the map's pages are
+              released after each chunk unless it is a copy-on-write ("c") map;
+            * a re-iterable of batches, such as a ``torch.utils.data.DataLoader`` or a list of
+              arrays: each item is a tensor or array ``[rows, n_features]`` or a tuple / list
+              whose first element is one (``(x, y)``); higher-dimensional items are flattened
+              per row.  It is iterated once per pass, so it must be re-iterable (a generator
+              is refused).
+
+            Streaming works in every mode.  Each pass checks every chunk (NaN or inf unless
+            ``missing="ignore"``, the same number of features as the first chunk, at least
+            one row) and raises :class:`~somlab.DataError` otherwise.
+
+            * "batch": one pass per epoch adds up, per node, the samples it wins (in row
+              order, as the in-memory fit does), then ``W = num / den`` as in memory: the
+              weights equal those of the in-memory fit on the same data and device (bit for
+              bit on CPU; an iterable must yield the rows in the same order).
+            * "minibatch": steps of ``batch_size`` rows, in the order read (rows left over at
+              the end of a chunk start the next step).  Files and memory maps are shuffled
+              each epoch with the estimator's generator: chunks in a random order, rows in a
+              random order inside each chunk (data of at most ``chunk_size`` rows is shuffled
+              exactly as in memory).  Iterables are used in the order they yield: shuffle in
+              the DataLoader.  The schedules need the number of steps: for iterables the rows
+              are counted on the first pass (the initialisation pass, or one extra pass with
+              an ``init`` array).
+            * "online": the same, one sample per step.
+
+            Passes: "pca" and "random" initialisation take one pass for their statistics
+            (float64 mean and covariance / bounds; "random" then draws exactly as in memory);
+            "sample" reads the rows the in-memory fit would pick straight from a file or map,
+            and keeps a uniform reservoir sample of an iterable in one pass; then
+            one pass per epoch and one final pass for ``labels_``, ``quantization_error_`` and
+            ``topographic_error_``.  In "batch" mode ``history_`` is exact (each epoch's
+            metrics are measured during the next epoch's pass); in "minibatch" and "online"
+            modes ``history_`` metrics are running estimates measured as the data go by
+            (each step's samples against the map before that step; in online mode each chunk
+            against the map before that chunk), with no extra pass.
+        y : ignored
+        """
         grid, dev, dt, sig, lr = self._setup()
+        source = as_batch_source(X, self.chunk_size)
+        if source is not None:
+            return self._fit_stream(source, grid, dev, dt, sig, lr)
         Xn = self._check_X(X, reset=True)
         Xt = self._tensor(Xn, dev, dt)
         gen = make_generator(self.random_state)
@@ -293,6 +357,11 @@ class SOM(SaveLoadMixin, TransformerMixin, BaseEstimator):
         """
         first = not hasattr(self, "weights_")
         grid, dev, dt, sig, lr = self._setup()
+        if isinstance(X, (str, os.PathLike)) or as_batch_source(X, memmaps=False) is not None:
+            raise DataError(
+                "partial_fit takes one in-memory batch (an array or a tensor); pass a .npy "
+                "path, a memory map or a DataLoader to fit, which streams it"
+            )
         Xn = self._check_X(X, reset=first)
         Xt = self._tensor(Xn, dev, dt)
         if first:
@@ -393,6 +462,180 @@ class SOM(SaveLoadMixin, TransformerMixin, BaseEstimator):
         self.quantization_error_ = float(dist[:, 0].mean())
         self.topographic_error_ = topographic_error_from_bmus(bmu, grid)
 
+    # ------------------------------------------------------------------ out-of-core training
+    def _fit_stream(self, source: BatchSource, grid, dev, dt, sig, lr):
+        """``fit`` on a :class:`~somlab.datasets._stream.BatchSource`, a chunk at a time."""
+        missing = self.missing == "ignore"
+        gen = make_generator(self.random_state)
+        W = self._stream_initial_weights(source, grid, gen, dev, dt)
+        self.history_ = {
+            k: [] for k in ("sigma", "learning_rate", "quantization_error", "topographic_error")
+        }
+        if self.mode == "batch":
+            W = self._stream_batch(source, W, grid, sig, dev, dt)
+        else:
+            if source.n_samples is None:  # the schedules need the number of steps: count
+                for _ in source.iter_batches(dt, dev, allow_nan=missing):
+                    pass
+            W = self._stream_steps(source, W, grid, gen, sig, lr, dev, dt)
+        self.n_iter_ = int(self.epochs)
+        self._stream_finish(source, W, grid, dev, dt)
+        return self
+
+    def _stream_initial_weights(self, source: BatchSource, grid, gen, dev, dt):
+        """The initialisations of :meth:`_initial_weights` from streamed statistics."""
+        missing = self.missing == "ignore"
+        k = grid.n_nodes
+        init = self.init
+        if not isinstance(init, str):
+            if source.n_features is None:  # an iterable: one pass learns m (and n)
+                for _ in source.iter_batches(dt, dev, allow_nan=missing):
+                    pass
+            return self._array_init(source.n_features, k, dt, dev)
+        if init == "sample" and source.addressable:  # the rows the in-memory fit would pick
+            W = source.take(_sample_rows(source.n_samples, k, gen).numpy(), dt, dev)
+            check_finite_tensor(W, allow_nan=missing)
+            if missing and bool(torch.isnan(W).any()):
+                mean = scan(source, dt, dev, allow_nan=True).mean.to(dt)
+                W = torch.where(torch.isnan(W), mean.expand_as(W), W)
+            return W
+        st = scan(
+            source,
+            dt,
+            dev,
+            allow_nan=missing,
+            cov=init == "pca",
+            bounds=init == "random",
+            reservoir=k if init == "sample" else 0,
+            generator=gen,
+        )
+        if init == "random":
+            return _random_weights(st.lo, st.hi, k, gen, dt)
+        if init == "pca" and st.n >= 2:
+            return _pca_weights(st.mean, st.cov, grid, dt)
+        if init == "pca":  # a single sample: every prototype starts at it
+            return st.mean.to(dt).expand(k, -1).clone()
+        W = st.sample
+        if W.shape[0] < k:  # fewer samples than nodes: draw with replacement, as in memory
+            W = W[torch.randint(0, W.shape[0], (k,), generator=gen).to(W.device)]
+        W = W.clone()
+        if missing:
+            W = torch.where(torch.isnan(W), st.mean.to(dt).expand_as(W), W)
+        return W
+
+    def _stream_batch(self, source: BatchSource, W, grid, sig, dev, dt):
+        """Exact batch SOM, one pass per epoch: ``W = num / den`` from running winner sums.
+
+        The per-node sums of the samples each node wins are added chunk by chunk in row order
+        (the order of the in-memory ``index_add_``), then spread over the grid once per epoch,
+        so the weights are those of the in-memory fit (bit for bit on CPU).
+        """
+        coords = grid.coordinates(torch.float64, dev)
+        periods = grid.periods()
+        fn = get_neighbourhood(self.neighbourhood)
+        missing = self.missing == "ignore"
+        kb = 2 if grid.n_nodes > 1 else 1
+        total = max(self.epochs - 1, 1)
+        bar = progress(range(self.epochs), bool(self.verbose), desc="SOM batch", unit="epoch")
+        for epoch in bar:
+            sigma = decay(self.sigma_decay, sig[0], sig[1], epoch, total)
+            metrics = _RunningMetrics(grid)
+            sums = _WinnerSums(grid.n_nodes, missing)
+            for xb in source.iter_batches(dt, dev, allow_nan=missing):
+                bmu, dist = _chunk_bmus(xb, W, self.distance, k=kb, missing=missing)
+                metrics.add(dist, bmu)
+                sums.add(bmu[:, 0], xb)
+                del xb  # let the chunk go before the next one is read
+            if epoch > 0:  # metrics of the map left by the previous epoch
+                metrics.record(self.history_)
+            num, den = sums.spread(coords, fn, sigma, periods)
+            ok = den > 0
+            W = torch.where(ok, num / torch.where(ok, den, 1.0), W)
+            self.history_["sigma"].append(sigma)
+            self.history_["learning_rate"].append(None)  # the exact batch SOM has none
+        return W
+
+    def _stream_steps(self, source: BatchSource, W, grid, gen, sig, lr, dev, dt):
+        """Mini-batch (or online, one-sample) steps over the chunks, shuffled when addressable."""
+        coords = grid.coordinates(torch.float64, dev)
+        periods = grid.periods()
+        fn = get_neighbourhood(self.neighbourhood)
+        missing = self.missing == "ignore"
+        kb = 2 if grid.n_nodes > 1 else 1
+        online = self.mode == "online"
+        size = 1 if online else int(self.batch_size)
+        n_steps = max(1, math.ceil(source.n_samples / size))
+        total = self.epochs * n_steps
+        shuffle = gen if source.addressable else None
+        fast = online and not missing and self.distance == "euclidean"
+
+        def schedule(t):  # an iterable may yield more rows than counted: stay within [0, 1)
+            t = min(t, total - 1)
+            return (
+                decay(self.sigma_decay, sig[0], sig[1], t, total),
+                decay(self.learning_rate_decay, lr[0], lr[1], t, total),
+            )
+
+        bar = progress(
+            range(self.epochs), bool(self.verbose), desc=f"SOM {self.mode}", unit="epoch"
+        )
+        for epoch in bar:
+            t = epoch * n_steps
+            metrics = _RunningMetrics(grid)
+            batches = source.iter_batches(dt, dev, allow_nan=missing, generator=shuffle)
+            if fast:
+                for xb in batches:
+                    bmu, dist = _chunk_bmus(xb, W, self.distance, k=kb)  # before the steps
+                    metrics.add(dist, bmu)
+                    steps = [schedule(t + i) for i in range(xb.shape[0])]
+                    sigmas, rates = [s for s, _ in steps], [r for _, r in steps]
+                    order = list(range(xb.shape[0]))
+                    W = sequential_steps(xb, order, W, coords, fn, sigmas, rates, periods)
+                    t += xb.shape[0]
+            else:
+                for xb in _regroup(batches, size):
+                    sigma, rate = schedule(t)
+                    bmu, dist = best_matching_units(xb, W, self.distance, k=kb, missing=missing)
+                    metrics.add(dist, bmu)
+                    num, den = accumulate(coords, bmu[:, 0], xb, fn, sigma, periods)
+                    # mean of the per-sample online updates: lr * (num - den * w) / B
+                    W = W + (rate / xb.shape[0]) * (num - den * W)
+                    t += 1
+            sigma, rate = schedule((epoch + 1) * n_steps - 1)
+            self.history_["sigma"].append(sigma)
+            self.history_["learning_rate"].append(rate)
+            metrics.record(self.history_)
+        return W
+
+    def _stream_finish(self, source: BatchSource, W, grid, dev, dt):
+        """Final pass: labels_, quantization_error_ and topographic_error_ chunk by chunk."""
+        missing = self.missing == "ignore"
+        kb = 2 if grid.n_nodes > 1 else 1
+        metrics = _RunningMetrics(grid)
+        known = source.addressable and source.n_samples is not None
+        labels = np.empty(source.n_samples, dtype=np.int64) if known else []
+        at = 0
+        for xb in source.iter_batches(dt, dev, allow_nan=missing):
+            bmu, dist = _chunk_bmus(xb, W, self.distance, k=kb, missing=missing)
+            metrics.add(dist, bmu)
+            b = bmu[:, 0].cpu().numpy()
+            if known:
+                labels[at : at + len(b)] = b
+            else:
+                labels.append(b)
+            at += len(b)
+            del xb  # let the chunk go before the next one is read
+        if self.mode == "batch" and len(self.history_["quantization_error"]) < len(
+            self.history_["sigma"]
+        ):
+            metrics.record(self.history_)
+        self.n_features_in_ = int(source.n_features)
+        if hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+        self.weights_ = W.detach().cpu().numpy().reshape(*grid.shape, source.n_features)
+        self.labels_ = labels if known else np.concatenate(labels)
+        self.quantization_error_, self.topographic_error_ = metrics.values()
+
     # ------------------------------------------------------------------ inference
     def _weights_tensor(self, dev, dt):
         return as_tensor(self.weights_.reshape(-1, self.weights_.shape[-1]), dt, dev)
@@ -449,3 +692,165 @@ class SOM(SaveLoadMixin, TransformerMixin, BaseEstimator):
         tags.input_tags.allow_nan = self.missing == "ignore"
         tags.transformer_tags.preserves_dtype = []
         return tags
+
+
+# ---------------------------------------------------------------------- helpers
+def _sample_rows(n: int, k: int, gen: torch.Generator) -> torch.Tensor:
+    """Indices of the k samples that initialise the map: distinct when n >= k."""
+    if n >= k:
+        return torch.randperm(n, generator=gen)[:k]
+    return torch.randint(0, n, (k,), generator=gen)
+
+
+def _random_weights(lo, hi, k: int, gen: torch.Generator, dtype) -> torch.Tensor:
+    """``k`` prototypes drawn uniformly in the box ``[lo, hi]`` (float64 bounds ``[m]``)."""
+    u = torch.rand(k, lo.shape[0], generator=gen, dtype=torch.float64).to(lo.device)
+    return (lo + u * (hi - lo)).to(dtype)
+
+
+def _pca_weights(mean, cov, grid: Grid, dtype) -> torch.Tensor:
+    """Prototypes spanning the two leading principal axes: ``mean +- sqrt(eigenvalue) * v``.
+
+    ``mean [m]`` and ``cov [m, m]`` in float64; eigenvectors get a fixed sign (largest
+    component positive) so that the map does not depend on the eigensolver's sign choice.
+    """
+    m = mean.shape[0]
+    k = grid.n_nodes
+    evals, evecs = torch.linalg.eigh(cov)
+    order = torch.argsort(evals, descending=True)
+    evals, evecs = evals[order].clamp_min(0.0), evecs[:, order]
+    signs = torch.sign(evecs.gather(0, evecs.abs().argmax(0, keepdim=True)))
+    evecs = evecs * torch.where(signs == 0, 1.0, signs)
+    coords = grid.coordinates(torch.float64, mean.device)
+    span = coords.amax(0) - coords.amin(0)
+    unit = torch.where(span > 0, 2 * (coords - coords.amin(0)) / span.clamp_min(1e-12) - 1, 0)
+    W = mean.expand(k, m).clone()
+    for axis in range(min(2, m)):
+        W += unit[:, axis : axis + 1] * math.sqrt(evals[axis]) * evecs[:, axis]
+    return W.to(dtype)
+
+
+# The distances of a streamed chunk are computed for blocks of rows of at most this many
+# distances (or features) at a time, 2 MB of float32: their temporaries stay small whatever
+# chunk_size is, which also keeps the allocator from piling up freed chunk-sized blocks.
+_STREAM_BLOCK = 1 << 19
+
+
+def _chunk_bmus(X, W, metric, *, k=1, missing=False):
+    """:func:`best_matching_units` of a streamed chunk ``X [rows, m]``, a row block at a time.
+
+    A row's distances are computed the same way in any block, so this equals one call on the
+    chunk (bit for bit on CPU) without its ``[chunk, n_nodes]``-sized temporaries.
+    Returns ``(indices [rows, k], distances [rows, k])``.
+    """
+    step = max(1, _STREAM_BLOCK // max(W.shape[0], X.shape[1], 1))
+    if X.shape[0] <= step:
+        return best_matching_units(X, W, metric, k=k, missing=missing)
+    idx = torch.empty(X.shape[0], k, dtype=torch.long, device=X.device)
+    dist = torch.empty(X.shape[0], k, dtype=X.dtype, device=X.device)
+    for a in range(0, X.shape[0], step):
+        idx[a : a + step], dist[a : a + step] = best_matching_units(
+            X[a : a + step], W, metric, k=k, missing=missing
+        )
+    return idx, dist
+
+
+def _regroup(batches, size: int):
+    """Re-cut a stream of ``[rows, m]`` tensors into steps of exactly ``size`` rows (the last
+    may be smaller): rows left at the end of one batch start the next step."""
+    carry = None
+    for xb in batches:
+        start = 0
+        if carry is not None:
+            start = size - carry.shape[0]
+            carry = torch.cat([carry, xb[:start]])
+            if carry.shape[0] < size:
+                continue
+            yield carry
+            carry = None
+        stop = start + (xb.shape[0] - start) // size * size
+        for a in range(start, stop, size):
+            yield xb[a : a + size]
+        if stop < xb.shape[0]:
+            carry = xb[stop:].clone()  # a copy, so that the chunk itself can be freed
+    if carry is not None:
+        yield carry
+
+
+class _WinnerSums:
+    """The two halves of :func:`~somlab.core.updates.accumulate` for streamed data.
+
+    :meth:`add` keeps running sums, per node, of the samples it wins, ``S [n_nodes, m]``, and
+    of their counts, ``C [n_nodes, 1]`` (``[n_nodes, m]``, observed entries per feature, once
+    a NaN is seen); :meth:`spread` returns ``num = H^T S`` and ``den = H^T C`` with
+    ``H[k, j] = h(k, j)``, built block by block exactly as ``accumulate`` does.
+    """
+
+    def __init__(self, n_nodes: int, missing: bool):
+        self.n_nodes, self.missing = n_nodes, missing
+        self.S = self.C = None
+
+    def add(self, bmus: torch.Tensor, X: torch.Tensor) -> None:
+        n, m = X.shape
+        if self.S is None:
+            self.S = torch.zeros(self.n_nodes, m, dtype=X.dtype, device=X.device)
+            self.C = torch.zeros(self.n_nodes, 1, dtype=X.dtype, device=X.device)
+        nan = torch.isnan(X) if self.missing else None
+        if nan is not None and bool(nan.any()):
+            if self.C.shape[1] == 1:  # counts per feature from now on
+                self.C = self.C.expand(-1, m).clone()
+            X = torch.nan_to_num(X, nan=0.0)
+            cnt = (~nan).to(X.dtype)
+        elif self.C.shape[1] == 1:
+            cnt = torch.ones(n, 1, dtype=X.dtype, device=X.device)
+        else:
+            cnt = torch.ones(n, m, dtype=X.dtype, device=X.device)
+        self.S.index_add_(0, bmus, X)
+        self.C.index_add_(0, bmus, cnt)
+
+    def spread(self, coords, fn, sigma: float, periods=None):
+        S, C = self.S, self.C
+        hit = torch.nonzero(C.sum(1) > 0).squeeze(1)
+        num = torch.zeros_like(S)
+        den = torch.zeros_like(C)
+        block = max(1, _ACCUMULATE_BLOCK // self.n_nodes)
+        for s in range(0, hit.numel(), block):
+            rows = hit[s : s + block]
+            H = neighbourhood_rows(coords, rows, fn, sigma, periods, S.dtype)  # [b, n_nodes]
+            num.addmm_(H.T, S[rows])
+            den.addmm_(H.T, C[rows])
+        return num, den
+
+
+class _RunningMetrics:
+    """QE and TE summed block by block for streamed data (device tensors: no sync per block).
+
+    TE counts the samples whose two best units are farther apart on the grid than
+    ``grid.adjacency_radius()``, exactly as :func:`topographic_error_from_bmus`.
+    """
+
+    def __init__(self, grid: Grid):
+        self.grid, self.n = grid, 0
+        self.qe = self.te = self.coords = None
+
+    def add(self, dist: torch.Tensor, bmu: torch.Tensor) -> None:
+        if self.qe is None:
+            self.qe = torch.zeros((), dtype=torch.float64, device=dist.device)
+            self.te = torch.zeros((), dtype=torch.float64, device=dist.device)
+            self.coords = self.grid.coordinates(torch.float64, dist.device)
+        self.qe += dist[:, 0].sum(dtype=torch.float64)
+        if bmu.shape[1] >= 2:
+            d = grid_distance(self.coords, bmu[:, 0], bmu[:, 1], self.grid.periods())
+            self.te += (d > self.grid.adjacency_radius()).sum()
+        self.n += dist.shape[0]
+
+    def values(self) -> tuple[float, float]:
+        if self.n == 0:
+            return float("nan"), float("nan")
+        te = float(self.te) / self.n if self.grid.n_nodes > 1 else float("nan")
+        return float(self.qe) / self.n, te
+
+    def record(self, history: dict) -> None:
+        qe, te = self.values()
+        history["quantization_error"].append(qe)
+        history["topographic_error"].append(te)
