@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # the finished runs are committed compressed: unpack them once so that nothing is rerun
-for f in experiments/results/table2_runs.jsonl.xz experiments/results/*/table2_runs.jsonl.xz; do
+for f in experiments/results/table2_runs.jsonl.xz experiments/results/*/table2_runs.jsonl.xz \
+         experiments/results/variants/*.jsonl.xz; do
   [ -e "${f%.xz}" ] || xz -dk "$f"
 done
 S="somlab reproduce table2 --settings authors"
@@ -16,3 +17,7 @@ $S --models batchsssom --results experiments/results/table2_runs.jsonl \
    --out-dir experiments/results/batchsssom_authors
 # the three maps in one table (reuses the runs above; SS-SOM at 1, 10 and 100 %)
 $S --models larfdssom,sssom,batchsssom --fractions 0,1,10,100
+# Batch SS-SOM with the C++'s distance, sampling and first node (>= the paper on 6/6 sets)
+$S --models batchsssom --fractions 0 --param distance=weighted_sq --param sampling=replacement \
+   --param init=random --results experiments/results/variants/diabetes_runs.jsonl \
+   --out-dir experiments/results/variants/batchsssom_weighted_sq_replacement_init_random
