@@ -201,6 +201,29 @@ def test_accumulate_with_missing_values_counts_observed_entries():
     assert den[1].tolist() == [0.0, 0.0]
 
 
+@pytest.mark.parametrize("weighted", [False, True])
+def test_winner_sums_add_up_over_chunks_and_spread_to_accumulate(weighted):
+    g = Grid(4, 3, "hexagonal", toroidal=True)
+    rng = np.random.default_rng(4)
+    X = torch.from_numpy(rng.random((50, 3)))
+    X[30, 1] = float("nan")  # the first NaN is in the second chunk: counts go per feature there
+    bmus = torch.from_numpy(rng.integers(0, g.n_nodes, 50))
+    w = torch.from_numpy(rng.random(50)) if weighted else None
+    S = C = None
+    for rows in (slice(0, 20), slice(20, 35), slice(35, 50)):
+        wr = None if w is None else w[rows]
+        S, C = U.winner_sums(bmus[rows], X[rows], g.n_nodes, S, C, weights=wr)
+    S1, C1 = U.winner_sums(bmus, X, g.n_nodes, weights=w)
+    assert C.shape == C1.shape == (g.n_nodes, 3)
+    # rows are added in the same order: the same sums to the last bit
+    assert torch.equal(S, S1) and torch.equal(C, C1)
+    num, den = U.spread(g.coordinates(), S, C, gaussian, 1.3, g.periods())
+    ref_num, ref_den = U.accumulate(g.coordinates(), bmus, X, gaussian, 1.3, g.periods(), w)
+    assert torch.equal(num, ref_num) and torch.equal(den, ref_den)
+    ones = U.winner_sums(bmus[:20], X[:20], g.n_nodes)[1]  # no NaN: one count per node
+    assert ones.shape == (g.n_nodes, 1) and ones.sum() == 20
+
+
 def test_grouped_mean():
     keys = torch.tensor([2, 0, 2, 5])
     X = torch.tensor([[1.0], [2.0], [3.0], [4.0]])

@@ -190,6 +190,45 @@ def test_partial_fit_streams_and_checks_features():
         som.partial_fit(_data(10, 2))
 
 
+@pytest.mark.parametrize(("mode", "rows"), [("minibatch", 100), ("online", 256)])
+def test_shuffled_epochs_gathered_in_blocks_equal_one_block(monkeypatch, mode, rows):
+    # an in-memory epoch gathers the shuffled rows a block at a time; steps span the blocks
+    # (mini-batch) or refresh on block edges (online), so any block size gives the same map
+    from somlab.som import _som
+
+    X = _data(1000, 3).astype(np.float32)
+    kw = dict(mode=mode, batch_size=32, epochs=2, random_state=0)
+    ref = SOM((4, 4), **kw).fit(X)
+    monkeypatch.setattr(_som, "_PERMUTED_ROWS", rows)
+    som = SOM((4, 4), **kw).fit(X)
+    np.testing.assert_array_equal(som.weights_, ref.weights_)
+    assert som.history_ == ref.history_
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(mode="batch", init="pca"),
+        dict(mode="minibatch", init="sample", batch_size=16),
+        dict(mode="batch", init="random", missing="ignore"),
+    ],
+)
+def test_distributed_fit_without_a_process_group_is_the_in_memory_fit(kw):
+    # fit_som runs SOM's own epochs with an all-reduce (the identity here) of the sums
+    from somlab.distributed import fit_som
+
+    X = _data(200, 4)
+    if kw.get("missing"):
+        X[np.random.default_rng(1).random(X.shape) < 0.05] = np.nan
+    ref = SOM((3, 4), epochs=3, random_state=2, **kw).fit(X)
+    som = fit_som(SOM((3, 4), epochs=3, random_state=2, **kw), X)
+    np.testing.assert_allclose(som.weights_, ref.weights_, rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(som.labels_, ref.labels_)
+    for key in ("sigma", "quantization_error", "topographic_error"):
+        np.testing.assert_allclose(som.history_[key], ref.history_[key], rtol=1e-6)
+    assert som.quantization_error_ == pytest.approx(ref.quantization_error_, rel=1e-6)
+
+
 def test_large_map_trains_in_memory_linear_in_nodes():
     # a 200x200 map: a nodes x nodes float32 matrix alone would be 6.4 GB.
     code = (

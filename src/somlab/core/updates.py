@@ -1,9 +1,11 @@
 """Shared update kernels: grouped means (K6) and neighbourhood-weighted accumulation.
 
 The batch SOM needs, for every node j, ``num_j = sum_i h(b_i, j) x_i`` and
-``den_j = sum_i h(b_i, j)``.  Summing the samples per winner first (``S_k``, ``n_k``) turns this
-into ``H^T S`` with ``H[k, j] = h(k, j)``.  ``H`` is built a block of winner rows at a time from
-node coordinates, so memory stays O(block * n_nodes), linear in the number of nodes.
+``den_j = sum_i h(b_i, j)``.  Summing the samples per winner first (``S_k``, ``n_k``:
+:func:`winner_sums`) turns this into ``H^T S`` with ``H[k, j] = h(k, j)`` (:func:`spread`).
+Winner sums add up across chunks of rows and across processes, so streamed and distributed
+training spread them once.  ``H`` is built a block of winner rows at a time from node
+coordinates, so memory stays O(block * n_nodes), linear in the number of nodes.
 """
 
 from __future__ import annotations
@@ -49,6 +51,63 @@ def neighbourhood_rows(coords, centres, fn, sigma, periods=None, dtype=None) -> 
     return flush_tiny(h, dtype or h.dtype)
 
 
+def winner_sums(
+    bmus: torch.Tensor,
+    X: torch.Tensor,
+    n_nodes: int,
+    S: torch.Tensor | None = None,
+    C: torch.Tensor | None = None,
+    weights: torch.Tensor | None = None,
+):
+    """Per node, the sum of the samples it wins and their count: ``(S [n_nodes, m], C)``.
+
+    ``S_k = sum_{i: b_i = k} x_i`` and ``C_k = #{i: b_i = k}``, ``C [n_nodes, 1]``.  With NaN in
+    ``X`` (missing values) sums run over observed entries and ``C`` is per feature
+    ``[n_nodes, m]``.  ``weights [n]`` optionally scales each sample.  Pass the ``S`` and ``C``
+    of earlier chunks to add to them: rows are added in order, so chunks give the sums of their
+    concatenation (a ``[n_nodes, 1]`` ``C`` is widened the first time a NaN is seen; use the
+    returned tensors).
+    """
+    n, m = X.shape
+    if S is None:
+        S = torch.zeros(n_nodes, m, dtype=X.dtype, device=X.device)
+        C = torch.zeros(n_nodes, 1, dtype=X.dtype, device=X.device)
+    nan = torch.isnan(X)
+    if bool(nan.any()):
+        if C.shape[1] == 1:  # counts per feature from now on
+            C = C.expand(-1, m).clone()
+        X = torch.nan_to_num(X, nan=0.0)
+        cnt = (~nan).to(X.dtype)
+    else:
+        cnt = torch.ones(n, C.shape[1], dtype=X.dtype, device=X.device)
+    if weights is not None:
+        X = X * weights.unsqueeze(1)
+        cnt = cnt * weights.unsqueeze(1)
+    S.index_add_(0, bmus, X)
+    C.index_add_(0, bmus, cnt)
+    return S, C
+
+
+def spread(coords: torch.Tensor, S: torch.Tensor, C: torch.Tensor, fn, sigma: float, periods=None):
+    """Winner sums spread over the grid: ``(num = H^T S, den = H^T C)``, ``H[k, j] = h(k, j)``.
+
+    Only nodes that won something (``C_k > 0``) contribute; their rows of ``H`` are built a
+    block at a time (at most ``_BLOCK_ELEMENTS`` values), so memory stays linear in the number
+    of nodes.  ``S [n_nodes, m]`` and ``C [n_nodes, c]`` as from :func:`winner_sums`.
+    """
+    n_nodes = coords.shape[0]
+    hit = torch.nonzero(C.sum(1) > 0).squeeze(1)
+    num = torch.zeros_like(S)
+    den = torch.zeros_like(C)
+    block = max(1, _BLOCK_ELEMENTS // n_nodes)
+    for s in range(0, hit.numel(), block):
+        rows = hit[s : s + block]
+        H = neighbourhood_rows(coords, rows, fn, sigma, periods, S.dtype)  # [b, n_nodes]
+        num.addmm_(H.T, S[rows])
+        den.addmm_(H.T, C[rows])
+    return num, den
+
+
 def accumulate(
     coords: torch.Tensor,
     bmus: torch.Tensor,
@@ -60,34 +119,13 @@ def accumulate(
 ):
     """Neighbourhood-weighted sums over samples: ``(num [n_nodes, m], den [n_nodes, 1 or m])``.
 
-    ``num_j = sum_i h(b_i, j) x_i`` and ``den_j = sum_i h(b_i, j)``.  With NaN in ``X`` (missing
-    values) sums run over observed entries only and ``den`` is per feature ``[n_nodes, m]``.
-    ``weights`` optionally scales each sample.
+    ``num_j = sum_i h(b_i, j) x_i`` and ``den_j = sum_i h(b_i, j)``, computed as
+    :func:`spread` of :func:`winner_sums`.  With NaN in ``X`` (missing values) sums run over
+    observed entries only and ``den`` is per feature ``[n_nodes, m]``.  ``weights`` optionally
+    scales each sample.
     """
-    n_nodes = coords.shape[0]
-    missing = bool(torch.isnan(X).any())
-    if missing:
-        obs = (~torch.isnan(X)).to(X.dtype)
-        Xs = torch.nan_to_num(X, nan=0.0)
-        cnt_in = obs
-    else:
-        Xs = X
-        cnt_in = torch.ones(X.shape[0], 1, dtype=X.dtype, device=X.device)
-    if weights is not None:
-        Xs = Xs * weights.unsqueeze(1)
-        cnt_in = cnt_in * weights.unsqueeze(1)
-    S = grouped_sum(bmus, Xs, n_nodes)
-    C = grouped_sum(bmus, cnt_in, n_nodes)
-    hit = torch.nonzero(C.sum(1) > 0).squeeze(1)
-    num = torch.zeros(n_nodes, X.shape[1], dtype=X.dtype, device=X.device)
-    den = torch.zeros(n_nodes, C.shape[1], dtype=X.dtype, device=X.device)
-    block = max(1, _BLOCK_ELEMENTS // n_nodes)
-    for s in range(0, hit.numel(), block):
-        rows = hit[s : s + block]
-        H = neighbourhood_rows(coords, rows, fn, sigma, periods, X.dtype)  # [b, n_nodes]
-        num.addmm_(H.T, S[rows])
-        den.addmm_(H.T, C[rows])
-    return num, den
+    S, C = winner_sums(bmus, X, coords.shape[0], weights=weights)
+    return spread(coords, S, C, fn, sigma, periods)
 
 
 def sequential_steps(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass
 from numbers import Integral, Real
 
 import numpy as np
@@ -25,8 +26,7 @@ from ..core.distances import METRICS, best_matching_units, pairwise_distances
 from ..core.grids import TOPOLOGIES, Grid, grid_distance, parse_grid
 from ..core.neighbourhoods import NEIGHBOURHOODS, get_neighbourhood
 from ..core.schedules import SCHEDULES, decay
-from ..core.updates import _BLOCK_ELEMENTS as _ACCUMULATE_BLOCK
-from ..core.updates import accumulate, neighbourhood_rows, sequential_steps
+from ..core.updates import sequential_steps, spread, winner_sums
 from ..datasets._stream import (
     DEFAULT_CHUNK_SIZE,
     BatchSource,
@@ -326,27 +326,13 @@ class SOM(SaveLoadMixin, TransformerMixin, BaseEstimator):
         source = as_batch_source(X, self.chunk_size)
         if source is not None:
             return self._fit_stream(source, grid, dev, dt, sig, lr)
-        Xn = self._check_X(X, reset=True)
-        Xt = self._tensor(Xn, dev, dt)
+        data = _InMemory(self._tensor(self._check_X(X, reset=True), dev, dt))
         gen = make_generator(self.random_state)
-        W = self._initial_weights(Xt, grid, gen)
-        self.history_ = {
-            k: [] for k in ("sigma", "learning_rate", "quantization_error", "topographic_error")
-        }
-        W = self._train(
-            Xt,
-            W,
-            grid,
-            gen,
-            sig,
-            lr,
-            epochs=self.epochs,
-            first_epoch=0,
-            total_epochs=self.epochs,
-            mode=self.mode,
-        )
+        W = self._initial_weights(data.X, grid, gen)
+        self.history_ = _new_history()
+        W = self._train(data, W, grid, gen, sig, lr, mode=self.mode)
         self.n_iter_ = int(self.epochs)
-        self._finish(Xt, W, grid)
+        self._finish(data, W, grid)
         return self
 
     def partial_fit(self, X, y=None):
@@ -362,134 +348,166 @@ class SOM(SaveLoadMixin, TransformerMixin, BaseEstimator):
                 "partial_fit takes one in-memory batch (an array or a tensor); pass a .npy "
                 "path, a memory map or a DataLoader to fit, which streams it"
             )
-        Xn = self._check_X(X, reset=first)
-        Xt = self._tensor(Xn, dev, dt)
+        data = _InMemory(self._tensor(self._check_X(X, reset=first), dev, dt))
         if first:
             self._gen = make_generator(self.random_state)
-            W = self._initial_weights(Xt, grid, self._gen)
-            self.history_ = {
-                k: [] for k in ("sigma", "learning_rate", "quantization_error", "topographic_error")
-            }
+            W = self._initial_weights(data.X, grid, self._gen)
+            self.history_ = _new_history()
             self.n_iter_ = 0
         else:
             W = as_tensor(self.weights_.reshape(grid.n_nodes, -1), dt, dev).clone()
             if not hasattr(self, "_gen"):
                 self._gen = make_generator(self.random_state)
-        mode = "online" if self.mode == "online" else "minibatch"
         W = self._train(
-            Xt,
+            data,
             W,
             grid,
             self._gen,
             sig,
             lr,
-            epochs=1,
+            mode="online" if self.mode == "online" else "minibatch",
             first_epoch=self.n_iter_,
+            epochs=1,
             total_epochs=max(self.epochs, self.n_iter_ + 1),
-            mode=mode,
         )
         self.n_iter_ += 1
-        self._finish(Xt, W, grid)
+        self._finish(data, W, grid)
         return self
 
-    def _train(self, X, W, grid, gen, sig, lr, *, epochs, first_epoch, total_epochs, mode):
-        dev = X.device
-        coords = grid.coordinates(torch.float64, dev)
-        periods = grid.periods()
-        fn = get_neighbourhood(self.neighbourhood)
-        missing = self.missing == "ignore"
-        n = X.shape[0]
+    def _train(
+        self,
+        data: _Rows,
+        W,
+        grid,
+        gen,
+        sig,
+        lr,
+        *,
+        mode,
+        first_epoch=0,
+        epochs=None,
+        total_epochs=None,
+        reduce=None,
+        show=True,
+    ):
+        """Run epochs ``first_epoch ..`` (``epochs`` of them) of ``mode`` over ``data``.
+
+        The schedules reach their end values after ``total_epochs`` (default: ``epochs``, which
+        defaults to ``self.epochs``).  ``data`` says where the rows come from (memory, a
+        stream, a rank's shard); ``reduce`` sums a tensor over processes (None: this process
+        only).  Appends to ``history_``; returns the prototypes ``[n_nodes, m]``.
+        """
+        epochs = int(self.epochs) if epochs is None else epochs
+        total_epochs = epochs if total_epochs is None else total_epochs
+        kern = self._kernels(grid, W.device, data)
+        h = self.history_
         bar = progress(
             range(first_epoch, first_epoch + epochs),
-            bool(self.verbose),
+            bool(self.verbose) and show,
             desc=f"SOM {mode}",
             unit="epoch",
         )
-        for epoch in bar:
-            if mode == "batch":
-                p, total = epoch, max(total_epochs - 1, 1)
-                sigma = decay(self.sigma_decay, sig[0], sig[1], p, total)
-                bmu, dist = best_matching_units(
-                    X, W, self.distance, k=2 if grid.n_nodes > 1 else 1, missing=missing
-                )
-                if epoch > first_epoch:  # metrics of the map left by the previous epoch
-                    self._record_metrics(dist, bmu, grid)
-                num, den = accumulate(coords, bmu[:, 0], X, fn, sigma, periods)
-                ok = den > 0
-                W = torch.where(ok, num / torch.where(ok, den, 1.0), W)
-                self.history_["sigma"].append(sigma)
-                self.history_["learning_rate"].append(None)  # the exact batch SOM has none
-                continue
-            order = torch.randperm(n, generator=gen).to(dev)
-            step = 1 if mode == "online" else int(self.batch_size)
-            n_steps = math.ceil(n / step)
-            total = total_epochs * n_steps
-            ts = range(epoch * n_steps, (epoch + 1) * n_steps)
-            sigmas = [decay(self.sigma_decay, sig[0], sig[1], t, total) for t in ts]
-            rates = [decay(self.learning_rate_decay, lr[0], lr[1], t, total) for t in ts]
-            sigma, lr_t = sigmas[-1], rates[-1]
-            if mode == "online" and not missing and self.distance == "euclidean":
-                W = sequential_steps(X, order.tolist(), W, coords, fn, sigmas, rates, periods)
-            else:
-                for b in range(n_steps):
-                    xb = X[order[b * step : (b + 1) * step]]
-                    bmu, _ = best_matching_units(xb, W, self.distance, missing=missing)
-                    num, den = accumulate(coords, bmu[:, 0], xb, fn, sigmas[b], periods)
-                    # mean of the per-sample online updates: lr * (num - den * w) / B
-                    W = W + (rates[b] / xb.shape[0]) * (num - den * W)
-            bmu, dist = best_matching_units(
-                X, W, self.distance, k=2 if grid.n_nodes > 1 else 1, missing=missing
+        if mode == "batch":
+            for epoch in bar:
+                sigma = decay(self.sigma_decay, *sig, epoch, max(total_epochs - 1, 1))
+                # this epoch's winners also give the metrics of the map the last epoch left
+                metrics = _RunningMetrics(grid) if epoch > first_epoch else None
+                W = _batch_epoch(kern, data.chunks(), W, sigma, metrics, reduce)
+                if metrics is not None:
+                    metrics.record(h, reduce)
+                h["sigma"].append(sigma)
+                h["learning_rate"].append(None)  # the exact batch SOM has none
+            return W
+        size = 1 if mode == "online" else int(self.batch_size)
+        n_steps = max(1, math.ceil(data.n_samples / size))
+        total = total_epochs * n_steps
+
+        def schedule(t):  # an iterable may yield more rows than counted: stay within [0, 1)
+            t = min(t, total - 1)
+            return (
+                decay(self.sigma_decay, *sig, t, total),
+                decay(self.learning_rate_decay, *lr, t, total),
             )
-            self.history_["sigma"].append(sigma)
-            self.history_["learning_rate"].append(lr_t)
-            self._record_metrics(dist, bmu, grid)
+
+        sequential = mode == "online" and not kern.missing and self.distance == "euclidean"
+        for epoch in bar:
+            t = epoch * n_steps
+            metrics = _RunningMetrics(grid) if data.running_metrics else None
+            if sequential:
+                W = _online_epoch(kern, data.chunks(gen), W, t, schedule, metrics)
+            else:
+                W = _step_epoch(kern, data.steps(size, gen), W, t, schedule, metrics, reduce)
+            if metrics is None:  # the map after the epoch, measured on the data
+                metrics = _measure(kern, data.chunks(), W)
+            sigma, rate = schedule(t + n_steps - 1)
+            h["sigma"].append(sigma)
+            h["learning_rate"].append(rate)
+            metrics.record(h, reduce)
         return W
 
-    def _record_metrics(self, dist, bmu, grid):
-        self.history_["quantization_error"].append(float(dist[:, 0].mean()))
-        self.history_["topographic_error"].append(topographic_error_from_bmus(bmu, grid))
-
-    def _finish(self, X, W, grid):
-        bmu, dist = best_matching_units(
-            X, W, self.distance, k=2 if grid.n_nodes > 1 else 1, missing=self.missing == "ignore"
+    def _kernels(self, grid, dev, data: _Rows) -> _Kernels:
+        return _Kernels(
+            grid,
+            grid.coordinates(torch.float64, dev),
+            grid.periods(),
+            get_neighbourhood(self.neighbourhood),
+            self.distance,
+            self.missing == "ignore",
+            data.row_blocks,
         )
-        if self.mode == "batch" and len(self.history_["quantization_error"]) < len(
-            self.history_["sigma"]
-        ):
-            self._record_metrics(dist, bmu, grid)
-        self.weights_ = W.detach().cpu().numpy().reshape(*grid.shape, X.shape[1])
-        self.labels_ = bmu[:, 0].cpu().numpy()
-        self.quantization_error_ = float(dist[:, 0].mean())
-        self.topographic_error_ = topographic_error_from_bmus(bmu, grid)
+
+    def _finish(self, data: _Rows, W, grid, reduce=None):
+        """Final pass: ``weights_``, ``labels_`` (this process's rows, in order),
+        ``quantization_error_`` and ``topographic_error_`` (over all processes with
+        ``reduce``), and in batch mode the final map's ``history_`` metrics."""
+        kern = self._kernels(grid, W.device, data)
+        metrics = _RunningMetrics(grid)
+        n = data.n_rows
+        labels = np.empty(n, dtype=np.int64) if n is not None else []
+        at = 0
+        for xb in data.chunks():
+            b = kern.winners(xb, W, metrics).cpu().numpy()
+            if n is not None:
+                labels[at : at + len(b)] = b
+            else:
+                labels.append(b)
+            at += len(b)
+            del xb  # let the chunk go before the next one is read
+        qe, te = metrics.values(reduce)
+        h = self.history_
+        if self.mode == "batch" and len(h["quantization_error"]) < len(h["sigma"]):
+            h["quantization_error"].append(qe)
+            h["topographic_error"].append(te)
+        self.weights_ = W.detach().cpu().numpy().reshape(*grid.shape, W.shape[1])
+        self.labels_ = labels if n is not None else np.concatenate(labels)
+        self.quantization_error_, self.topographic_error_ = qe, te
 
     # ------------------------------------------------------------------ out-of-core training
     def _fit_stream(self, source: BatchSource, grid, dev, dt, sig, lr):
         """``fit`` on a :class:`~somlab.datasets._stream.BatchSource`, a chunk at a time."""
-        missing = self.missing == "ignore"
+        data = _Streamed(source, dt, dev, allow_nan=self.missing == "ignore")
         gen = make_generator(self.random_state)
-        W = self._stream_initial_weights(source, grid, gen, dev, dt)
-        self.history_ = {
-            k: [] for k in ("sigma", "learning_rate", "quantization_error", "topographic_error")
-        }
-        if self.mode == "batch":
-            W = self._stream_batch(source, W, grid, sig, dev, dt)
-        else:
-            if source.n_samples is None:  # the schedules need the number of steps: count
-                for _ in source.iter_batches(dt, dev, allow_nan=missing):
-                    pass
-            W = self._stream_steps(source, W, grid, gen, sig, lr, dev, dt)
+        W = self._stream_initial_weights(data, grid, gen)
+        self.history_ = _new_history()
+        if self.mode != "batch" and source.n_samples is None:
+            for _ in data.chunks():  # the schedules need the number of steps: count
+                pass
+        W = self._train(data, W, grid, gen, sig, lr, mode=self.mode)
         self.n_iter_ = int(self.epochs)
-        self._stream_finish(source, W, grid, dev, dt)
+        self._finish(data, W, grid)
+        self.n_features_in_ = int(source.n_features)
+        if hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
         return self
 
-    def _stream_initial_weights(self, source: BatchSource, grid, gen, dev, dt):
+    def _stream_initial_weights(self, data: _Streamed, grid, gen):
         """The initialisations of :meth:`_initial_weights` from streamed statistics."""
-        missing = self.missing == "ignore"
+        source, dt, dev, missing = data.source, data.dtype, data.device, data.allow_nan
         k = grid.n_nodes
         init = self.init
         if not isinstance(init, str):
             if source.n_features is None:  # an iterable: one pass learns m (and n)
-                for _ in source.iter_batches(dt, dev, allow_nan=missing):
+                for _ in data.chunks():
                     pass
             return self._array_init(source.n_features, k, dt, dev)
         if init == "sample" and source.addressable:  # the rows the in-memory fit would pick
@@ -522,119 +540,6 @@ class SOM(SaveLoadMixin, TransformerMixin, BaseEstimator):
         if missing:
             W = torch.where(torch.isnan(W), st.mean.to(dt).expand_as(W), W)
         return W
-
-    def _stream_batch(self, source: BatchSource, W, grid, sig, dev, dt):
-        """Exact batch SOM, one pass per epoch: ``W = num / den`` from running winner sums.
-
-        The per-node sums of the samples each node wins are added chunk by chunk in row order
-        (the order of the in-memory ``index_add_``), then spread over the grid once per epoch,
-        so the weights are those of the in-memory fit (bit for bit on CPU).
-        """
-        coords = grid.coordinates(torch.float64, dev)
-        periods = grid.periods()
-        fn = get_neighbourhood(self.neighbourhood)
-        missing = self.missing == "ignore"
-        kb = 2 if grid.n_nodes > 1 else 1
-        total = max(self.epochs - 1, 1)
-        bar = progress(range(self.epochs), bool(self.verbose), desc="SOM batch", unit="epoch")
-        for epoch in bar:
-            sigma = decay(self.sigma_decay, sig[0], sig[1], epoch, total)
-            metrics = _RunningMetrics(grid)
-            sums = _WinnerSums(grid.n_nodes, missing)
-            for xb in source.iter_batches(dt, dev, allow_nan=missing):
-                bmu, dist = _chunk_bmus(xb, W, self.distance, k=kb, missing=missing)
-                metrics.add(dist, bmu)
-                sums.add(bmu[:, 0], xb)
-                del xb  # let the chunk go before the next one is read
-            if epoch > 0:  # metrics of the map left by the previous epoch
-                metrics.record(self.history_)
-            num, den = sums.spread(coords, fn, sigma, periods)
-            ok = den > 0
-            W = torch.where(ok, num / torch.where(ok, den, 1.0), W)
-            self.history_["sigma"].append(sigma)
-            self.history_["learning_rate"].append(None)  # the exact batch SOM has none
-        return W
-
-    def _stream_steps(self, source: BatchSource, W, grid, gen, sig, lr, dev, dt):
-        """Mini-batch (or online, one-sample) steps over the chunks, shuffled when addressable."""
-        coords = grid.coordinates(torch.float64, dev)
-        periods = grid.periods()
-        fn = get_neighbourhood(self.neighbourhood)
-        missing = self.missing == "ignore"
-        kb = 2 if grid.n_nodes > 1 else 1
-        online = self.mode == "online"
-        size = 1 if online else int(self.batch_size)
-        n_steps = max(1, math.ceil(source.n_samples / size))
-        total = self.epochs * n_steps
-        shuffle = gen if source.addressable else None
-        fast = online and not missing and self.distance == "euclidean"
-
-        def schedule(t):  # an iterable may yield more rows than counted: stay within [0, 1)
-            t = min(t, total - 1)
-            return (
-                decay(self.sigma_decay, sig[0], sig[1], t, total),
-                decay(self.learning_rate_decay, lr[0], lr[1], t, total),
-            )
-
-        bar = progress(
-            range(self.epochs), bool(self.verbose), desc=f"SOM {self.mode}", unit="epoch"
-        )
-        for epoch in bar:
-            t = epoch * n_steps
-            metrics = _RunningMetrics(grid)
-            batches = source.iter_batches(dt, dev, allow_nan=missing, generator=shuffle)
-            if fast:
-                for xb in batches:
-                    bmu, dist = _chunk_bmus(xb, W, self.distance, k=kb)  # before the steps
-                    metrics.add(dist, bmu)
-                    steps = [schedule(t + i) for i in range(xb.shape[0])]
-                    sigmas, rates = [s for s, _ in steps], [r for _, r in steps]
-                    order = list(range(xb.shape[0]))
-                    W = sequential_steps(xb, order, W, coords, fn, sigmas, rates, periods)
-                    t += xb.shape[0]
-            else:
-                for xb in _regroup(batches, size):
-                    sigma, rate = schedule(t)
-                    bmu, dist = best_matching_units(xb, W, self.distance, k=kb, missing=missing)
-                    metrics.add(dist, bmu)
-                    num, den = accumulate(coords, bmu[:, 0], xb, fn, sigma, periods)
-                    # mean of the per-sample online updates: lr * (num - den * w) / B
-                    W = W + (rate / xb.shape[0]) * (num - den * W)
-                    t += 1
-            sigma, rate = schedule((epoch + 1) * n_steps - 1)
-            self.history_["sigma"].append(sigma)
-            self.history_["learning_rate"].append(rate)
-            metrics.record(self.history_)
-        return W
-
-    def _stream_finish(self, source: BatchSource, W, grid, dev, dt):
-        """Final pass: labels_, quantization_error_ and topographic_error_ chunk by chunk."""
-        missing = self.missing == "ignore"
-        kb = 2 if grid.n_nodes > 1 else 1
-        metrics = _RunningMetrics(grid)
-        known = source.addressable and source.n_samples is not None
-        labels = np.empty(source.n_samples, dtype=np.int64) if known else []
-        at = 0
-        for xb in source.iter_batches(dt, dev, allow_nan=missing):
-            bmu, dist = _chunk_bmus(xb, W, self.distance, k=kb, missing=missing)
-            metrics.add(dist, bmu)
-            b = bmu[:, 0].cpu().numpy()
-            if known:
-                labels[at : at + len(b)] = b
-            else:
-                labels.append(b)
-            at += len(b)
-            del xb  # let the chunk go before the next one is read
-        if self.mode == "batch" and len(self.history_["quantization_error"]) < len(
-            self.history_["sigma"]
-        ):
-            metrics.record(self.history_)
-        self.n_features_in_ = int(source.n_features)
-        if hasattr(self, "feature_names_in_"):
-            del self.feature_names_in_
-        self.weights_ = W.detach().cpu().numpy().reshape(*grid.shape, source.n_features)
-        self.labels_ = labels if known else np.concatenate(labels)
-        self.quantization_error_, self.topographic_error_ = metrics.values()
 
     # ------------------------------------------------------------------ inference
     def _weights_tensor(self, dev, dt):
@@ -777,53 +682,191 @@ def _regroup(batches, size: int):
         yield carry
 
 
-class _WinnerSums:
-    """The two halves of :func:`~somlab.core.updates.accumulate` for streamed data.
+# ---------------------------------------------------------------------- epochs
+# The epoch rules below are written once for every data source: a :class:`_Rows` says where
+# the rows come from (memory, a stream, or a rank's shard in somlab.distributed) and an optional
+# ``reduce`` sums the per-node and metric sums over processes (None: this process only).
 
-    :meth:`add` keeps running sums, per node, of the samples it wins, ``S [n_nodes, m]``, and
-    of their counts, ``C [n_nodes, 1]`` (``[n_nodes, m]``, observed entries per feature, once
-    a NaN is seen); :meth:`spread` returns ``num = H^T S`` and ``den = H^T C`` with
-    ``H[k, j] = h(k, j)``, built block by block exactly as ``accumulate`` does.
+# A shuffled in-memory pass gathers its rows a block at a time (memory stays bounded, as for
+# one step's gather).  A multiple of sequential_steps' refresh period (256), so an online epoch
+# split into blocks takes exactly the steps of one call over all the rows.
+_PERMUTED_ROWS = 1 << 14
+
+
+def _new_history() -> dict:
+    return {k: [] for k in ("sigma", "learning_rate", "quantization_error", "topographic_error")}
+
+
+class _Rows:
+    """Where an epoch's rows come from.
+
+    ``chunks(generator)`` is one pass as ``[rows, m]`` tensors, in row order or, with a
+    generator, shuffled; ``steps(size, generator)`` is a shuffled pass cut into mini-batches
+    ``(rows [b, m], B)``, B the batch size a step divides by.
     """
 
-    def __init__(self, n_nodes: int, missing: bool):
-        self.n_nodes, self.missing = n_nodes, missing
-        self.S = self.C = None
+    n_samples: int | None  # rows the schedules count (with several processes: all of them)
+    n_rows: int | None  # rows a pass yields here, when known before the pass
+    running_metrics = False  # mini-batch history_ measured as the rows go by, not by a pass
+    row_blocks = False  # distances a row block at a time (large streamed chunks)
 
-    def add(self, bmus: torch.Tensor, X: torch.Tensor) -> None:
-        n, m = X.shape
-        if self.S is None:
-            self.S = torch.zeros(self.n_nodes, m, dtype=X.dtype, device=X.device)
-            self.C = torch.zeros(self.n_nodes, 1, dtype=X.dtype, device=X.device)
-        nan = torch.isnan(X) if self.missing else None
-        if nan is not None and bool(nan.any()):
-            if self.C.shape[1] == 1:  # counts per feature from now on
-                self.C = self.C.expand(-1, m).clone()
-            X = torch.nan_to_num(X, nan=0.0)
-            cnt = (~nan).to(X.dtype)
-        elif self.C.shape[1] == 1:
-            cnt = torch.ones(n, 1, dtype=X.dtype, device=X.device)
-        else:
-            cnt = torch.ones(n, m, dtype=X.dtype, device=X.device)
-        self.S.index_add_(0, bmus, X)
-        self.C.index_add_(0, bmus, cnt)
+    def chunks(self, generator=None):
+        raise NotImplementedError
 
-    def spread(self, coords, fn, sigma: float, periods=None):
-        S, C = self.S, self.C
-        hit = torch.nonzero(C.sum(1) > 0).squeeze(1)
-        num = torch.zeros_like(S)
-        den = torch.zeros_like(C)
-        block = max(1, _ACCUMULATE_BLOCK // self.n_nodes)
-        for s in range(0, hit.numel(), block):
-            rows = hit[s : s + block]
-            H = neighbourhood_rows(coords, rows, fn, sigma, periods, S.dtype)  # [b, n_nodes]
-            num.addmm_(H.T, S[rows])
-            den.addmm_(H.T, C[rows])
-        return num, den
+    def steps(self, size: int, generator):
+        for xb in _regroup(self.chunks(generator), size):
+            yield xb, xb.shape[0]
+
+
+class _InMemory(_Rows):
+    """Rows held as one tensor ``X [n, m]``: a pass is ``X`` itself; a shuffled pass is
+    ``X[torch.randperm(n)]``, gathered ``_PERMUTED_ROWS`` rows at a time."""
+
+    def __init__(self, X: torch.Tensor):
+        self.X = X
+        self.n_samples = self.n_rows = X.shape[0]
+
+    def chunks(self, generator=None):
+        if generator is None:
+            yield self.X
+            return
+        order = torch.randperm(self.n_rows, generator=generator).to(self.X.device)
+        for a in range(0, self.n_rows, _PERMUTED_ROWS):
+            yield self.X[order[a : a + _PERMUTED_ROWS]]
+
+
+class _Streamed(_Rows):
+    """A :class:`~somlab.datasets._stream.BatchSource` read a chunk at a time.
+
+    Files and memory maps are shuffled by the source (chunk order, then rows within each
+    chunk); iterables are read in the order they yield.  Mini-batch metrics are running
+    estimates, so that an epoch is a single pass.
+    """
+
+    running_metrics = True
+    row_blocks = True
+
+    def __init__(self, source: BatchSource, dtype, device, allow_nan: bool):
+        self.source, self.dtype, self.device, self.allow_nan = source, dtype, device, allow_nan
+
+    @property
+    def n_samples(self):
+        return self.source.n_samples
+
+    @property
+    def n_rows(self):
+        return self.source.n_samples if self.source.addressable else None
+
+    def chunks(self, generator=None):
+        return self.source.iter_batches(
+            self.dtype,
+            self.device,
+            allow_nan=self.allow_nan,
+            generator=generator if self.source.addressable else None,
+        )
+
+
+@dataclass(frozen=True)
+class _Kernels:
+    """What an epoch takes from the estimator: grid, neighbourhood, distance, missing values."""
+
+    grid: Grid
+    coords: torch.Tensor  # [n_nodes, 2] float64
+    periods: tuple | None  # toroidal grid periods
+    fn: object  # neighbourhood function
+    distance: str
+    missing: bool
+    row_blocks: bool
+
+    @property
+    def n_nodes(self) -> int:
+        return self.grid.n_nodes
+
+    def winners(self, X, W, metrics=None) -> torch.Tensor:
+        """Best-matching unit of each row of ``X`` (``[rows]``); ``metrics`` also gets the
+        rows' distances and second-best units (QE and TE of ``W``)."""
+        find = _chunk_bmus if self.row_blocks else best_matching_units
+        if metrics is None:
+            return find(X, W, self.distance, missing=self.missing)[0][:, 0]
+        bmu, dist = find(X, W, self.distance, k=min(2, self.n_nodes), missing=self.missing)
+        metrics.add(dist, bmu)
+        return bmu[:, 0]
+
+    def spread_sums(self, S, C, sigma: float, reduce=None):
+        """``(num, den)`` of :func:`~somlab.core.updates.spread` from this process's winner
+        sums, added up over processes first when ``reduce`` is given."""
+        if reduce is not None:  # one message; another process may have per-feature counts
+            m = S.shape[1]
+            if self.missing and C.shape[1] == 1:
+                C = C.expand(-1, m)
+            both = reduce(torch.cat([S, C], 1))
+            S, C = both[:, :m], both[:, m:]
+        return spread(self.coords, S, C, self.fn, sigma, self.periods)
+
+
+def _batch_epoch(kern: _Kernels, chunks, W, sigma: float, metrics=None, reduce=None):
+    """One epoch of Kohonen's batch SOM: ``w_j = sum_i h(b_i, j) x_i / sum_i h(b_i, j)``.
+
+    The winner sums of all ``chunks`` are added in row order and spread over the grid once, so
+    any chunking gives the map of one chunk (bit for bit on CPU).  A node with no weight keeps
+    its prototype.  ``metrics`` collects the QE and TE of ``W``, the map before the update.
+    """
+    S = C = None
+    for xb in chunks:
+        S, C = winner_sums(kern.winners(xb, W, metrics), xb, kern.n_nodes, S, C)
+        del xb  # let the chunk go before the next one is read
+    num, den = kern.spread_sums(S, C, sigma, reduce)
+    ok = den > 0
+    return torch.where(ok, num / torch.where(ok, den, 1.0), W)
+
+
+def _step_epoch(kern: _Kernels, batches, W, t: int, schedule, metrics=None, reduce=None):
+    """Mini-batch steps from step ``t``: ``w_j += lr_t / B sum_i h_t(b_i, j) (x_i - w_j)``.
+
+    ``batches`` yields ``(rows [b, m], B)``; B = b except for a process's share of a global
+    batch (``reduce`` then adds the shares' sums).  With B = 1 this is the online rule.
+    ``schedule(t)`` is ``(sigma, lr)`` of step t; ``metrics`` collects each batch against the
+    map before its step.
+    """
+    for xb, B in batches:
+        sigma, rate = schedule(t)
+        S, C = winner_sums(kern.winners(xb, W, metrics), xb, kern.n_nodes)
+        num, den = kern.spread_sums(S, C, sigma, reduce)
+        # mean of the per-sample online updates: lr * (num - den * w) / B
+        W = W + (rate / B) * (num - den * W)
+        t += 1
+    return W
+
+
+def _online_epoch(kern: _Kernels, chunks, W, t: int, schedule, metrics=None):
+    """Online steps from step ``t``, one row at a time in chunk order, by
+    :func:`~somlab.core.updates.sequential_steps` (Euclidean distance, no missing values:
+    the same steps as :func:`_step_epoch` with B = 1, far faster).  ``metrics`` collects each
+    chunk against the map before its steps."""
+    for xb in chunks:
+        if metrics is not None:
+            kern.winners(xb, W, metrics)
+        n = xb.shape[0]
+        sigmas, rates = zip(*(schedule(t + i) for i in range(n)))
+        W = sequential_steps(
+            xb, list(range(n)), W, kern.coords, kern.fn, sigmas, rates, kern.periods
+        )
+        t += n
+        del xb  # let the chunk go before the next one is read
+    return W
+
+
+def _measure(kern: _Kernels, chunks, W) -> _RunningMetrics:
+    """QE and TE of the map ``W`` on a pass over ``chunks``."""
+    metrics = _RunningMetrics(kern.grid)
+    for xb in chunks:
+        kern.winners(xb, W, metrics)
+        del xb
+    return metrics
 
 
 class _RunningMetrics:
-    """QE and TE summed block by block for streamed data (device tensors: no sync per block).
+    """QE and TE summed chunk by chunk (device tensors: no sync per chunk).
 
     TE counts the samples whose two best units are farther apart on the grid than
     ``grid.adjacency_radius()``, exactly as :func:`topographic_error_from_bmus`.
@@ -844,13 +887,16 @@ class _RunningMetrics:
             self.te += (d > self.grid.adjacency_radius()).sum()
         self.n += dist.shape[0]
 
-    def values(self) -> tuple[float, float]:
-        if self.n == 0:
+    def values(self, reduce=None) -> tuple[float, float]:
+        """``(QE, TE)`` of the rows added, or of every process's rows with ``reduce``."""
+        qe, te, n = (0.0, 0.0, 0) if self.qe is None else (float(self.qe), float(self.te), self.n)
+        if reduce is not None:
+            qe, te, n = reduce(torch.tensor([qe, te, n], dtype=torch.float64)).tolist()
+        if n == 0:
             return float("nan"), float("nan")
-        te = float(self.te) / self.n if self.grid.n_nodes > 1 else float("nan")
-        return float(self.qe) / self.n, te
+        return qe / n, te / n if self.grid.n_nodes > 1 else float("nan")
 
-    def record(self, history: dict) -> None:
-        qe, te = self.values()
+    def record(self, history: dict, reduce=None) -> None:
+        qe, te = self.values(reduce)
         history["quantization_error"].append(qe)
         history["topographic_error"].append(te)
