@@ -141,9 +141,17 @@ def test_reproduce_dcsomrl_writes_table_beside_papers_and_baselines(tmp_path, ca
     monkeypatch.setattr(
         somlab.deep, "DCSOMRL", lambda preset, **kw: full(preset, **{**SMALL, **kw})
     )
+    seen = []
+    monkeypatch.setattr(
+        somlab.deep,
+        "DCSOMRL",
+        lambda preset, **kw: seen.append(kw) or full(preset, **{**SMALL, **kw}),
+    )
     argv = ["reproduce", "dcsomrl", "--dataset", "mnist", "--seeds", "2", "--epochs", "3",
-            "--pretrain-epochs", "5", "--out-dir", str(tmp_path), "--quiet", "--json"]  # fmt: skip
+            "--pretrain-epochs", "5", "--out-dir", str(tmp_path), "--quiet", "--json",
+            "--param", "repel=0", "--param", "at=0.98"]  # fmt: skip
     assert main(argv) == 0
+    assert all(kw["repel"] == 0 and kw["at"] == 0.98 for kw in seen) and len(seen) == 2
     result = json.loads(capsys.readouterr().out)
     rows = result["summary"]["rows"]
     assert set(rows) == {"dcsomrl", "kmeans_pixels", "kmeans_pretrained_codes"}
@@ -152,13 +160,16 @@ def test_reproduce_dcsomrl_writes_table_beside_papers_and_baselines(tmp_path, ca
     assert all(0 <= rows[k]["purity"]["mean"] <= 1 for k in rows)
     md = (tmp_path / "dcsomrl_mnist.md").read_text()
     assert "somlab reproduce dcsomrl --dataset mnist" in md
+    assert "--param at=0.98 --param repel=0" in md and "at=0.98, repel=0" in md
     assert "0.921" in md and "0.615" in md and "0.939" in md  # papers' numbers
     assert "k-means on the pixels" in md and "Targets (issue 5)" in md
 
 
 @pytest.mark.parametrize(
-    "argv", [["--dataset", "cifar"], ["--seeds", "0"], ["--preset", "svhn"], ["--n-train", "3"]]
-)
+    "argv",
+    [["--dataset", "cifar"], ["--seeds", "0"], ["--preset", "svhn"], ["--n-train", "3"],
+     ["--param", "repel"], ["--param", "nonsense=1"], ["--param", "epochs=3"]],
+)  # fmt: skip
 def test_reproduce_dcsomrl_bad_options_exit_2(argv, tmp_path, capsys):
     try:
         code = main(["reproduce", "dcsomrl", *argv, "--out-dir", str(tmp_path), "--quiet"])

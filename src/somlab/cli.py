@@ -479,6 +479,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n"
         "  somlab reproduce dcsomrl --dataset mnist --quick      # 5,000 images, CPU\n"
         "  somlab reproduce dcsomrl --dataset fmnist --device cuda\n"
+        "  somlab reproduce dcsomrl --quick --epochs 60 --param repel=0   # a variant\n"
         "data: MNIST/Fashion-MNIST files in --data-dir, $SOMLAB_DATA or ~/.cache/somlab,\n"
         "else downloaded (see somlab.datasets.load_mnist).",
     )
@@ -497,6 +498,13 @@ def build_parser() -> argparse.ArgumentParser:
     dc.add_argument("--seeds", type=int, default=None, help="seeds 0..N-1 (default 10)")
     dc.add_argument("--device", default=None, help="cpu (default), cuda, cuda:N")
     dc.add_argument("--data-dir", default=None, help="folder with mnist.npz / fashion_mnist.npz")
+    dc.add_argument(
+        "--param",
+        action="append",
+        metavar="NAME=VALUE",
+        help="a DCSOMRL parameter on top of the preset, e.g. --param repel=0 --param at=0.99 "
+        "(repeatable; written in the report)",
+    )
     dc.add_argument(
         "--out-dir", default="experiments/results", help="report folder (default %(default)s)"
     )

@@ -54,6 +54,8 @@ class DCSOMRLConfig:
     device: str = "cpu"
     data_dir: str | None = None
     quick: bool = False
+    #: DCSOMRL parameters on top of the preset (``--param NAME=VALUE``), as sorted pairs
+    params: tuple = ()
 
     def validated(self) -> DCSOMRLConfig:
         from ..deep import PRESETS
@@ -68,6 +70,17 @@ class DCSOMRLConfig:
             raise SomlabError(f"--n-train must be >= 10, got {self.n_train}")
         if self.epochs < 0 or self.pretrain_epochs < 0:
             raise SomlabError("--epochs and --pretrain-epochs must be >= 0")
+        from ..deep.dcsomrl import DCSOMRL
+
+        allowed = set(DCSOMRL._get_param_names()) - {"preset", "pretrain_epochs", "epochs",
+                                                 "keep_pretrained", "device", "random_state",
+                                                 "verbose"}  # fmt: skip
+        for name, _ in self.params:
+            if name not in allowed:
+                raise SomlabError(
+                    f"--param {name}: not a DCSOMRL parameter that --param may set; choose "
+                    f"from {', '.join(sorted(allowed))}"
+                )
         return self
 
     @property
@@ -124,6 +137,7 @@ def run_seed(config: DCSOMRLConfig, data, seed: int, verbose: bool = False) -> d
         device=config.device,
         random_state=seed,
         verbose=verbose,
+        **dict(config.params),
     ).fit(X_train)
     fit_s = time.perf_counter() - t0
     k = est.n_prototypes_
@@ -174,6 +188,8 @@ def command_line(config: DCSOMRLConfig, out_dir) -> str:
     parts += ["--pretrain-epochs", str(config.pretrain_epochs), "--epochs", str(config.epochs)]
     if config.device != "cpu":
         parts += ["--device", config.device]
+    for name, value in config.params:
+        parts += ["--param", f"{name}={value}"]
     parts += ["--out-dir", str(out_dir)]
     return shlex.join(parts)
 
@@ -200,7 +216,8 @@ def render_markdown(result: dict) -> str:
         f"- data: {meta['n_train']} training images, {meta['n_test']} test images (scores on "
         "the test set)",
         f"- preset {cfg['preset']}, {cfg['pretrain_epochs']} pretraining epochs, "
-        f"{cfg['epochs']} joint epochs, batch 256, {cfg['seeds']} seed(s)",
+        f"{cfg['epochs']} joint epochs, batch 256, {cfg['seeds']} seed(s)"
+        + "".join(f", {n}={v}" for n, v in cfg.get("params") or ()),
         f"- time per seed: fit {meta['fit_s_mean']:.1f} s (mean), baselines "
         f"{meta['baselines_s_mean']:.1f} s; wall time {meta['wall_s']:.1f} s",
         "",
@@ -293,6 +310,11 @@ def config_from_args(args) -> DCSOMRLConfig:
         for k in ("preset", "n_train", "pretrain_epochs", "epochs", "seeds", "device", "data_dir")
         if getattr(args, k, None) is not None
     }
+    from .table2 import parse_params
+
+    params = parse_params(getattr(args, "param", None))
+    if params:
+        changes["params"] = tuple(sorted(params.items()))
     return DCSOMRLConfig(**{**asdict(cfg), **changes}).validated()
 
 

@@ -842,6 +842,17 @@ def _parse_value(text: str):
     return text
 
 
+def parse_params(items) -> dict:
+    """``["NAME=VALUE", ...]`` (repeated ``--param``) as a dict of parsed values."""
+    out = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise SomlabError(f"--param must look like NAME=VALUE, got {item!r}")
+        out[name.strip()] = _parse_value(value.strip())
+    return out
+
+
 def config_from_args(args) -> Table2Config:
     """A :class:`Table2Config` from the CLI's options (``--quick`` fills what is not given)."""
     cfg = Table2Config(quick=bool(args.quick))
@@ -889,11 +900,7 @@ def config_from_args(args) -> Table2Config:
     extra = {}
     if getattr(args, "compat", None):
         extra["compat"] = args.compat
-    for item in getattr(args, "param", None) or []:
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip():
-            raise SomlabError(f"--param must look like NAME=VALUE, got {item!r}")
-        extra[name.strip()] = _parse_value(value.strip())
+    extra.update(parse_params(getattr(args, "param", None)))
     if extra:
         changes["extra"] = extra
     cfg = replace(cfg, **changes)
