@@ -18,12 +18,11 @@ ever built and ``samples x nodes x K`` is bounded by the chunk size, so memory i
 from __future__ import annotations
 
 import math
-from numbers import Integral
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._errors import DataError
@@ -35,12 +34,11 @@ from .._utils import (
     resolve_device,
     resolve_dtype,
 )
-from ..core.distances import METRICS
-from ..core.grids import TOPOLOGIES, Grid, grid_distance, parse_grid
-from ..core.neighbourhoods import NEIGHBOURHOODS, get_neighbourhood
+from ..core.grids import Grid, grid_distance, parse_grid
+from ..core.neighbourhoods import get_neighbourhood
 from ..core.schedules import decay
 from ..core.updates import accumulate_many, batched_accumulate, batched_grouped_sum
-from ._som import INITS, SOM
+from ._som import SOM
 
 #: Hyper-parameters that may differ from map to map (a scalar is shared by all maps).
 PER_MAP = (
@@ -203,18 +201,23 @@ class SOMEnsemble(BaseEstimator):
     """
 
     _parameter_constraints = {
-        "grid_shape": ["array-like", str, Interval(Integral, 1, None, closed="left")],
-        "topology": [StrOptions(set(TOPOLOGIES))],
-        "toroidal": ["boolean"],
-        "distance": [StrOptions(set(METRICS))],
-        "neighbourhood": [StrOptions(set(NEIGHBOURHOODS))],
-        "epochs": [Interval(Integral, 1, None, closed="left")],
+        **{
+            k: SOM._parameter_constraints[k]
+            for k in (
+                "grid_shape",
+                "topology",
+                "toroidal",
+                "distance",
+                "neighbourhood",
+                "epochs",
+                "init",
+                "batch_size",
+                "device",
+                "dtype",
+                "verbose",
+            )
+        },  # fmt: skip
         "mode": [StrOptions({"batch", "minibatch"})],
-        "init": [StrOptions(set(INITS)), "array-like"],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "device": [str, None],
-        "dtype": [StrOptions({"float32", "float64"})],
-        "verbose": ["verbose"],
         # per-map values are checked map by map with SOM's own constraints
         **dict.fromkeys(PER_MAP, "no_validation"),
     }
