@@ -60,7 +60,9 @@ class DCSOMRL(SaveLoadMixin, ClusterMixin, TransformerMixin, BaseEstimator):
     n_latent, alpha, at, lr, repel, life_decay, beta, gamma, s, n_max : optional
         Code size, weight of the SOM loss, and the SOMRL layer's parameters (activation
         threshold, learning rate, repel rate, life decay, relevance rate, neighbourhood decay,
-        relevance slope, node capacity).
+        relevance slope, node capacity). Measured on 5,000 MNIST digits (1,000 joint
+        iterations, 3 seeds): the presets' repel term costs purity, ``repel=0`` gives
+        .798 +- .014 against .679 +- .041 (experiments/results/dcsomrl_variants).
     max_iter : int, optional
         Stop joint training after this many batches (None: ``epochs`` full epochs).
     standardize : (float, float), optional
