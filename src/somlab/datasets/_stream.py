@@ -27,6 +27,7 @@ mean-filled covariance, bounds, a uniform random sample) in float64.
 
 from __future__ import annotations
 
+import functools
 import mmap
 import os
 from collections.abc import Iterator
@@ -137,6 +138,18 @@ class BatchSource:
             return list(range(n_chunks))
         return torch.randperm(n_chunks, generator=generator).tolist()
 
+    def _addressed_chunks(self, read, label: str, generator):
+        """``(where, rows)`` of ``read(a, b)`` for every chunk ``[a, b)``: chunks in a random
+        order and rows shuffled inside each when ``generator`` is given (addressable sources)."""
+        n, size = self.n_samples, self.chunk_size
+        for i in self._chunk_order(-(-n // size), generator):
+            a, b = i * size, min(n, (i + 1) * size)
+            chunk = read(a, b)
+            if generator is not None:
+                chunk = chunk[torch.randperm(b - a, generator=generator).numpy()]
+            yield f"rows {a}-{b} of {label}", chunk
+            del chunk  # before the next chunk is read
+
 
 def _to_tensor(raw, where: str, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """A ``[rows, n_features]`` tensor from one batch item (flattening trailing dimensions)."""
@@ -245,15 +258,9 @@ class NpyFileSource(BatchSource):
         return buf.view(self.dtype).reshape(stop - start, self.n_features)
 
     def _raw_chunks(self, generator):
-        n, size = self.n_samples, self.chunk_size
         with open(self.path, "rb", buffering=0) as f:
-            for i in self._chunk_order(-(-n // size), generator):
-                a, b = i * size, min(n, (i + 1) * size)
-                chunk = self._read(f, a, b)
-                if generator is not None:
-                    chunk = chunk[torch.randperm(b - a, generator=generator).numpy()]
-                yield f"rows {a}-{b} of {self.path.name}", chunk
-                del chunk  # before the next chunk is read
+            read = functools.partial(self._read, f)
+            yield from self._addressed_chunks(read, self.path.name, generator)
 
     def take(self, rows, dtype, device):
         rows = np.asarray(rows, dtype=np.int64)
@@ -345,14 +352,7 @@ class MemmapSource(BatchSource):
         return out
 
     def _raw_chunks(self, generator):
-        n, size = self.n_samples, self.chunk_size
-        for i in self._chunk_order(-(-n // size), generator):
-            a, b = i * size, min(n, (i + 1) * size)
-            chunk = self._copy(a, b)
-            if generator is not None:
-                chunk = chunk[torch.randperm(b - a, generator=generator).numpy()]
-            yield f"rows {a}-{b} of the memory-mapped array", chunk
-            del chunk  # before the next chunk is read
+        yield from self._addressed_chunks(self._copy, "the memory-mapped array", generator)
 
     def take(self, rows, dtype, device):
         rows = np.asarray(rows, dtype=np.int64)
