@@ -51,6 +51,20 @@ PER_MAP = (
     "random_state",
 )
 
+#: Parameters every map shares, passed unchanged to each map's :class:`SOM`.
+SHARED = (
+    "grid_shape",
+    "topology",
+    "toroidal",
+    "distance",
+    "neighbourhood",
+    "epochs",
+    "mode",
+    "batch_size",
+    "device",
+    "dtype",
+)
+
 # Elements of one [chunk, K, n_nodes] distance block and of one [K, block, n_nodes]
 # neighbourhood block.  A GPU wants few large launches; a CPU wants cache-sized blocks.
 _BUDGETS = {"cpu": (1 << 20, 1 << 22), "cuda": (1 << 26, 1 << 24)}
@@ -203,20 +217,9 @@ class SOMEnsemble(BaseEstimator):
     _parameter_constraints = {
         **{
             k: SOM._parameter_constraints[k]
-            for k in (
-                "grid_shape",
-                "topology",
-                "toroidal",
-                "distance",
-                "neighbourhood",
-                "epochs",
-                "init",
-                "batch_size",
-                "device",
-                "dtype",
-                "verbose",
-            )
-        },  # fmt: skip
+            for k in (*SHARED, "init", "verbose")
+            if k != "mode"  # one of SOM's modes is not offered: "online"
+        },
         "mode": [StrOptions({"batch", "minibatch"})],
         # per-map values are checked map by map with SOM's own constraints
         **dict.fromkeys(PER_MAP, "no_validation"),
@@ -316,21 +319,7 @@ class SOMEnsemble(BaseEstimator):
         ``SOM(**params).fit(X)`` trains the same map as the ensemble's map ``k``.
         """
         K = self.n_maps()
-        shared = {
-            name: getattr(self, name)
-            for name in (
-                "grid_shape",
-                "topology",
-                "toroidal",
-                "distance",
-                "neighbourhood",
-                "epochs",
-                "mode",
-                "batch_size",
-                "device",
-                "dtype",
-            )
-        }
+        shared = {name: getattr(self, name) for name in SHARED}
         out = []
         for k in range(K):
             p = dict(shared)
