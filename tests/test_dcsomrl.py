@@ -37,16 +37,7 @@ def blobs(n=240, d=20, k=4, seed=0):
     return X, y
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Small networks: one thread is faster, and two threads on a busy 2-core machine are
-    several times slower (oversubscription)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

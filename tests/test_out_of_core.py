@@ -12,14 +12,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from somlab import SOM, DataError
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Small tensors: one thread is as fast, and far faster on a CPU shared with other jobs."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 def _data(n=3000, m=5, seed=0):
