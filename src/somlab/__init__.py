@@ -8,7 +8,7 @@ maps, :class:`DCSOMRL`), :func:`load`, and the modules ``somlab.nn``, ``somlab.m
 from ._errors import DataError, ModelFileError, SomlabError
 from .deep import DCSOMRL
 from .persistence import load
-from .relevance import LARFDSSOM, SSSOM, BatchSSSOM
+from .relevance import LARFDSSOM, SSSOM, BatchSSSOM, BatchSSSOMEnsemble
 from .som import SOM, SOMEnsemble
 
 __version__ = "0.1.0"
@@ -19,6 +19,7 @@ __all__ = [
     "LARFDSSOM",
     "SSSOM",
     "BatchSSSOM",
+    "BatchSSSOMEnsemble",
     "DCSOMRL",
     "DataError",
     "ModelFileError",

@@ -35,6 +35,22 @@ def activation_matrix(X, C, omega, distance: str = "weighted") -> torch.Tensor:
     return activations(X, C, omega, squared=distance == "weighted_sq")
 
 
+def activation_rows(X, C, omega, distance: str = "weighted") -> torch.Tensor:
+    """:func:`activation_matrix` when every row has its own nodes: ``X [r, m]`` against
+    ``C, omega [r, k, m]``, ``[r, k]``, with the same arithmetic step for step (so maps trained
+    together find the winners a map trained alone finds, ties included)."""
+    if distance == "reference":
+        d2 = torch.cdist(X.unsqueeze(1), C, compute_mode="donot_use_mm_for_euclid_dist")
+        D = d2.squeeze(1) ** 2 * omega.mean(2)
+        w = omega.sum(2)
+        return w / (w + D + EPS)
+    diff = X.unsqueeze(1) - C
+    S = (diff * diff * omega).sum(-1)
+    D = S if distance == "weighted_sq" else S.clamp_min(0.0).sqrt()
+    w = omega.sum(2)
+    return w / (w + D + EPS)
+
+
 def relevance_from_delta(delta: torch.Tensor, s: float) -> torch.Tensor:
     """K3: logistic relevances from distance averages, row by row, ``[k, m] -> [k, m]``.
 
@@ -55,12 +71,17 @@ def node_update(C, delta, omega, nodes, X, e, beta: float, s: float) -> None:
 
     1. ``delta <- (1 - e beta) delta + e beta |x - c|`` (old centre);
     2. ``omega <- K3(delta)``;  3. ``c <- c + e (x - c)``.  A negative ``e`` is a push.
+    ``beta`` and ``s`` are floats or ``[r]`` tensors (one value per row).
     The scalars ``e``, ``e beta`` and ``1 - e beta`` are formed in float64 and rounded once to the
     map's dtype, as a per-sample loop over Python floats would (the oracles do exactly that).
     """
     e64 = e.to(torch.float64).unsqueeze(1)
-    eb64 = e64 * beta
     dt = C.dtype
+    if torch.is_tensor(beta):  # one value per row (maps trained together, one per setting)
+        beta = beta.to(torch.float64).unsqueeze(1)
+    if torch.is_tensor(s):
+        s = s.to(dt).unsqueeze(1)  # rounded to the map's dtype, as a Python float would be
+    eb64 = e64 * beta
     c = C[nodes]
     d = (1.0 - eb64).to(dt) * delta[nodes] + eb64.to(dt) * (X - c).abs()
     delta[nodes] = d
@@ -104,6 +125,7 @@ def refresh_edges(adj, omega, rows, minwd, classes=None, metric="euclid", active
 __all__ = [
     "EPS",
     "activation_matrix",
+    "activation_rows",
     "activations",
     "connection_block",
     "node_update",

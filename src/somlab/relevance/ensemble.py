@@ -1,0 +1,179 @@
+"""Many Batch SS-SOMs in one pass: K settings of SPEC.md §3 trained as one tensor program."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+from tqdm import tqdm
+
+from .._utils import seeded_generator
+from ._base import COMPAT_PRESETS
+from ._multi_engine import MultiEngine
+from ._params import PARAMETERS, make_init
+from .batch_sssom import BatchSSSOM
+
+#: Hyper-parameters that may differ from map to map (a scalar is shared by all maps).
+PER_MAP = (
+    "at",
+    "lp",
+    "beta",
+    "age_wins",
+    "eb",
+    "en",
+    "s",
+    "minwd",
+    "epochs",
+    "epush",
+    "max_nodes",
+    "random_state",
+)
+
+
+def _is_listlike(value) -> bool:
+    if isinstance(value, np.ndarray):
+        return value.ndim >= 1
+    return isinstance(value, (list, tuple))
+
+
+class BatchSSSOMEnsemble(BaseEstimator):
+    """K Batch SS-SOMs with different hyper-parameters trained together on the same data.
+
+    Every rule of SPEC.md §3 runs once per batch for all K maps (one set of node tensors with
+    an extra map axis; insertions, removals and update rounds are per-map ranks and masks), so
+    a parameter sweep is one tensor program, the shape a GPU wants.  Map ``k`` is exactly the
+    map that ``BatchSSSOM(**ensemble.get_map_params()[k]).fit(X, y)`` trains on the same device:
+    the same nodes, classes, edges and wins, with prototypes and relevances equal to rounding
+    (the vectorized exp of the logistic relevance may round a row's last bit differently in a
+    batch of another size); tests/test_relevance_ensemble.py checks this.
+
+    Parameters
+    ----------
+    at, lp, beta, age_wins, eb, en, s, minwd, epochs, epush, max_nodes, random_state
+        As in :class:`BatchSSSOM`: a scalar (shared by all maps) or a sequence of K values,
+        one per map.  All sequences must have the same length K.  An int ``random_state``
+        seeds the map's own generator, as in a single fit.
+    batch_size, the rule flags (distance, conn_metric, ...), filter_noise, count_all_wins,
+    compat, unlabelled_value, device, verbose
+        Shared by all maps; as in :class:`BatchSSSOM`.  ``capacity="all_or_nothing"`` is not
+        supported here (use single maps).
+
+    Attributes
+    ----------
+    n_maps_ : int
+    models_ : list of K fitted :class:`BatchSSSOM`
+        Each map as an ordinary estimator (predict, score, save, plots).
+    n_nodes_ : ndarray of shape (K,)
+    classes_ : ndarray
+        The labels seen in fit (shared by all maps).
+
+    Notes
+    -----
+    On a CPU the compiled engine of a single :class:`BatchSSSOM` (numba) is faster per map
+    than this engine for small K; the ensemble is for GPUs and for large K
+    (``benchmarks/sssom_ensemble.py`` measures both).
+    """
+
+    __init__ = make_init()
+
+    @classmethod
+    def from_settings(cls, settings, **shared):
+        """An ensemble with one map per dict of ``settings`` (e.g. rows of an LHS design).
+
+        Keys of the dicts must be per-map parameters (:data:`PER_MAP`); the rest goes in
+        ``shared``.
+
+        >>> BatchSSSOMEnsemble.from_settings([{"at": 0.9}, {"at": 0.95, "lp": 0.01}]).n_maps()
+        2
+        """
+        settings = [dict(s) for s in settings]
+        if not settings:
+            raise ValueError("settings must hold at least one dict of per-map parameters")
+        keys = sorted({key for s in settings for key in s})
+        bad = [key for key in keys if key not in PER_MAP]
+        if bad:
+            raise ValueError(
+                f"settings may only hold per-map parameters {PER_MAP}; got {bad} "
+                "(pass shared parameters as keyword arguments)"
+            )
+        lists = {
+            key: [s.get(key, shared.get(key, PARAMETERS[key])) for s in settings] for key in keys
+        }
+        return cls(**{**shared, **lists})
+
+    def n_maps(self) -> int:
+        """K: the common length of the per-map sequences (1 when all are scalars)."""
+        lengths = {
+            name: len(getattr(self, name)) for name in PER_MAP if _is_listlike(getattr(self, name))
+        }
+        if len(set(lengths.values())) > 1:
+            found = ", ".join(f"{k} has {v}" for k, v in lengths.items())
+            raise ValueError(f"per-map parameters must all have the same length K; {found}")
+        K = next(iter(lengths.values()), 1)
+        if K < 1:
+            raise ValueError("an ensemble needs at least one map; got empty per-map parameters")
+        return K
+
+    def get_map_params(self) -> list[dict]:
+        """The :class:`BatchSSSOM` parameters of each map, a list of K dicts."""
+        K = self.n_maps()
+        base = self.get_params(deep=False)
+        out = []
+        for k in range(K):
+            p = dict(base)
+            for name in PER_MAP:
+                if _is_listlike(p[name]):
+                    v = p[name][k]
+                    p[name] = v.item() if isinstance(v, np.generic) else v
+            out.append(p)
+        return out
+
+    def fit(self, X, y=None):
+        """Train all K maps on ``X`` with labels ``y`` (−1 = unlabelled; None: unsupervised)."""
+        models = [BatchSSSOM(**p) for p in self.get_map_params()]
+        for m in models:
+            m._validate_params()  # each map's values, with BatchSSSOM's messages
+        first = models[0]
+        Xt, y_idx, dev = first._prepare_fit(X, y)
+        params = []
+        for m in models:
+            p = m._effective(Xt.shape[0])
+            p["n_classes"] = len(first.classes_)
+            if "batch_size" not in COMPAT_PRESETS.get(m.compat or "", {}):  # C++ presets: B = 1
+                p["batch_size"] = int(m.batch_size)
+            params.append(p)
+        gens = [seeded_generator(m.random_state) for m in models]
+        engine = MultiEngine(Xt, y_idx, params, gens)
+        with tqdm(desc=f"BatchSSSOM x{len(models)}", unit="batch", disable=not self.verbose) as bar:
+            engine.run(progress=lambda _: bar.update(1))
+        for k, m in enumerate(models):
+            for name in ("classes_", "supervised_", "n_features_in_", "feature_names_in_"):
+                if hasattr(first, name):
+                    setattr(m, name, getattr(first, name))
+            m._store_map(engine.map_state(k), engine.history[k])
+        self.models_ = models
+        self.n_maps_ = len(models)
+        self.n_nodes_ = np.array([m.n_nodes_ for m in models])
+        self.classes_ = first.classes_
+        self.n_features_in_ = first.n_features_in_
+        return self
+
+    def predict(self, X) -> np.ndarray:
+        """Each map's :meth:`BatchSSSOM.predict`, shape (K, n_samples)."""
+        check_is_fitted(self, "models_")
+        return np.stack([m.predict(X) for m in self.models_])
+
+    def score(self, X, y) -> np.ndarray:
+        """Each map's accuracy (:meth:`BatchSSSOM.score`), shape (K,)."""
+        check_is_fitted(self, "models_")
+        return np.array([m.score(X, y) for m in self.models_])
+
+    def to_models(self) -> list[BatchSSSOM]:
+        """The K trained maps as independent fitted :class:`BatchSSSOM` (copies)."""
+        check_is_fitted(self, "models_")
+        return copy.deepcopy(self.models_)
+
+
+__all__ = ["PER_MAP", "BatchSSSOMEnsemble"]

@@ -1,0 +1,139 @@
+"""BatchSSSOMEnsemble: K Batch SS-SOM settings trained as one tensor program equal K single
+fits node for node (prototypes, relevances, classes, edges, wins, history); errors."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.exceptions import NotFittedError
+from sklearn.utils._param_validation import InvalidParameterError
+
+import somlab.relevance._fit as fit_module
+from somlab import BatchSSSOM, BatchSSSOMEnsemble
+from somlab.datasets import load_uci
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+# five maps that differ in every per-map parameter: thresholds, rates, window, capacity, seed
+SETTINGS = [
+    dict(at=0.95, lp=0.01, beta=0.3, age_wins=1.5, eb=0.05, en=0.3, s=0.05, minwd=0.2,
+         epochs=2, epush=0.5, max_nodes=30, random_state=0),
+    dict(at=0.90, lp=0.05, beta=0.1, age_wins=0.4, eb=0.2, en=0.8, s=0.02, minwd=0.05,
+         epochs=3, epush=0.1, max_nodes=12, random_state=1),
+    dict(at=0.985, lp=0.002, beta=0.45, age_wins=2.5, eb=0.01, en=0.05, s=0.09, minwd=0.4,
+         epochs=1, epush=0.9, max_nodes=40, random_state=2),
+    dict(at=0.97, lp=0.08, beta=0.02, age_wins=0.2, eb=0.4, en=0.5, s=0.07, minwd=0.01,
+         epochs=2, epush=0.3, max_nodes=6, random_state=3),
+    dict(at=0.93, lp=0.03, beta=0.2, age_wins=0.9, eb=0.1, en=0.2, s=0.03, minwd=0.1,
+         epochs=1, epush=0.0, max_nodes=25, random_state=4),
+]  # fmt: skip
+
+FLAG_SETS = {
+    "defaults": {},
+    "clone_per_sample": dict(
+        labelled_conflict="clone", conflict_update="per_sample", unsup_insert="per_sample"
+    ),
+    "cpp_rules": dict(distance="weighted_sq", sampling="replacement", init="random"),
+    "reference_rules": dict(
+        distance="reference", conn_metric="sq", count_unit="batch", connection_refresh="always",
+        convergence="reference", clone_wins="copy", labelled_conflict="clone",
+    ),
+    "mean_threshold": dict(unsup_threshold="mean", count_all_wins=True, convergence="none"),
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def vowel():
+    b = load_uci("vowel", labelled=0.25)
+    return b.X_train[:300], b.y_train[:300], b.X_test
+
+
+def _assert_same_map(got: BatchSSSOM, ref: BatchSSSOM):
+    """The same nodes (count, classes, wins, edges, history); floats to rounding: a row
+    updated in a batch of another size can meet the vectorized exp of the logistic relevance in
+    a SIMD lane instead of a scalar tail (last-bit differences, which a steep logistic (small
+    ``s``) can magnify to about 1e-5 relative in a relevance)."""
+    assert got.n_nodes_ == ref.n_nodes_
+    for name in ("node_class_index_", "node_wins_", "adjacency_"):
+        np.testing.assert_array_equal(getattr(got, name), getattr(ref, name), err_msg=name)
+    for name in ("prototypes_", "relevances_", "distance_averages_"):
+        np.testing.assert_allclose(
+            getattr(got, name), getattr(ref, name), rtol=1e-4, atol=1e-6, err_msg=name
+        )
+    assert got.history_ == ref.history_
+
+
+@pytest.mark.parametrize("engine", ["torch", "auto"])
+@pytest.mark.parametrize("flags", list(FLAG_SETS), ids=list(FLAG_SETS))
+def test_maps_equal_single_fits(vowel, flags, engine, monkeypatch):
+    """The reference for each map is a single BatchSSSOM fit with the tensorized engine (SPEC
+    §3, checked against the plain oracles elsewhere) and, where it applies, the compiled one."""
+    X, y, X_test = vowel
+    ens = BatchSSSOMEnsemble.from_settings(SETTINGS, batch_size=16, **FLAG_SETS[flags])
+    ens.fit(X, y)
+    monkeypatch.setattr(fit_module, "ONLINE_ENGINE", engine)
+    preds = ens.predict(X_test)
+    assert preds.shape == (len(SETTINGS), X_test.shape[0])
+    for k, params in enumerate(ens.get_map_params()):
+        ref = BatchSSSOM(**params).fit(X, y)
+        _assert_same_map(ens.models_[k], ref)
+        np.testing.assert_array_equal(preds[k], ref.predict(X_test))
+    # the maps really differ (a broken per-map parameter would make them alike)
+    assert len({m.n_nodes_ for m in ens.models_}) > 2
+
+
+def test_unsupervised_and_fully_labelled(vowel):
+    X, y, _ = vowel
+    for labels in (None, np.where(y < 0, np.arange(len(y)) % 11, y)):
+        ens = BatchSSSOMEnsemble.from_settings(SETTINGS[:3], batch_size=8).fit(X, labels)
+        for k, params in enumerate(ens.get_map_params()):
+            _assert_same_map(ens.models_[k], BatchSSSOM(**params).fit(X, labels))
+
+
+def test_one_map_and_scalar_parameters(vowel):
+    X, y, X_test = vowel
+    ens = BatchSSSOMEnsemble(epochs=1, random_state=5).fit(X, y)
+    assert ens.n_maps_ == 1
+    _assert_same_map(ens.models_[0], BatchSSSOM(epochs=1, random_state=5).fit(X, y))
+    # score: one accuracy per map, as each map's own score
+    b = load_uci("vowel", labelled=1.0)
+    assert ens.score(b.X_test, b.y_test) == pytest.approx(
+        [ens.models_[0].score(b.X_test, b.y_test)]
+    )
+
+
+def test_to_models_are_independent_copies(vowel):
+    X, y, _ = vowel
+    ens = BatchSSSOMEnsemble.from_settings(SETTINGS[:2], batch_size=16).fit(X, y)
+    models = ens.to_models()
+    before = ens.models_[0].prototypes_.copy()
+    models[0].prototypes_ += 1.0
+    np.testing.assert_array_equal(ens.models_[0].prototypes_, before)
+    assert models[1].get_params() == BatchSSSOM(**ens.get_map_params()[1]).get_params()
+
+
+def test_errors(vowel):
+    X, y, _ = vowel
+    with pytest.raises(ValueError, match="per-map parameters"):
+        BatchSSSOMEnsemble.from_settings([{"batch_size": 4}])
+    with pytest.raises(ValueError, match="same length"):
+        BatchSSSOMEnsemble(at=[0.9, 0.95], lp=[0.01, 0.02, 0.03]).fit(X, y)
+    with pytest.raises(ValueError, match="at least one"):
+        BatchSSSOMEnsemble.from_settings([])
+    with pytest.raises(InvalidParameterError, match="'at'"):
+        BatchSSSOMEnsemble(at=[0.9, 1.5]).fit(X, y)
+    with pytest.raises(ValueError, match="all_or_nothing"):
+        BatchSSSOMEnsemble(at=[0.9, 0.95], capacity="all_or_nothing").fit(X, y)
+    with pytest.raises(NotFittedError):
+        BatchSSSOMEnsemble().predict(X)
+    bad = X.copy()
+    bad[3, 2] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        BatchSSSOMEnsemble(at=[0.9, 0.95]).fit(bad, y)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_maps_equal_single_cuda_fits(vowel):
+    X, y, _ = vowel
+    ens = BatchSSSOMEnsemble.from_settings(SETTINGS, batch_size=16, device="cuda").fit(X, y)
+    for k, params in enumerate(ens.get_map_params()):
+        _assert_same_map(ens.models_[k], BatchSSSOM(**params).fit(X, y))
