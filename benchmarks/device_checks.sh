@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The GPU checks of the open issues in one call on the device (see benchmarks/DEVICE.md).
-#   bash benchmarks/device_checks.sh [STEP ...]   (default: gpu dcsomrl table3)
+#   bash benchmarks/device_checks.sh [STEP ...]   (default: gpu ensemble dcsomrl table3)
 # Steps: gpu      benchmarks/gpu.py (issue 7 points 3, 5; issue 4's batched settings)
 #        dcsomrl  DC-SOMRL, full MNIST, 1 seed, on cuda (issue 5: time of 70,000 x 30 epochs)
 #        table3   Batch SS-SOM on CNN features, MNIST paper protocol, on cuda (issue 6: time)
+#        ensemble benchmarks/sssom_ensemble.py on cuda (issue 7 point 3: Batch SS-SOM settings/s)
 #        tests    the CUDA tests (pytest -m cuda and the cuda-marked cases)
 # Data: the image sets are read from $SOMLAB_DATA (default .devdata, a folder that
 # .git/info/exclude ignores and `carry` takes along). Everything goes to $OUT (or ./device_out).
@@ -15,7 +16,7 @@ export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$PWD/src" PYTHONUNBUFFERED=1
 export SOMLAB_DATA="${SOMLAB_DATA:-$PWD/.devdata}"
 PY="${PY:-python3}"
 steps=("$@")
-[ ${#steps[@]} -eq 0 ] && steps=(gpu dcsomrl table3)
+[ ${#steps[@]} -eq 0 ] && steps=(gpu ensemble dcsomrl table3)
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; "$PY" -c \
   "import torch, numba, sklearn; print('torch', torch.__version__, 'numba', numba.__version__, 'sklearn', sklearn.__version__)"; } \
   > "$OUT/device_info.txt" 2>&1
@@ -27,6 +28,8 @@ for s in "${steps[@]}"; do
                --quiet --out-dir "$OUT" ;;
     table3) "$PY" -m somlab reproduce table3 --dataset mnist --protocols paper --settings 10 \
               --device cuda --jobs "$(nproc)" --quiet --out-dir "$OUT" ;;
+    ensemble) "$PY" benchmarks/sssom_ensemble.py --device cuda --ks 1,32,128,512 --single 4 \
+                --json "$OUT/sssom_ensemble.json" ;;
     tests) "$PY" -m pytest -q -x -k cuda tests ;;
     *) echo "unknown step $s"; continue ;;
   esac > "$OUT/$s.log" 2>&1

@@ -137,3 +137,46 @@ def test_cuda_maps_equal_single_cuda_fits(vowel):
     ens = BatchSSSOMEnsemble.from_settings(SETTINGS, batch_size=16, device="cuda").fit(X, y)
     for k, params in enumerate(ens.get_map_params()):
         _assert_same_map(ens.models_[k], BatchSSSOM(**params).fit(X, y))
+
+
+def test_sweep_backend_ensemble_writes_the_joblib_records(tmp_path, capsys):
+    """``run_sweep(backend="ensemble")`` (and the CLI's ``--backend ensemble``): Batch SS-SOM
+    jobs of one split train as one ensemble, other models one at a time; the records equal
+    joblib's (timings aside), and a rerun resumes (nothing left to run)."""
+    import json
+
+    from somlab.cli import main
+    from somlab.experiments import runner
+    from somlab.experiments.lhs import authors_settings
+
+    settings = [dict(s, epochs=min(s["epochs"], 2), age_wins=min(s["age_wins"], 3))
+                for s in authors_settings()[:5]]  # fmt: skip
+    jobs = [
+        runner.make_job(model, "glass", frac, "x1_k1", i, p)
+        for model, frac in (("batchsssom", 0.1), ("batchsssom", 1.0), ("larfdssom", 0.0))
+        for i, p in enumerate(settings)
+    ]
+
+    def canonical(path):
+        recs = [json.loads(line) for line in open(path, encoding="utf-8")]
+        return sorted(
+            ({k: v for k, v in r.items() if k not in runner.TIMING_FIELDS} for r in recs),
+            key=lambda r: r["key"],
+        )
+
+    ref = runner.run_sweep(jobs, tmp_path / "joblib.jsonl", n_jobs=1, progress=False)
+    got = runner.run_sweep(jobs, tmp_path / "ens.jsonl", backend="ensemble", progress=False)
+    assert ref.n_failed == got.n_failed == 0 and got.n_run == len(jobs)
+    assert canonical(tmp_path / "ens.jsonl") == canonical(tmp_path / "joblib.jsonl")
+    again = runner.run_sweep(jobs, tmp_path / "ens.jsonl", backend="ensemble", progress=False)
+    assert again.n_run == 0 and again.n_reused == len(jobs)
+    # the CLI passes the backend through
+    code = main(["reproduce", "table2", "--models", "batchsssom", "--datasets", "glass",
+                 "--folds", "1", "--fractions", "10", "--settings", "3", "--max-epochs", "2",
+                 "--max-age-wins", "3", "--backend", "ensemble", "--quiet", "--json",
+                 "--out-dir", str(tmp_path / "cli")])  # fmt: skip
+    assert code == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert rows and all(r["n_settings"] == 3 and r["n_failed"] == 0 for r in rows)
+    cli_recs = canonical(tmp_path / "cli" / "table2_runs.jsonl")
+    assert len(cli_recs) == 3 and all(r["n_nodes"] >= 1 for r in cli_recs)

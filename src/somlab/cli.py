@@ -441,11 +441,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t2.add_argument(
         "--backend",
-        choices=("joblib", "dask"),
+        choices=("joblib", "dask", "ensemble"),
         default="joblib",
-        help="where the runs go: joblib processes (default) or a Dask cluster (needs "
-        'pip install "somlab[cluster]"); this process alone writes the results file, so a '
-        "sweep begun with one backend resumes with the other and gives the same records",
+        help="where the runs go: joblib processes (default), a Dask cluster (needs "
+        'pip install "somlab[cluster]"), or "ensemble": the Batch SS-SOM settings of each '
+        "split trained together as one tensor program in this process (for a GPU, with "
+        "--device cuda); this process alone writes the results file, so a sweep begun with "
+        "one backend resumes with another and gives the same records",
     )
     t2.add_argument(
         "--scheduler",

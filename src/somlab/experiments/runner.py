@@ -60,8 +60,11 @@ MODEL_CLASSES = {"larfdssom": "LARFDSSOM", "sssom": "SSSOM", "batchsssom": "Batc
 #: Fields of a record that are measurements of time (they differ between identical runs).
 TIMING_FIELDS = ("fit_s", "predict_s", "cpu_s")
 
-#: Where :func:`run_sweep` runs its jobs: joblib processes on this machine, or a Dask cluster.
-BACKENDS = ("joblib", "dask")
+#: Where :func:`run_sweep` runs its jobs: joblib processes on this machine, a Dask cluster, or
+#: one BatchSSSOMEnsemble per data split in this process.
+BACKENDS = ("joblib", "dask", "ensemble")
+#: most maps one BatchSSSOMEnsemble trains at once (backend "ensemble")
+ENSEMBLE_MAX_MAPS = 512
 
 #: Most jobs handed to a Dask cluster at once (refilled as they finish): 4 per worker thread,
 #: at least this many, so that a large sweep does not put every job on the scheduler.
@@ -374,12 +377,16 @@ def run_sweep(
         tqdm bar with ETA on stderr.
     desc : str
         The bar's label.
-    backend : {"joblib", "dask"}, default "joblib"
+    backend : {"joblib", "dask", "ensemble"}, default "joblib"
         ``"dask"`` needs ``dask.distributed`` (``pip install "somlab[cluster]"``). Without a
         ``scheduler`` it starts a ``distributed.LocalCluster`` of ``n_jobs`` worker processes
         with one thread each (no dashboard, on 127.0.0.1) and closes it at the end. Records are
         the same as with joblib (timings aside): each job runs :func:`run_job` with torch on one
-        thread, and this process appends the records as the jobs finish.
+        thread, and this process appends the records as the jobs finish.  ``"ensemble"``
+        trains the Batch SS-SOM jobs of one split and one set of shared parameters together as
+        a :class:`~somlab.relevance.BatchSSSOMEnsemble` in this process (for a GPU: put
+        ``device="cuda"`` in the parameters); its maps equal the single fits, so the records are
+        those of joblib (timings aside: ``fit_s`` is the ensemble's time over its maps).
     scheduler : str, optional
         Address of a running Dask scheduler, e.g. ``"tcp://host:8786"`` (only with
         ``backend="dask"``). Its workers must have somlab (same version) installed; start them
@@ -468,6 +475,9 @@ def _import_distributed():
 
 def _execute(pending, model_factory, data_loader, n_jobs, backend="joblib", scheduler=None):
     """Yield records as jobs finish (any order)."""
+    if backend == "ensemble":
+        yield from _execute_ensemble(pending, model_factory, data_loader)
+        return
     if backend == "dask":
         yield from _execute_dask(pending, model_factory, data_loader, n_jobs, scheduler)
         return
@@ -479,6 +489,75 @@ def _execute(pending, model_factory, data_loader, n_jobs, backend="joblib", sche
 
     par = Parallel(n_jobs=n_jobs, return_as="generator_unordered", pre_dispatch="2*n_jobs")
     yield from par(delayed(run_job)(job, model_factory, data_loader) for job in pending)
+
+
+def _ensemble_groups(pending, model_factory):
+    """``(groups, rest)``: Batch SS-SOM jobs of the default factory grouped by data split and
+    shared parameters (at most :data:`ENSEMBLE_MAX_MAPS` each), and every other job."""
+    from ..relevance.ensemble import PER_MAP
+
+    groups: dict = {}
+    rest = []
+    for job in pending:
+        if job["model"] != "batchsssom" or model_factory is not None:
+            rest.append(job)
+            continue
+        shared = {k: v for k, v in job["params"].items() if k not in PER_MAP}
+        key = (job["dataset"], job["fold"], job["fraction"], json.dumps(shared, sort_keys=True))
+        groups.setdefault(key, []).append(job)
+    chunks = [
+        jobs[i : i + ENSEMBLE_MAX_MAPS]
+        for jobs in groups.values()
+        for i in range(0, len(jobs), ENSEMBLE_MAX_MAPS)
+    ]
+    return chunks, rest
+
+
+def _execute_ensemble(pending, model_factory, data_loader):
+    """Backend "ensemble": the Batch SS-SOM runs of one split and one set of shared
+    parameters train as one :class:`~somlab.relevance.BatchSSSOMEnsemble` (one tensor program;
+    on a GPU with ``device="cuda"`` in the parameters), each map scored as :func:`run_job`
+    scores a single fit.  ``fit_s`` and ``cpu_s`` are the ensemble's shares per map; other
+    models, and every job of an ensemble that fails, run one at a time."""
+    from ..relevance.ensemble import PER_MAP, BatchSSSOMEnsemble
+
+    chunks, rest = _ensemble_groups(pending, model_factory)
+    loader = data_loader if data_loader is not None else load_split
+    for jobs in chunks:
+        first = jobs[0]
+        X_train, y_train, X_test, y_test = loader(
+            first["dataset"], first["fold"], first["fraction"]
+        )
+        y_train = np.asarray(y_train)
+        n_labelled = int((y_train >= 0).sum())
+        shared = {k: v for k, v in first["params"].items() if k not in PER_MAP}
+        settings = [{k: v for k, v in j["params"].items() if k in PER_MAP} for j in jobs]
+        with _one_torch_thread():
+            cpu0 = time.process_time()
+            t0 = time.perf_counter()
+            try:
+                ens = BatchSSSOMEnsemble.from_settings(settings, **shared).fit(X_train, y_train)
+            except Exception:  # each job again on its own: its error names its setting
+                for job in jobs:
+                    yield run_job(job, None, data_loader)
+                continue
+            fit_s = (time.perf_counter() - t0) / len(jobs)
+            fit_cpu = (time.process_time() - cpu0) / len(jobs)
+            for job, model in zip(jobs, ens.models_):
+                rec = {k: job[k] for k in ("key", "model", "dataset", "fraction", "fold")}
+                rec.update(setting=job["setting"], params=job["params"])
+                rec.update(n_train=int(len(y_train)), n_labelled=n_labelled, n_test=len(y_test))
+                c0, t1 = time.process_time(), time.perf_counter()
+                rec.update(score_model(model, X_test, y_test, supervised=n_labelled > 0))
+                rec.update(
+                    n_nodes=int(model.n_nodes_),
+                    fit_s=fit_s,
+                    predict_s=time.perf_counter() - t1,
+                    cpu_s=fit_cpu + time.process_time() - c0,
+                )
+                yield rec
+    for job in rest:
+        yield run_job(job, model_factory, data_loader)
 
 
 def _run_job_on_worker(job, model_factory=None, data_loader=None) -> dict:
