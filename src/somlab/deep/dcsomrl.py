@@ -79,8 +79,8 @@ class DCSOMRL(SaveLoadMixin, ClusterMixin, TransformerMixin, BaseEstimator):
         Adam's learning rate, pretraining and joint training.
     rec : {"mean", "sum"}, default="mean"
         Reconstruction loss: MSE over batch and pixels, or summed over pixels, mean over batch.
-    kernel, neigh, repel_rule, life_rule : str
-        SOMRL variants (SPEC.md §5).
+    kernel, neigh, repel_rule, life_rule, order, ranks, delta_rule : str
+        SOMRL variants (SPEC.md §6; see :class:`somlab.nn.SOMRL`).
     keep_pretrained : bool, default=False
         Keep a copy of the pretrained encoder (``transform(X, pretrained=True)``), e.g. for
         baselines on the pretrained codes. Not written by ``save``.
@@ -126,6 +126,9 @@ class DCSOMRL(SaveLoadMixin, ClusterMixin, TransformerMixin, BaseEstimator):
         "neigh": [StrOptions({"exp_mul", "exp_div"})],
         "repel_rule": [StrOptions({"signed", "literal"})],
         "life_rule": [StrOptions({"argmax", "above_at"})],
+        "order": [StrOptions({"update_first", "insert_first"})],
+        "ranks": [StrOptions({"group", "sample"})],
+        "delta_rule": [StrOptions({"new", "old"})],
         "keep_pretrained": ["boolean"],
         "device": [str],
         "random_state": ["random_state"],
@@ -158,6 +161,9 @@ class DCSOMRL(SaveLoadMixin, ClusterMixin, TransformerMixin, BaseEstimator):
         neigh="exp_mul",
         repel_rule="signed",
         life_rule="argmax",
+        order="update_first",
+        ranks="group",
+        delta_rule="new",
         keep_pretrained=False,
         device="cpu",
         random_state=0,
@@ -186,6 +192,9 @@ class DCSOMRL(SaveLoadMixin, ClusterMixin, TransformerMixin, BaseEstimator):
         self.neigh = neigh
         self.repel_rule = repel_rule
         self.life_rule = life_rule
+        self.order = order
+        self.ranks = ranks
+        self.delta_rule = delta_rule
         self.keep_pretrained = keep_pretrained
         self.device = device
         self.random_state = random_state
@@ -245,7 +254,8 @@ class DCSOMRL(SaveLoadMixin, ClusterMixin, TransformerMixin, BaseEstimator):
             p["n_latent"], at=p["at"], lr=p["lr"], repel=p["repel"],
             life_decay=p["life_decay"], beta=p["beta"], gamma=p["gamma"], s=p["s"],
             n_max=p["n_max"], kernel=self.kernel, neigh=self.neigh,
-            repel_rule=self.repel_rule, life_rule=self.life_rule,
+            repel_rule=self.repel_rule, life_rule=self.life_rule, order=self.order,
+            ranks=self.ranks, delta_rule=self.delta_rule,
         )  # fmt: skip
         return ae, som
 

@@ -199,6 +199,21 @@ def _ms(a: dict) -> str:
     return s + (f" ± {a['std']:.3f}" if a.get("std") is not None else "")
 
 
+def _joint(cfg: dict, meta: dict) -> str:
+    """The joint training's length: epochs, or the iterations a preset's max_iter allows."""
+    import math
+
+    from ..deep import PRESETS
+
+    params = dict(cfg.get("params") or ())
+    max_iter = params.get("max_iter", PRESETS.get(cfg["preset"], {}).get("max_iter"))
+    per_epoch = math.ceil(int(meta["n_train"]) / 256)
+    iters = cfg["epochs"] * per_epoch
+    if max_iter is None or max_iter >= iters:
+        return f"{cfg['epochs']} joint epochs ({iters} iterations)"
+    return f"{max_iter} joint iterations ({max_iter / per_epoch:.1f} epochs; max_iter)"
+
+
 def render_markdown(result: dict) -> str:
     meta, cfg, summ = result["meta"], result["config"], result["summary"]
     rows = summ["rows"]
@@ -216,7 +231,7 @@ def render_markdown(result: dict) -> str:
         f"- data: {meta['n_train']} training images, {meta['n_test']} test images (scores on "
         "the test set)",
         f"- preset {cfg['preset']}, {cfg['pretrain_epochs']} pretraining epochs, "
-        f"{cfg['epochs']} joint epochs, batch 256, {cfg['seeds']} seed(s)"
+        f"{_joint(cfg, meta)}, batch 256, {cfg['seeds']} seed(s)"
         + "".join(f", {n}={v}" for n, v in cfg.get("params") or ()),
         f"- time per seed: fit {meta['fit_s_mean']:.1f} s (mean), baselines "
         f"{meta['baselines_s_mean']:.1f} s; wall time {meta['wall_s']:.1f} s",

@@ -26,6 +26,9 @@ KERNELS = ("weighted_sq", "weighted")
 NEIGHS = ("exp_mul", "exp_div")
 REPEL_RULES = ("signed", "literal")
 LIFE_RULES = ("argmax", "above_at")
+ORDERS = ("update_first", "insert_first")
+RANKS = ("group", "sample")
+DELTA_RULES = ("new", "old")
 LIFE_EPS = 1e-6  # "life reaches 0": a tolerance, so that 1 - t*ld rounding cannot add a call
 
 
@@ -98,6 +101,12 @@ class SOMRL(nn.Module):
         SPEC.md flags (first value is the default): kernel {"weighted_sq", "weighted"},
         neigh {"exp_mul", "exp_div"}, repel_rule {"signed", "literal"}, life_rule {"argmax",
         "above_at"} ("above_at" restores life only to winners with a >= at, as the precursor).
+    order, ranks, delta_rule : str
+        The further Choices SPEC.md §6 names: ``order="insert_first"`` inserts the novel groups
+        before the update (Alg. 1; the update then sees the new nodes), ``ranks="sample"``
+        gives every sample above ``at`` its own update set and ranks (Alg. 1) instead of its
+        group mean, ``delta_rule="old"`` measures delta from the old centre (Alg. 1's order and
+        the precursor) instead of the updated one (eq. 5).
     device, dtype : optional
         Of the state buffers (default: CPU, ``torch.get_default_dtype()``).
 
@@ -132,6 +141,9 @@ class SOMRL(nn.Module):
         neigh: str = "exp_mul",
         repel_rule: str = "signed",
         life_rule: str = "argmax",
+        order: str = "update_first",
+        ranks: str = "group",
+        delta_rule: str = "new",
         *,
         device=None,
         dtype=None,
@@ -150,6 +162,9 @@ class SOMRL(nn.Module):
         self.neigh = _check_choice("neigh", neigh, NEIGHS)
         self.repel_rule = _check_choice("repel_rule", repel_rule, REPEL_RULES)
         self.life_rule = _check_choice("life_rule", life_rule, LIFE_RULES)
+        self.order = _check_choice("order", order, ORDERS)
+        self.ranks = _check_choice("ranks", ranks, RANKS)
+        self.delta_rule = _check_choice("delta_rule", delta_rule, DELTA_RULES)
         fk = {"device": device, "dtype": dtype or torch.get_default_dtype()}
         shape = (self.n_max, self.n_features)
         self.register_buffer("centres", torch.zeros(shape, **fk))
@@ -276,10 +291,15 @@ class SOMRL(nn.Module):
             a_mean = self._activations(means).gather(1, keys.unsqueeze(1)).squeeze(1)
             # step 5 order: most novel group first; the stable sort keeps ascending keys on ties
             novel = means[a_mean.argsort(stable=True)]
+        if novel is not None and self.order == "insert_first":
+            self._insert(novel)
         if bool(high.any()):
-            keys, means, _, _ = grouped_mean(w[high], X[high])
+            if self.ranks == "sample":  # each sample its own group (Alg. 1)
+                keys, means = w[high], X[high]
+            else:
+                keys, means, _, _ = grouped_mean(w[high], X[high])
             self._update(keys, means)
-        if novel is not None:
+        if novel is not None and self.order == "update_first":
             self._insert(novel)
         self._age(w[high] if self.life_rule == "above_at" else w, was_active)
 
@@ -317,7 +337,8 @@ class SOMRL(nn.Module):
         c = self.centres[k]
         push = self.repel * repel_force(cbar - c, self.repel_rule)
         c_new = c + e * ((target - c) - push)
-        d = (1.0 - self.beta * e) * self.delta[k] + self.beta * e * (target - c_new).abs()
+        ref = c_new if self.delta_rule == "new" else c
+        d = (1.0 - self.beta * e) * self.delta[k] + self.beta * e * (target - ref).abs()
         self.centres[k] = c_new
         self.delta[k] = d
         self.omega[k] = relevance_from_delta(d, self.s)
