@@ -32,6 +32,28 @@ def _lexsort(*keys: torch.Tensor) -> torch.Tensor:
     return order
 
 
+def grouped(keys, X, act=None):
+    """K6: distinct keys (ascending), group means, counts, inverse and mean activation."""
+    uniq, inv, counts = torch.unique(keys, sorted=True, return_inverse=True, return_counts=True)
+    g = uniq.numel()
+    sums = torch.zeros(g, X.shape[1], dtype=X.dtype, device=X.device).index_add_(0, inv, X)
+    means = sums / counts.unsqueeze(1).to(X.dtype)
+    mean_act = None
+    if act is not None:
+        mean_act = torch.zeros(g, dtype=act.dtype, device=act.device).index_add_(0, inv, act)
+        mean_act = mean_act / counts.to(act.dtype)
+    return uniq, means, counts, inv, mean_act
+
+
+def rank_in_group(group: torch.Tensor) -> torch.Tensor:
+    """Position of each entry among the entries of its group; ``group`` must be sorted."""
+    _, counts = torch.unique_consecutive(group, return_counts=True)
+    starts = torch.cumsum(counts, 0) - counts
+    return torch.arange(group.numel(), device=group.device) - torch.repeat_interleave(
+        starts, counts
+    )
+
+
 @dataclass
 class _Contributions:
     """Pending K4 updates of one stage: node, target row, rate, kind (0 push, 1 winner pull,
@@ -153,13 +175,9 @@ class Engine:
         keys = torch.cat(contrib.keys)
         order = _lexsort(nodes, kinds, keys)
         nodes, X, rates = nodes[order], X[order], rates[order]
-        _, counts = torch.unique_consecutive(nodes, return_counts=True)
-        starts = torch.cumsum(counts, 0) - counts
-        rank = torch.arange(nodes.numel(), device=nodes.device) - torch.repeat_interleave(
-            starts, counts
-        )
+        rank = rank_in_group(nodes)
         st = self.state
-        for r in range(int(counts.max())):
+        for r in range(int(rank.max()) + 1):
             sel = rank == r
             node_update(st.C, st.delta, st.omega, nodes[sel], X[sel], rates[sel], self.beta, self.s)
 
@@ -194,17 +212,7 @@ class Engine:
         self.history["inserted"] += X.shape[0]
         self._refresh(idx)
 
-    def _grouped(self, keys, X, act=None):
-        """K6: distinct keys (ascending), group means, counts, inverse and mean activation."""
-        uniq, inv, counts = torch.unique(keys, sorted=True, return_inverse=True, return_counts=True)
-        g = uniq.numel()
-        sums = torch.zeros(g, X.shape[1], dtype=X.dtype, device=X.device).index_add_(0, inv, X)
-        means = sums / counts.unsqueeze(1).to(X.dtype)
-        mean_act = None
-        if act is not None:
-            mean_act = torch.zeros(g, dtype=act.dtype, device=act.device).index_add_(0, inv, act)
-            mean_act = mean_act / counts.to(act.dtype)
-        return uniq, means, counts, inv, mean_act
+    _grouped = staticmethod(grouped)
 
     # ------------------------------------------------------------------ one batch
     def _init_map(self, X, y):

@@ -24,7 +24,7 @@ import math
 import torch
 
 from ..core.relevance import activation_rows, node_update
-from ._engine import _KEY, _Candidates, _Contributions, _key, _lexsort
+from ._engine import _KEY, _Candidates, _Contributions, _key, _lexsort, grouped, rank_in_group
 
 #: flags the batched engine implements (all others: every value of SPEC.md §5)
 UNSUPPORTED = {"capacity": ("all_or_nothing",)}
@@ -33,15 +33,6 @@ _ROW_BUDGET = 1 << 24  # elements of one [rows, nodes, features] block of the ac
 
 # training phases of one map (SPEC.md §2 convergence, map by map)
 _TRAIN, _FINISH, _FROZEN, _EXTRA, _DONE = range(5)
-
-
-def _rank_in_group(group: torch.Tensor) -> torch.Tensor:
-    """Position of each entry among the entries of its group; ``group`` must be sorted."""
-    _, counts = torch.unique_consecutive(group, return_counts=True)
-    starts = torch.cumsum(counts, 0) - counts
-    return torch.arange(group.numel(), device=group.device) - torch.repeat_interleave(
-        starts, counts
-    )
 
 
 class MultiEngine:
@@ -175,7 +166,7 @@ class MultiEngine:
         rates = torch.cat(contrib.rates)
         order = _lexsort(nodes, torch.cat(contrib.kinds), torch.cat(contrib.keys))
         nodes, X, rates = nodes[order], X[order], rates[order]
-        rank = _rank_in_group(nodes)
+        rank = rank_in_group(nodes)
         k = self._map(nodes)
         for r in range(int(rank.max()) + 1):
             sel = rank == r
@@ -205,7 +196,7 @@ class MultiEngine:
         maps = self._map(torch.cat(cand.calls))
         order = _lexsort(maps, act, keys)
         X, cls, maps = X[order], cls[order], maps[order]
-        rank = _rank_in_group(maps)
+        rank = rank_in_group(maps)
         take = rank < (self.max_nodes - self.n_nodes).clamp_min(0)[maps]
         if not bool(take.any()):
             return
@@ -230,16 +221,7 @@ class MultiEngine:
         self.adj[k, j, :] = False
         self.adj[k, :, j] = False
 
-    def _grouped(self, keys, X, act=None):
-        uniq, inv, counts = torch.unique(keys, sorted=True, return_inverse=True, return_counts=True)
-        g = uniq.numel()
-        sums = torch.zeros(g, X.shape[1], dtype=X.dtype, device=X.device).index_add_(0, inv, X)
-        means = sums / counts.unsqueeze(1).to(X.dtype)
-        mean_act = None
-        if act is not None:
-            mean_act = torch.zeros(g, dtype=act.dtype, device=act.device).index_add_(0, inv, act)
-            mean_act = mean_act / counts.to(act.dtype)
-        return uniq, means, counts, inv, mean_act
+    _grouped = staticmethod(grouped)
 
     # ------------------------------------------------------------------ one batch
     def _init_maps(self, X, y, kk):
@@ -248,7 +230,7 @@ class MultiEngine:
         uniq, means, _, _, _ = self._grouped(kk * _KEY + lab, X)
         maps, lab = uniq // _KEY, uniq % _KEY
         cls = torch.where(lab == _KEY - 1, torch.full_like(lab, -1), lab)
-        rank = _rank_in_group(maps)
+        rank = rank_in_group(maps)
         take = rank < self.max_nodes[maps]
         maps, rank = maps[take], rank[take]
         self._init_nodes(self._append(maps, rank), means[take], cls[take])
@@ -291,7 +273,7 @@ class MultiEngine:
             extra = torch.nonzero(~own).squeeze(1)
             if extra.numel():
                 maps = self._map(j[extra])
-                rank = _rank_in_group(maps)
+                rank = rank_in_group(maps)
                 ok = rank < (self.max_nodes - self.n_nodes).clamp_min(0)[maps]
                 made, maps, rank = extra[ok], maps[ok], rank[ok]
                 if made.numel():

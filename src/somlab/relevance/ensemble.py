@@ -9,10 +9,11 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 from tqdm import tqdm
 
+from .._permap import PerMapMixin, is_listlike
 from .._utils import seeded_generator
 from ._base import COMPAT_PRESETS
 from ._multi_engine import MultiEngine
-from ._params import PARAMETERS, make_init
+from ._params import make_init
 from .batch_sssom import BatchSSSOM
 
 #: Hyper-parameters that may differ from map to map (a scalar is shared by all maps).
@@ -32,13 +33,7 @@ PER_MAP = (
 )
 
 
-def _is_listlike(value) -> bool:
-    if isinstance(value, np.ndarray):
-        return value.ndim >= 1
-    return isinstance(value, (list, tuple))
-
-
-class BatchSSSOMEnsemble(BaseEstimator):
+class BatchSSSOMEnsemble(PerMapMixin, BaseEstimator):
     """K Batch SS-SOMs with different hyper-parameters trained together on the same data.
 
     Every rule of SPEC.md §3 runs once per batch for all K maps (one set of node tensors with
@@ -78,6 +73,8 @@ class BatchSSSOMEnsemble(BaseEstimator):
 
     __init__ = make_init()
 
+    PER_MAP = PER_MAP
+
     @classmethod
     def from_settings(cls, settings, **shared):
         """An ensemble with one map per dict of ``settings`` (e.g. rows of an LHS design).
@@ -88,33 +85,7 @@ class BatchSSSOMEnsemble(BaseEstimator):
         >>> BatchSSSOMEnsemble.from_settings([{"at": 0.9}, {"at": 0.95, "lp": 0.01}]).n_maps()
         2
         """
-        settings = [dict(s) for s in settings]
-        if not settings:
-            raise ValueError("settings must hold at least one dict of per-map parameters")
-        keys = sorted({key for s in settings for key in s})
-        bad = [key for key in keys if key not in PER_MAP]
-        if bad:
-            raise ValueError(
-                f"settings may only hold per-map parameters {PER_MAP}; got {bad} "
-                "(pass shared parameters as keyword arguments)"
-            )
-        lists = {
-            key: [s.get(key, shared.get(key, PARAMETERS[key])) for s in settings] for key in keys
-        }
-        return cls(**{**shared, **lists})
-
-    def n_maps(self) -> int:
-        """K: the common length of the per-map sequences (1 when all are scalars)."""
-        lengths = {
-            name: len(getattr(self, name)) for name in PER_MAP if _is_listlike(getattr(self, name))
-        }
-        if len(set(lengths.values())) > 1:
-            found = ", ".join(f"{k} has {v}" for k, v in lengths.items())
-            raise ValueError(f"per-map parameters must all have the same length K; {found}")
-        K = next(iter(lengths.values()), 1)
-        if K < 1:
-            raise ValueError("an ensemble needs at least one map; got empty per-map parameters")
-        return K
+        return super().from_settings(settings, **shared)
 
     def get_map_params(self) -> list[dict]:
         """The :class:`BatchSSSOM` parameters of each map, a list of K dicts."""
@@ -124,7 +95,7 @@ class BatchSSSOMEnsemble(BaseEstimator):
         for k in range(K):
             p = dict(base)
             for name in PER_MAP:
-                if _is_listlike(p[name]):
+                if is_listlike(p[name]):
                     v = p[name][k]
                     p[name] = v.item() if isinstance(v, np.generic) else v
             out.append(p)

@@ -26,6 +26,7 @@ from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._errors import DataError
+from .._permap import PerMapMixin, is_listlike
 from .._utils import (
     as_tensor,
     check_finite_tensor,
@@ -72,12 +73,6 @@ _BUDGETS = {"cpu": (1 << 20, 1 << 22), "cuda": (1 << 26, 1 << 24)}
 
 def _budgets(device: torch.device) -> tuple[int, int]:
     return _BUDGETS.get(device.type, _BUDGETS["cpu"])
-
-
-def _is_listlike(value) -> bool:
-    if isinstance(value, np.ndarray):
-        return value.ndim >= 1
-    return isinstance(value, (list, tuple))
 
 
 # ---------------------------------------------------------------------- batched winners
@@ -147,7 +142,7 @@ def _winners(X, W, metric: str, budget: int) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------- the estimator
-class SOMEnsemble(BaseEstimator):
+class SOMEnsemble(PerMapMixin, BaseEstimator):
     """K classic SOMs of one grid trained together on the same data, as one tensor program.
 
     Each map has its own neighbourhood and learning-rate schedule (and, optionally, its own
@@ -268,6 +263,8 @@ class SOMEnsemble(BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
 
+    PER_MAP = PER_MAP
+
     @classmethod
     def from_settings(cls, settings, **shared):
         """An ensemble with one map per dict of ``settings`` (e.g. a ``ParameterGrid``).
@@ -280,38 +277,12 @@ class SOMEnsemble(BaseEstimator):
         >>> SOMEnsemble.from_settings(grid, grid_shape=(5, 5), epochs=3).n_maps()
         4
         """
-        settings = [dict(s) for s in settings]
-        if not settings:
-            raise ValueError("settings must hold at least one dict of per-map parameters")
-        keys = sorted({key for s in settings for key in s})
-        bad = [key for key in keys if key not in PER_MAP]
-        if bad:
-            raise ValueError(
-                f"settings may only hold per-map parameters {PER_MAP}; got {bad} "
-                "(pass shared parameters as keyword arguments)"
-            )
-        defaults = cls().get_params()
-        lists = {
-            key: [s.get(key, shared.get(key, defaults[key])) for s in settings] for key in keys
-        }
-        return cls(**{**shared, **lists})
+        return super().from_settings(settings, **shared)
 
     # ------------------------------------------------------------------ per-map parameters
-    def n_maps(self) -> int:
-        """K: the common length of the per-map sequences (1 when all are scalars)."""
-        lengths = {
-            name: len(getattr(self, name)) for name in PER_MAP if _is_listlike(getattr(self, name))
-        }
+    def _extra_lengths(self) -> dict:
         init = self.init
-        if not isinstance(init, str) and np.ndim(init) == 4:
-            lengths["init"] = len(init)
-        if len(set(lengths.values())) > 1:
-            found = ", ".join(f"{k} has {v}" for k, v in lengths.items())
-            raise ValueError(f"per-map parameters must all have the same length K; {found}")
-        K = next(iter(lengths.values()), 1)
-        if K < 1:
-            raise ValueError("an ensemble needs at least one map; got empty per-map parameters")
-        return K
+        return {"init": len(init)} if not isinstance(init, str) and np.ndim(init) == 4 else {}
 
     def get_map_params(self) -> list[dict]:
         """The :class:`SOM` parameters of each map, a list of K dicts.
@@ -325,7 +296,7 @@ class SOMEnsemble(BaseEstimator):
             p = dict(shared)
             for name in PER_MAP:
                 value = getattr(self, name)
-                if _is_listlike(value):
+                if is_listlike(value):
                     value = value[k]
                     if isinstance(value, np.generic):
                         value = value.item()
@@ -375,7 +346,7 @@ class SOMEnsemble(BaseEstimator):
         check_finite_tensor(Xt)
         n, m = Xt.shape
         N = grid.n_nodes
-        shared_gen = not _is_listlike(self.random_state)
+        shared_gen = not is_listlike(self.random_state)
         gens = (
             [make_generator(self.random_state)]
             if shared_gen
