@@ -123,6 +123,8 @@ def test_errors(vowel):
         BatchSSSOMEnsemble(at=[0.9, 1.5]).fit(X, y)
     with pytest.raises(ValueError, match="all_or_nothing"):
         BatchSSSOMEnsemble(at=[0.9, 0.95], capacity="all_or_nothing").fit(X, y)
+    with pytest.raises(ValueError, match="fewer maps"):  # node ids would collide in sort keys
+        BatchSSSOMEnsemble(at=[0.9] * 400, max_nodes=3000).fit(X, y)
     with pytest.raises(NotFittedError):
         BatchSSSOMEnsemble().predict(X)
     bad = X.copy()

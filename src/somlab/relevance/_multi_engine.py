@@ -51,8 +51,11 @@ class MultiEngine:
         self.n_maps = K = len(params)
         self.B = max(1, int(p["batch_size"]))
         self.cap = cap = max(int(q["max_nodes"]) for q in params)
-        if K * cap >= _KEY:
-            raise ValueError(f"{K} maps x {cap} nodes exceed the engine's {_KEY - 1} node slots")
+        if K * cap >= _KEY or K * self.B >= _KEY:  # node ids and row positions enter sort keys
+            raise ValueError(
+                f"{K} maps x {cap} nodes or x {self.B} rows per batch exceed the engine's "
+                f"{_KEY - 1} slots; train fewer maps at once"
+            )
         dev, dt = X.device, X.dtype
         self.dev = dev
         f32 = dict(dtype=dt, device=dev)
