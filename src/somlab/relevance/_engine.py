@@ -99,6 +99,24 @@ class _Candidates:
             self.calls.append(calls)
 
 
+def apply_rounds(C, delta, omega, contrib: _Contributions, rule) -> None:
+    """§3 step 5: per node, pushes -> winner pulls -> neighbour pulls, each in key order;
+    round r applies every node's r-th contribution at once (K4 only touches its node).
+    ``rule(nodes)`` gives K4's ``(beta, s)`` for the nodes of a round (floats or per node)."""
+    if not contrib.nodes:
+        return
+    nodes = torch.cat(contrib.nodes)
+    X = torch.cat(contrib.X)
+    rates = torch.cat(contrib.rates)
+    order = _lexsort(nodes, torch.cat(contrib.kinds), torch.cat(contrib.keys))
+    nodes, X, rates = nodes[order], X[order], rates[order]
+    rank = rank_in_group(nodes)
+    for r in range(int(rank.max()) + 1):
+        sel = rank == r
+        beta, s = rule(nodes[sel])
+        node_update(C, delta, omega, nodes[sel], X[sel], rates[sel], beta, s)
+
+
 class _BatchStream:
     """Batches from one CPU generator: each draw (a permutation of the N samples, or N draws
     with replacement) is split into ceil(N/B) batches, the last possibly smaller; the next draw
@@ -164,22 +182,8 @@ class Engine:
         contrib.add(k, X[g], self.en, 2, keys[g])
 
     def _apply(self, contrib: _Contributions):
-        """§3 step 5: per node, pushes -> winner pulls -> neighbour pulls, each in key order;
-        round r applies every node's r-th contribution at once (K4 only touches its node)."""
-        if not contrib.nodes:
-            return
-        nodes = torch.cat(contrib.nodes)
-        X = torch.cat(contrib.X)
-        rates = torch.cat(contrib.rates)
-        kinds = torch.cat(contrib.kinds)
-        keys = torch.cat(contrib.keys)
-        order = _lexsort(nodes, kinds, keys)
-        nodes, X, rates = nodes[order], X[order], rates[order]
-        rank = rank_in_group(nodes)
         st = self.state
-        for r in range(int(rank.max()) + 1):
-            sel = rank == r
-            node_update(st.C, st.delta, st.omega, nodes[sel], X[sel], rates[sel], self.beta, self.s)
+        apply_rounds(st.C, st.delta, st.omega, contrib, lambda nodes: (self.beta, self.s))
 
     def _insert(self, cand: _Candidates):
         """§3 step 6: most novel first (ascending mean activation, ties by key) while capacity

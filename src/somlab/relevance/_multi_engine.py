@@ -23,12 +23,20 @@ import math
 
 import torch
 
-from ..core.relevance import activation_rows, node_update
-from ._engine import _KEY, _Candidates, _Contributions, _key, _lexsort, grouped, rank_in_group
+from ..core.relevance import activation_rows
+from ._engine import (
+    _KEY,
+    _Candidates,
+    _Contributions,
+    _key,
+    _lexsort,
+    apply_rounds,
+    grouped,
+    rank_in_group,
+)
 
 #: flags the batched engine implements (all others: every value of SPEC.md §5)
 UNSUPPORTED = {"capacity": ("all_or_nothing",)}
-_PER_MAP = ("at", "lp", "beta", "age_wins_samples", "eb", "e_n", "e_push", "s", "minwd")
 _ROW_BUDGET = 1 << 24  # elements of one [rows, nodes, features] block of the activations
 
 # training phases of one map (SPEC.md §2 convergence, map by map)
@@ -126,9 +134,17 @@ class MultiEngine:
         kmax = self._kmax()
         k, j = self._map(g), g % self.cap
         O3 = self.omega.view(self.n_maps, self.cap, self.m)[:, :kmax]
-        d = torch.cdist(
-            self.omega[g].unsqueeze(1), O3[k], compute_mode="donot_use_mm_for_euclid_dist"
-        ).squeeze(1)
+        step = max(1, _ROW_BUDGET // (kmax * self.m))  # bounds the [rows, kmax, m] gather
+        d = torch.cat(
+            [
+                torch.cdist(
+                    self.omega[g[s : s + step]].unsqueeze(1),
+                    O3[k[s : s + step]],
+                    compute_mode="donot_use_mm_for_euclid_dist",
+                ).squeeze(1)
+                for s in range(0, g.numel(), step)
+            ]
+        )
         if self.p["conn_metric"] == "sq":
             d = d * d
         conn = d < self.minwd[k].unsqueeze(1)
@@ -160,29 +176,11 @@ class MultiEngine:
         contrib.add(k[g] * self.cap + j, X[g], self.e_n[k[g]], 2, keys[g])
 
     def _apply(self, contrib: _Contributions):
-        """§3 step 5 for all maps: per node, pushes -> winner pulls -> neighbour pulls in key
-        order; round r applies every node's r-th contribution at once."""
-        if not contrib.nodes:
-            return
-        nodes = torch.cat(contrib.nodes)
-        X = torch.cat(contrib.X)
-        rates = torch.cat(contrib.rates)
-        order = _lexsort(nodes, torch.cat(contrib.kinds), torch.cat(contrib.keys))
-        nodes, X, rates = nodes[order], X[order], rates[order]
-        rank = rank_in_group(nodes)
-        k = self._map(nodes)
-        for r in range(int(rank.max()) + 1):
-            sel = rank == r
-            node_update(
-                self.C,
-                self.delta,
-                self.omega,
-                nodes[sel],
-                X[sel],
-                rates[sel],
-                self.beta[k[sel]],
-                self.s[k[sel]],
-            )
+        def rule(nodes):  # each map's own beta and s
+            k = self._map(nodes)
+            return self.beta[k], self.s[k]
+
+        apply_rounds(self.C, self.delta, self.omega, contrib, rule)
 
     def _append(self, maps, rank):
         """Slots for new nodes of ``maps`` (each map's rank among its new nodes)."""
