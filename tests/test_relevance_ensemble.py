@@ -38,6 +38,8 @@ FLAG_SETS = {
         convergence="reference", clone_wins="copy", labelled_conflict="clone",
     ),
     "mean_threshold": dict(unsup_threshold="mean", count_all_wins=True, convergence="none"),
+    "compat_reference": dict(compat="reference"),  # capacity="all_or_nothing" among them
+    "all_or_nothing_clones": dict(capacity="all_or_nothing", labelled_conflict="clone"),
 }  # fmt: skip
 
 
@@ -121,8 +123,6 @@ def test_errors(vowel):
         BatchSSSOMEnsemble.from_settings([])
     with pytest.raises(InvalidParameterError, match="'at'"):
         BatchSSSOMEnsemble(at=[0.9, 1.5]).fit(X, y)
-    with pytest.raises(ValueError, match="all_or_nothing"):
-        BatchSSSOMEnsemble(at=[0.9, 0.95], capacity="all_or_nothing").fit(X, y)
     with pytest.raises(ValueError, match="fewer maps"):  # node ids would collide in sort keys
         BatchSSSOMEnsemble(at=[0.9] * 400, max_nodes=3000).fit(X, y)
     with pytest.raises(NotFittedError):

@@ -35,8 +35,6 @@ from ._engine import (
     rank_in_group,
 )
 
-#: flags the batched engine implements (all others: every value of SPEC.md §5)
-UNSUPPORTED = {"capacity": ("all_or_nothing",)}
 _ROW_BUDGET = 1 << 24  # elements of one [rows, nodes, features] block of the activations
 
 # training phases of one map (SPEC.md §2 convergence, map by map)
@@ -53,12 +51,10 @@ class MultiEngine:
         self.params = params
         p = params[0]
         self.p = p  # the shared flags
-        for name, bad in UNSUPPORTED.items():
-            if p[name] in bad:
-                raise ValueError(f"maps trained together do not support {name}={p[name]!r}")
         self.n_maps = K = len(params)
         self.B = max(1, int(p["batch_size"]))
         self.cap = cap = max(int(q["max_nodes"]) for q in params)
+        self.span = 2 * cap  # a call id is map * span + the single engine's call id (< 2 cap)
         if K * cap >= _KEY or K * self.B >= _KEY:  # node ids and row positions enter sort keys
             raise ValueError(
                 f"{K} maps x {cap} nodes or x {self.B} rows per batch exceed the engine's "
@@ -186,22 +182,53 @@ class MultiEngine:
         """Slots for new nodes of ``maps`` (each map's rank among its new nodes)."""
         return maps * self.cap + self.n_nodes[maps] + rank
 
+    def _call(self, g, offset=0):
+        """Call ids of candidates of the global nodes ``g`` (the single engine's: the local
+        winner, + ``offset`` for step 4), per map."""
+        k = self._map(g)
+        return k * self.span + g % self.cap + offset
+
+    def _fits(self, maps, sizes):
+        """R5 (``capacity="all_or_nothing"``): which groups of ``sizes`` new nodes (in order,
+        map by map) a map takes whole: a group of n > 1 needs K + n < max_nodes, one node
+        K < max_nodes.  A loop over groups, as in the single engine (a compatibility flag)."""
+        room_k = self.n_nodes.tolist()
+        cap_k = self.max_nodes.tolist()
+        ok = []
+        for k, n in zip(maps.tolist(), sizes.tolist()):
+            fit = (room_k[k] + n < cap_k[k]) if n > 1 else (room_k[k] < cap_k[k])
+            if fit:
+                room_k[k] += n
+            ok.append(fit)
+        return torch.tensor(ok, dtype=torch.bool, device=self.dev)
+
     def _insert(self, cand: _Candidates):
-        """§3 step 6 per map: most novel first while the map's capacity allows (greedy)."""
+        """§3 step 6 per map: most novel first while the map's capacity allows (greedy), or
+        each call whole or not at all (``capacity="all_or_nothing"``)."""
         if not cand.X:
             return
         X = torch.cat(cand.X)
         cls = torch.cat(cand.classes)
         act = torch.cat(cand.act)
         keys = torch.cat(cand.keys)
-        maps = self._map(torch.cat(cand.calls))
-        order = _lexsort(maps, act, keys)
-        X, cls, maps = X[order], cls[order], maps[order]
-        rank = rank_in_group(maps)
-        take = rank < (self.max_nodes - self.n_nodes).clamp_min(0)[maps]
+        calls = torch.cat(cand.calls)
+        maps = torch.div(calls, self.span, rounding_mode="floor")
+        if self.p["capacity"] == "all_or_nothing":
+            order = _lexsort(calls, act, keys)
+            X, cls, maps, calls = X[order], cls[order], maps[order], calls[order]
+            uc, sizes = torch.unique_consecutive(calls, return_counts=True)
+            ok = self._fits(torch.div(uc, self.span, rounding_mode="floor"), sizes)
+            take = torch.repeat_interleave(ok, sizes)
+            rank = rank_in_group(maps[take]) if bool(take.any()) else None
+        else:
+            order = _lexsort(maps, act, keys)
+            X, cls, maps = X[order], cls[order], maps[order]
+            rank = rank_in_group(maps)
+            take = rank < (self.max_nodes - self.n_nodes).clamp_min(0)[maps]
+            rank = rank[take]
         if not bool(take.any()):
             return
-        X, cls, maps, rank = X[take], cls[take], maps[take], rank[take]
+        X, cls, maps = X[take], cls[take], maps[take]
         g = self._append(maps, rank)
         self._init_nodes(g, X, cls)
         added = self._per_map_count(maps)
@@ -258,7 +285,7 @@ class MultiEngine:
         if low_c.any():
             uniq, means, _, _, ma = self._grouped(gw[low_c] * C1 + y[low_c] + 1, X[low_c], a[low_c])
             j = uniq // C1
-            cand.add(means, uniq % C1 - 1, ma, _key(2, j, uniq % C1), j)
+            cand.add(means, uniq % C1 - 1, ma, _key(2, j, uniq % C1), self._call(j))
         winners = torch.empty(0, dtype=torch.long, device=X.device)
         pull_X, pull_keys = X[:0], winners
         hi_c = compatible & high
@@ -274,9 +301,13 @@ class MultiEngine:
             extra = torch.nonzero(~own).squeeze(1)
             if extra.numel():
                 maps = self._map(j[extra])
-                rank = rank_in_group(maps)
-                ok = rank < (self.max_nodes - self.n_nodes).clamp_min(0)[maps]
-                made, maps, rank = extra[ok], maps[ok], rank[ok]
+                if p["capacity"] == "all_or_nothing":  # a winner's clones whole or none
+                    uj, sizes = torch.unique_consecutive(j[extra], return_counts=True)
+                    ok = torch.repeat_interleave(self._fits(self._map(uj), sizes), sizes)
+                else:
+                    ok = rank_in_group(maps) < (self.max_nodes - self.n_nodes).clamp_min(0)[maps]
+                made, maps = extra[ok], maps[ok]
+                rank = rank_in_group(maps) if made.numel() else maps
                 if made.numel():
                     src, g = j[made], self._append(maps, rank)
                     self.C[g] = self.C[src]
@@ -309,7 +340,14 @@ class MultiEngine:
                 nf = ~found
                 uniq, means, _, _, ma = self._grouped(wc[nf] * C1 + yc[nf] + 1, Xc[nf], ac[nf])
                 jn = uniq // C1
-                cand.add(means, uniq % C1 - 1, ma, _key(2, jn, uniq % C1), jn)
+                # step-4 calls come after step-2 calls (offset by K0), as in the single engine
+                cand.add(
+                    means,
+                    uniq % C1 - 1,
+                    ma,
+                    _key(2, jn, uniq % C1),
+                    self._call(jn, K0[self._map(jn)]),
+                )
             if found.any():
                 Xf, wf, sf, kf = Xc[found], wc[found], s2[found], kc[found]
                 uniq, means, counts, _, _ = self._grouped(wf * cap + sf, Xf)
@@ -351,7 +389,7 @@ class MultiEngine:
                 torch.full_like(uniq[low], -1),
                 a_u[low],
                 _key(5, uniq[low], torch.zeros_like(uniq[low])),
-                uniq[low],
+                self._map(uniq[low]) * self.span,
             )
             j, means, counts = uniq[~low], means[~low], counts[~low]
         else:
@@ -362,7 +400,11 @@ class MultiEngine:
                 if p["unsup_insert"] == "per_sample":
                     pos = torch.nonzero(low).squeeze(1)
                     cand.add(
-                        X[low], torch.full_like(pos, -1), a[low], _key(5, gw[low], pos), gw[low]
+                        X[low],
+                        torch.full_like(pos, -1),
+                        a[low],
+                        _key(5, gw[low], pos),
+                        kk[low] * self.span,
                     )
                 else:
                     uniq, gm, _, _, ma = self._grouped(gw[low], X[low], a[low])
@@ -371,7 +413,7 @@ class MultiEngine:
                         torch.full_like(uniq, -1),
                         ma,
                         _key(5, uniq, torch.zeros_like(uniq)),
-                        uniq,
+                        self._map(uniq) * self.span,
                     )
             j = torch.zeros(0, dtype=torch.long, device=X.device)
             means, counts = X[:0], j

@@ -52,8 +52,7 @@ class BatchSSSOMEnsemble(PerMapMixin, BaseEstimator):
         seeds the map's own generator, as in a single fit.
     batch_size, the rule flags (distance, conn_metric, ...), filter_noise, count_all_wins,
     compat, unlabelled_value, device, verbose
-        Shared by all maps; as in :class:`BatchSSSOM`.  ``capacity="all_or_nothing"`` is not
-        supported here (use single maps).
+        Shared by all maps; as in :class:`BatchSSSOM` (every SPEC.md flag and preset).
 
     Attributes
     ----------
