@@ -286,8 +286,9 @@ class DCSOMRL(SaveLoadMixin, ClusterMixin, TransformerMixin, BaseEstimator):
         bar = _progress(self.verbose, self.pretrain_epochs + self.epochs, "DC-SOMRL")
 
         ae.train()
+        # losses are summed on the device and read once per epoch: no host sync per batch
         for _ in range(int(self.pretrain_epochs)):
-            total = 0.0
+            total = torch.zeros((), dtype=torch.float64, device=dev)
             for idx in torch.randperm(n, generator=gen).split(B):
                 x = Xt[idx.to(dev)]
                 _, x_hat = ae(x)
@@ -295,8 +296,8 @@ class DCSOMRL(SaveLoadMixin, ClusterMixin, TransformerMixin, BaseEstimator):
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-                total += float(loss.detach()) * idx.numel()
-            history["pretrain_loss"].append(total / n)
+                total += loss.detach().double() * idx.numel()
+            history["pretrain_loss"].append(float(total) / n)
             bar.update(1)
         if self.keep_pretrained:
             self.pretrained_encoder_ = copy.deepcopy(ae.encoder).eval()
@@ -304,7 +305,7 @@ class DCSOMRL(SaveLoadMixin, ClusterMixin, TransformerMixin, BaseEstimator):
         it, max_iter = 0, p["max_iter"]
         for _ in range(int(self.epochs)):
             t0 = time.perf_counter()
-            sums = np.zeros(3)
+            sums = torch.zeros(3, dtype=torch.float64, device=dev)
             seen = 0
             for idx in torch.randperm(n, generator=gen).split(B):
                 if max_iter is not None and it >= max_iter:
@@ -318,10 +319,13 @@ class DCSOMRL(SaveLoadMixin, ClusterMixin, TransformerMixin, BaseEstimator):
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-                sums += np.array([float(v.detach()) for v in (loss, l_rec, l_som)]) * idx.numel()
+                sums += torch.stack([loss.detach(), l_rec.detach(), l_som.detach()]).double() * (
+                    idx.numel()
+                )
                 seen += idx.numel()
                 it += 1
             if seen:
+                sums = sums.cpu().numpy()
                 history["loss"].append(sums[0] / seen)
                 history["rec_loss"].append(sums[1] / seen)
                 history["som_loss"].append(sums[2] / seen)
