@@ -32,6 +32,7 @@ FLAG_SETS = {
     "clone_per_sample": dict(
         labelled_conflict="clone", conflict_update="per_sample", unsup_insert="per_sample"
     ),
+    "per_sample_pushes": dict(conflict_update="per_sample", unsup_insert="per_sample"),
     "cpp_rules": dict(distance="weighted_sq", sampling="replacement", init="random"),
     "reference_rules": dict(
         distance="reference", conn_metric="sq", count_unit="batch", connection_refresh="always",
@@ -134,11 +135,17 @@ def test_errors(vowel):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_cuda_maps_equal_single_cuda_fits(vowel):
-    X, y, _ = vowel
+def test_cuda_maps_agree_with_single_cuda_fits(vowel):
+    """On CUDA, sums by atomics (index_add_) may round differently from run to run, even for
+    one map alone, and a last bit can flip a threshold: the maps agree with single CUDA fits in
+    size and predictions, not bit for bit."""
+    X, y, X_test = vowel
     ens = BatchSSSOMEnsemble.from_settings(SETTINGS, batch_size=16, device="cuda").fit(X, y)
     for k, params in enumerate(ens.get_map_params()):
-        _assert_same_map(ens.models_[k], BatchSSSOM(**params).fit(X, y))
+        ref = BatchSSSOM(**params).fit(X, y)
+        assert abs(ens.models_[k].n_nodes_ - ref.n_nodes_) <= max(1, ref.n_nodes_ // 10)
+        agree = np.mean(ens.models_[k].predict(X_test) == ref.predict(X_test))
+        assert agree >= 0.9
 
 
 def test_sweep_backend_ensemble_writes_the_joblib_records(tmp_path, capsys):
@@ -182,3 +189,36 @@ def test_sweep_backend_ensemble_writes_the_joblib_records(tmp_path, capsys):
     assert rows and all(r["n_settings"] == 3 and r["n_failed"] == 0 for r in rows)
     cli_recs = canonical(tmp_path / "cli" / "table2_runs.jsonl")
     assert len(cli_recs) == 3 and all(r["n_nodes"] >= 1 for r in cli_recs)
+
+
+def test_sweep_backend_ensemble_failures_are_records(tmp_path, monkeypatch):
+    """An invalid setting and a scoring error give error records for their own jobs only; the
+    groups are cut into several ensembles without changing any record."""
+    from somlab.experiments import runner
+    from somlab.experiments.lhs import authors_settings
+
+    settings = [dict(s, epochs=1, age_wins=min(s["age_wins"], 2)) for s in authors_settings()[:5]]
+    settings[2]["at"] = 1.5  # out of range
+    jobs = [runner.make_job("batchsssom", "glass", 0.25, "x1_k1", i, p)
+            for i, p in enumerate(settings)]  # fmt: skip
+    ref = runner.run_sweep(jobs, tmp_path / "joblib.jsonl", n_jobs=1, progress=False)
+    monkeypatch.setattr(runner, "ENSEMBLE_MAX_MAPS", 2)  # 4 valid jobs -> 2 ensembles
+    score = runner.score_model
+
+    def flaky(model, *args, **kwargs):
+        if abs(model.at - settings[3]["at"]) < 1e-12:
+            raise RuntimeError("scoring failed")
+        return score(model, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "score_model", flaky)
+    got = runner.run_sweep(jobs, tmp_path / "ens.jsonl", backend="ensemble", progress=False)
+    assert ref.n_failed == 1 and got.n_failed == 2 and got.n_run == 5
+    by_key = {r["key"]: r for r in got.records}
+    ref_by_key = {r["key"]: r for r in ref.records}
+    assert "at" in by_key[jobs[2]["key"]]["error"]
+    assert by_key[jobs[3]["key"]]["error"] == "RuntimeError: scoring failed"
+    for i in (0, 1, 4):
+        k = jobs[i]["key"]
+        assert {f: by_key[k][f] for f in ("ce", "acc", "n_nodes", "noise")} == {
+            f: ref_by_key[k][f] for f in ("ce", "acc", "n_nodes", "noise")
+        }

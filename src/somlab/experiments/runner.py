@@ -385,8 +385,10 @@ def run_sweep(
         thread, and this process appends the records as the jobs finish.  ``"ensemble"``
         trains the Batch SS-SOM jobs of one split and one set of shared parameters together as
         a :class:`~somlab.relevance.BatchSSSOMEnsemble` in this process (for a GPU: put
-        ``device="cuda"`` in the parameters); its maps equal the single fits, so the records are
-        those of joblib (timings aside: ``fit_s`` is the ensemble's time over its maps).
+        ``device="cuda"`` in the parameters); other models go to joblib.  Its maps equal the
+        single fits to float rounding (the compiled CPU engine and the batched torch program
+        differ in the last bits), so the records are joblib's (timings aside: ``fit_s`` is the
+        ensemble's time over its maps) unless a test sample sits on a tie or on ``at``.
     scheduler : str, optional
         Address of a running Dask scheduler, e.g. ``"tcp://host:8786"`` (only with
         ``backend="dask"``). Its workers must have somlab (same version) installed; start them
@@ -476,7 +478,7 @@ def _import_distributed():
 def _execute(pending, model_factory, data_loader, n_jobs, backend="joblib", scheduler=None):
     """Yield records as jobs finish (any order)."""
     if backend == "ensemble":
-        yield from _execute_ensemble(pending, model_factory, data_loader)
+        yield from _execute_ensemble(pending, model_factory, data_loader, n_jobs)
         return
     if backend == "dask":
         yield from _execute_dask(pending, model_factory, data_loader, n_jobs, scheduler)
@@ -493,7 +495,7 @@ def _execute(pending, model_factory, data_loader, n_jobs, backend="joblib", sche
 
 def _ensemble_groups(pending, model_factory):
     """``(groups, rest)``: Batch SS-SOM jobs of the default factory grouped by data split and
-    shared parameters (at most :data:`ENSEMBLE_MAX_MAPS` each), and every other job."""
+    shared parameters, and every other job."""
     from ..relevance.ensemble import PER_MAP
 
     groups: dict = {}
@@ -505,59 +507,106 @@ def _ensemble_groups(pending, model_factory):
         shared = {k: v for k, v in job["params"].items() if k not in PER_MAP}
         key = (job["dataset"], job["fold"], job["fraction"], json.dumps(shared, sort_keys=True))
         groups.setdefault(key, []).append(job)
-    chunks = [
-        jobs[i : i + ENSEMBLE_MAX_MAPS]
-        for jobs in groups.values()
-        for i in range(0, len(jobs), ENSEMBLE_MAX_MAPS)
-    ]
-    return chunks, rest
+    return list(groups.values()), rest
 
 
-def _execute_ensemble(pending, model_factory, data_loader):
+def _ensemble_chunks(jobs, n_samples: int):
+    """``(chunks, invalid)``: the valid jobs of one group cut into ensembles small enough for
+    the batched engine (maps x capacity and maps x batch below its key range, at most
+    :data:`ENSEMBLE_MAX_MAPS`), and the jobs whose parameters are invalid (run alone, so that
+    their records carry their own error)."""
+    from ..relevance import BatchSSSOM
+    from ..relevance._engine import _KEY
+
+    valid, invalid, caps = [], [], []
+    for job in jobs:
+        try:
+            model = BatchSSSOM(**job["params"])
+            model._validate_params()
+            p = model._effective(n_samples)
+            caps.append(max(int(p["max_nodes"]), int(p["batch_size"])))
+            valid.append(job)
+        except Exception:
+            invalid.append(job)
+    chunks, start = [], 0
+    while start < len(valid):
+        size, widest = 0, 1
+        while start + size < len(valid) and size < ENSEMBLE_MAX_MAPS:
+            w = max(widest, caps[start + size])
+            if (size + 1) * w >= _KEY:
+                break
+            size, widest = size + 1, w
+        size = max(size, 1)
+        chunks.append(valid[start : start + size])
+        start += size
+    return chunks, invalid
+
+
+def _execute_ensemble(pending, model_factory, data_loader, n_jobs=1):
     """Backend "ensemble": the Batch SS-SOM runs of one split and one set of shared
     parameters train as one :class:`~somlab.relevance.BatchSSSOMEnsemble` (one tensor program;
     on a GPU with ``device="cuda"`` in the parameters), each map scored as :func:`run_job`
-    scores a single fit.  ``fit_s`` and ``cpu_s`` are the ensemble's shares per map; other
-    models, and every job of an ensemble that fails, run one at a time."""
-    from ..relevance.ensemble import PER_MAP, BatchSSSOMEnsemble
+    scores a single fit.  ``fit_s`` and ``cpu_s`` are the ensemble's shares per map.  Jobs of
+    other models run with joblib on ``n_jobs`` processes; a job with invalid parameters, and
+    every job of an ensemble whose fit fails, runs on its own (its record names its error).
+    Records are written per ensemble, when its maps are scored."""
 
-    chunks, rest = _ensemble_groups(pending, model_factory)
+    groups, rest = _ensemble_groups(pending, model_factory)
     loader = data_loader if data_loader is not None else load_split
-    for jobs in chunks:
-        first = jobs[0]
+    for group in groups:
+        first = group[0]
         X_train, y_train, X_test, y_test = loader(
             first["dataset"], first["fold"], first["fraction"]
         )
         y_train = np.asarray(y_train)
-        n_labelled = int((y_train >= 0).sum())
-        shared = {k: v for k, v in first["params"].items() if k not in PER_MAP}
-        settings = [{k: v for k, v in j["params"].items() if k in PER_MAP} for j in jobs]
-        with _one_torch_thread():
-            cpu0 = time.process_time()
-            t0 = time.perf_counter()
+        chunks, invalid = _ensemble_chunks(group, len(y_train))
+        for job in invalid:
+            yield run_job(job, None, data_loader)
+        for jobs in chunks:
+            yield from _run_ensemble(jobs, data_loader, (X_train, y_train, X_test, y_test))
+    if rest:
+        yield from _execute(rest, model_factory, data_loader, n_jobs)
+
+
+def _run_ensemble(jobs, data_loader, split):
+    """Records of the jobs of one ensemble (see :func:`_execute_ensemble`)."""
+    from ..relevance.ensemble import PER_MAP, BatchSSSOMEnsemble
+
+    X_train, y_train, X_test, y_test = split
+    n_labelled = int((y_train >= 0).sum())
+    shared = {k: v for k, v in jobs[0]["params"].items() if k not in PER_MAP}
+    settings = [{k: v for k, v in j["params"].items() if k in PER_MAP} for j in jobs]
+    with _one_torch_thread():
+        cpu0 = time.process_time()
+        t0 = time.perf_counter()
+        try:
+            ens = BatchSSSOMEnsemble.from_settings(settings, **shared).fit(X_train, y_train)
+        except Exception:  # each job again on its own: its error names its setting
+            for job in jobs:
+                yield run_job(job, None, data_loader)
+            return
+        fit_s = (time.perf_counter() - t0) / len(jobs)
+        fit_cpu = (time.process_time() - cpu0) / len(jobs)
+        for job, model in zip(jobs, ens.models_):
+            rec = {k: job[k] for k in ("key", "model", "dataset", "fraction", "fold")}
+            rec.update(setting=job["setting"], params=job["params"])
+            rec.update(n_train=int(len(y_train)), n_labelled=n_labelled, n_test=len(y_test))
+            c0, t1 = time.process_time(), time.perf_counter()
             try:
-                ens = BatchSSSOMEnsemble.from_settings(settings, **shared).fit(X_train, y_train)
-            except Exception:  # each job again on its own: its error names its setting
-                for job in jobs:
-                    yield run_job(job, None, data_loader)
-                continue
-            fit_s = (time.perf_counter() - t0) / len(jobs)
-            fit_cpu = (time.process_time() - cpu0) / len(jobs)
-            for job, model in zip(jobs, ens.models_):
-                rec = {k: job[k] for k in ("key", "model", "dataset", "fraction", "fold")}
-                rec.update(setting=job["setting"], params=job["params"])
-                rec.update(n_train=int(len(y_train)), n_labelled=n_labelled, n_test=len(y_test))
-                c0, t1 = time.process_time(), time.perf_counter()
-                rec.update(score_model(model, X_test, y_test, supervised=n_labelled > 0))
-                rec.update(
-                    n_nodes=int(model.n_nodes_),
-                    fit_s=fit_s,
-                    predict_s=time.perf_counter() - t1,
-                    cpu_s=fit_cpu + time.process_time() - c0,
-                )
+                scores = score_model(model, X_test, y_test, supervised=n_labelled > 0)
+            except Exception as exc:  # as run_job: one failed run must not end the sweep
+                rec["error"] = _one_line(exc)
+                rec["cpu_s"] = fit_cpu + time.process_time() - c0
                 yield rec
-    for job in rest:
-        yield run_job(job, model_factory, data_loader)
+                continue
+            rec.update(scores)
+            rec.update(
+                n_nodes=int(model.n_nodes_),
+                fit_s=fit_s,
+                predict_s=time.perf_counter() - t1,
+                cpu_s=fit_cpu + time.process_time() - c0,
+            )
+            yield rec
 
 
 def _run_job_on_worker(job, model_factory=None, data_loader=None) -> dict:

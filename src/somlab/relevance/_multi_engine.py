@@ -14,7 +14,8 @@ The hyper-parameters of SPEC.md §3 may differ from map to map (``at``, ``lp``, 
 the batch size, data and rule flags are shared.  Each map follows the convergence phases of the
 single engine on its own and drops out of the batch when it is done.  Map ``k`` is the map that
 :class:`~somlab.relevance._engine.Engine` trains with map ``k``'s parameters and generator, node
-for node, floats to rounding (tests/test_relevance_ensemble.py).
+for node on a CPU, floats to rounding (tests/test_relevance_ensemble.py; on CUDA see
+BatchSSSOMEnsemble).
 """
 
 from __future__ import annotations
@@ -494,7 +495,7 @@ class MultiEngine:
                 rows.append(torch.randint(0, self.N, (self.N,), generator=gen))
             else:
                 rows.append(torch.randperm(self.N, generator=gen))
-        return torch.stack(rows).to(self.dev)
+        return torch.stack(rows)  # on the CPU: each step moves only its [K, B] slice
 
     def run(self, progress=None):
         p, K = self.p, self.n_maps
@@ -530,7 +531,7 @@ class MultiEngine:
                 break
             if pos == n_batches:
                 order, pos = self._draw(), 0
-            idx = order[active.to(self.dev), pos * self.B : (pos + 1) * self.B]
+            idx = order[active, pos * self.B : (pos + 1) * self.B].to(self.dev)
             pos += 1
             kk = torch.nonzero(active).squeeze(1).to(self.dev).repeat_interleave(idx.shape[1])
             idx = idx.reshape(-1)

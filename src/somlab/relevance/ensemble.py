@@ -39,10 +39,12 @@ class BatchSSSOMEnsemble(PerMapMixin, BaseEstimator):
     Every rule of SPEC.md §3 runs once per batch for all K maps (one set of node tensors with
     an extra map axis; insertions, removals and update rounds are per-map ranks and masks), so
     a parameter sweep is one tensor program, the shape a GPU wants.  Map ``k`` is exactly the
-    map that ``BatchSSSOM(**ensemble.get_map_params()[k]).fit(X, y)`` trains on the same device:
-    the same nodes, classes, edges and wins, with prototypes and relevances equal to rounding
-    (the vectorized exp of the logistic relevance may round a row's last bit differently in a
-    batch of another size); tests/test_relevance_ensemble.py checks this.
+    map that ``BatchSSSOM(**ensemble.get_map_params()[k]).fit(X, y)`` trains: on a CPU the same
+    nodes, classes, edges and wins, with prototypes and relevances equal to rounding (the
+    vectorized exp of the logistic relevance may round a row's last bit differently in a batch
+    of another size); tests/test_relevance_ensemble.py checks this on every flag set.  On CUDA,
+    sums by atomics make even two single fits differ in the last bits, and a last bit can tip a
+    threshold, so the maps agree in size and predictions rather than bit for bit.
 
     Parameters
     ----------
