@@ -101,13 +101,16 @@ class MultiEngine:
     def _map(self, g):
         return torch.div(g, self.cap, rounding_mode="floor")
 
-    def _kmax(self) -> int:
-        return max(1, int(self.n_nodes.max()))
+    def _kmax(self, maps=None) -> int:
+        """Node columns to touch: the most active nodes among ``maps`` (default: all maps), so
+        that maps already done or small do not widen every block."""
+        n = self.n_nodes if maps is None or maps.numel() == 0 else self.n_nodes[maps]
+        return max(1, int(n.max()))
 
     def _act(self, X, kk, n_valid):
         """Activations of rows ``X [R, m]`` (map ``kk [R]``) on the first ``n_valid[kk]`` nodes of
         their map, ``[R, kmax]``; other slots are -inf.  Chunked over rows."""
-        kmax = self._kmax()
+        kmax = self._kmax(kk)
         C3 = self.C.view(self.n_maps, self.cap, self.m)[:, :kmax]
         O3 = self.omega.view(self.n_maps, self.cap, self.m)[:, :kmax]
         out = torch.empty(X.shape[0], kmax, dtype=X.dtype, device=X.device)
@@ -128,8 +131,8 @@ class MultiEngine:
         """K5 for the global nodes ``g``: their edges to the active nodes of their map."""
         if g.numel() == 0:
             return
-        kmax = self._kmax()
         k, j = self._map(g), g % self.cap
+        kmax = self._kmax(k)
         O3 = self.omega.view(self.n_maps, self.cap, self.m)[:, :kmax]
         step = max(1, _ROW_BUDGET // (kmax * self.m))  # bounds the [rows, kmax, m] gather
         d = torch.cat(
@@ -167,7 +170,7 @@ class MultiEngine:
         contrib.add(winners, X, self.eb[k], 1, keys)
         if winners.numel() == 0:
             return
-        kmax = self._kmax()
+        kmax = self._kmax(k)
         nb = self.adj.view(-1, self.cap)[winners, :kmax]
         g, j = torch.nonzero(nb, as_tuple=True)
         contrib.add(k[g] * self.cap + j, X[g], self.e_n[k[g]], 2, keys[g])
