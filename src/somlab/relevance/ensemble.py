@@ -38,8 +38,8 @@ class BatchSSSOMEnsemble(PerMapMixin, BaseEstimator):
 
     Every rule of SPEC.md §3 runs once per batch for all K maps (one set of node tensors with
     an extra map axis; insertions, removals and update rounds are per-map ranks and masks), so
-    a parameter sweep is one tensor program, the shape a GPU wants.  Map ``k`` is exactly the
-    map that ``BatchSSSOM(**ensemble.get_map_params()[k]).fit(X, y)`` trains: on a CPU the same
+    a parameter sweep is one tensor program, the shape a GPU wants.  Map ``k`` is the map
+    that ``BatchSSSOM(**ensemble.get_map_params()[k]).fit(X, y)`` trains: on a CPU the same
     nodes, classes, edges and wins, with prototypes and relevances equal to rounding (the
     vectorized exp of the logistic relevance may round a row's last bit differently in a batch
     of another size); tests/test_relevance_ensemble.py checks this on every flag set.  On CUDA,
@@ -67,9 +67,10 @@ class BatchSSSOMEnsemble(PerMapMixin, BaseEstimator):
 
     Notes
     -----
-    On a CPU the compiled engine of a single :class:`BatchSSSOM` (numba) is faster per map
-    than this engine for small K; the ensemble is for GPUs and for large K
-    (``benchmarks/sssom_ensemble.py`` measures both).
+    On a CPU the compiled engine of a single :class:`BatchSSSOM` (numba) is far faster per
+    setting (about 75x at K = 128 on a UCI set, benchmarks/RESULTS.md): sweep there with
+    joblib.  The ensemble is for GPUs, where a batch step's kernel launches serve all K maps
+    (``benchmarks/sssom_ensemble.py --device cuda``).
     """
 
     __init__ = make_init()
