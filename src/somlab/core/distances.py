@@ -144,5 +144,6 @@ def weighted_sq_distances(X: torch.Tensor, C: torch.Tensor, Omega: torch.Tensor)
 def relevance_activation(S: torch.Tensor, Omega: torch.Tensor, squared: bool = False):
     """K2: a_j(x) = sum(omega_j) / (sum(omega_j) + D_j(x) + eps), with D = sqrt(S) or S."""
     D = S if squared else S.clamp_min(0.0).sqrt()
-    w = Omega.sum(1).unsqueeze(0)
+    w = Omega.sum(-1)  # [k] for nodes shared by all rows, [r, k] for per-row nodes
+    w = w.unsqueeze(0) if w.dim() == 1 else w
     return w / (w + D + EPS)

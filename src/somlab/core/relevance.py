@@ -45,10 +45,7 @@ def activation_rows(X, C, omega, distance: str = "weighted") -> torch.Tensor:
         w = omega.sum(2)
         return w / (w + D + EPS)
     diff = X.unsqueeze(1) - C
-    S = (diff * diff * omega).sum(-1)
-    D = S if distance == "weighted_sq" else S.clamp_min(0.0).sqrt()
-    w = omega.sum(2)
-    return w / (w + D + EPS)
+    return relevance_activation((diff * diff * omega).sum(-1), omega, distance == "weighted_sq")
 
 
 def relevance_from_delta(delta: torch.Tensor, s: float) -> torch.Tensor:
