@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 import shlex
 import statistics
 import time
@@ -201,8 +202,6 @@ def _ms(a: dict) -> str:
 
 def _joint(cfg: dict, meta: dict) -> str:
     """The joint training's length: epochs, or the iterations a preset's max_iter allows."""
-    import math
-
     from ..deep import PRESETS
 
     params = dict(cfg.get("params") or ())
