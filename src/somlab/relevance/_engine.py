@@ -99,6 +99,16 @@ class _Candidates:
             self.calls.append(calls)
 
 
+def keeps_node(j, lab, cj, clone_mode: bool) -> torch.Tensor:
+    """§3 step 3 for the (winner ``j``, label ``lab``) groups, sorted by winner then label, with
+    ``cj`` the winners' classes: which groups update their winner itself (the rest need
+    clones).  The winner keeps its own label (clone mode; its first group when unlabelled) or
+    takes its smallest label."""
+    first = torch.ones_like(j, dtype=torch.bool)
+    first[1:] = j[1:] != j[:-1]
+    return torch.where(cj == -1, first, lab == cj) if clone_mode else first
+
+
 def apply_rounds(C, delta, omega, contrib: _Contributions, rule) -> None:
     """§3 step 5: per node, pushes -> winner pulls -> neighbour pulls, each in key order;
     round r applies every node's r-th contribution at once (K4 only touches its node).
@@ -256,11 +266,7 @@ class Engine:
         if hi_c.any():
             uniq, means, counts, _, _ = self._grouped(w[hi_c] * C1 + y[hi_c] + 1, X[hi_c])
             j, lab = uniq // C1, uniq % C1 - 1
-            cj = st.classes[j]
-            first = torch.ones_like(j, dtype=torch.bool)
-            first[1:] = j[1:] != j[:-1]
-            # j keeps its own label (clone mode) or takes its smallest label; others are clones
-            own = torch.where(cj == -1, first, lab == cj) if clone_mode else first
+            own = keeps_node(j, lab, st.classes[j], clone_mode)
             target = j.clone()
             keep = own.clone()
             extra = torch.nonzero(~own).squeeze(1)

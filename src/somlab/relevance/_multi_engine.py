@@ -33,6 +33,7 @@ from ._engine import (
     _lexsort,
     apply_rounds,
     grouped,
+    keeps_node,
     rank_in_group,
 )
 
@@ -296,10 +297,7 @@ class MultiEngine:
         if hi_c.any():
             uniq, means, counts, _, _ = self._grouped(gw[hi_c] * C1 + y[hi_c] + 1, X[hi_c])
             j, lab = uniq // C1, uniq % C1 - 1
-            cj = self.classes[j]
-            first = torch.ones_like(j, dtype=torch.bool)
-            first[1:] = j[1:] != j[:-1]
-            own = torch.where(cj == -1, first, lab == cj) if clone_mode else first
+            own = keeps_node(j, lab, self.classes[j], clone_mode)
             target = j.clone()
             keep = own.clone()
             extra = torch.nonzero(~own).squeeze(1)
