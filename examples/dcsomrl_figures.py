@@ -4,15 +4,14 @@ python examples/dcsomrl_figures.py --out docs/gallery
 
 writes ``dcsomrl_<name>.png`` for relevance_histograms, decoded_prototypes, closest_samples,
 latent_traversal, relevance_perturbation, tsne and cluster_intersection (about 1-2 minutes on a
-CPU).  MNIST is looked up in ``--data-dir``, ``$SOMLAB_DATA`` and ``~/.cache/somlab`` (and
-downloaded there when missing).  ``--model PATH`` reuses a model saved by an earlier run, or
-saves the new one there.
+CPU).  The default 5,000 digits are bundled with somlab; another ``--n`` reads MNIST from
+``--data-dir``, ``$SOMLAB_DATA`` or ``~/.cache/somlab`` (downloaded there when missing).
+``--model PATH`` reuses a model saved by an earlier run, or saves the new one there.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
@@ -26,21 +25,11 @@ import numpy as np  # noqa: E402
 from somlab import DCSOMRL, load, plotting  # noqa: E402
 from somlab.datasets import load_mnist_subset  # noqa: E402
 
-SHARED_DATA = Path("/work/shared/data")  # where this project's machines keep MNIST
-
-
-def default_data_dir():
-    """``None`` (the loader's own search) unless $SOMLAB_DATA is unset and the shared folder
-    holds the data."""
-    if os.environ.get("SOMLAB_DATA"):
-        return None
-    return str(SHARED_DATA) if (SHARED_DATA / "mnist.npz").is_file() else None
-
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="docs/gallery", help="output folder (default docs/gallery)")
-    ap.add_argument("--data-dir", default=default_data_dir(), help="folder with mnist.npz")
+    ap.add_argument("--data-dir", default=None, help="folder with mnist.npz (--n other than 5000)")
     ap.add_argument("--n", type=int, default=5000, help="training digits (default 5000)")
     ap.add_argument("--model", default=None, help="load the model from / save it to this file")
     ap.add_argument("--prototype", type=int, default=None,

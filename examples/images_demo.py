@@ -5,8 +5,7 @@ each label fraction fits Batch SS-SOM with a few Latin-hypercube settings and, o
 features and the same labelled digits, 1-nearest-neighbour and LabelSpreading; prints the test
 accuracy on the other 1,000 digits. About a minute on a laptop CPU.
 
-    python examples/images_demo.py                      # MNIST from $SOMLAB_DATA / ~/.cache
-    python examples/images_demo.py --data-dir ~/data    # folder holding mnist.npz
+    python examples/images_demo.py                      # the 5,000 digits bundled with somlab
     python examples/images_demo.py --honest             # also the honest protocol
 
 The full reproduction is ``somlab reproduce table3`` (see ``--help``).
@@ -25,14 +24,13 @@ from somlab.experiments.table3 import Table3Config, reproduce_table3
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data-dir", default=None, help="folder with mnist.npz (or the idx files)")
     p.add_argument("--out", default="examples_out/images_demo", help="report folder")
     p.add_argument("--honest", action="store_true", help="also train a CNN per fraction")
     p.add_argument("--device", default="cpu", help="where the CNN trains (cpu, cuda)")
     args = p.parse_args(argv)
 
     t0 = time.perf_counter()
-    X, y = load_mnist_subset(5000, data_dir=args.data_dir)  # float32 [5000, 784] in [0, 1]
+    X, y = load_mnist_subset()  # bundled: float32 [5000, 784] in [0, 1]
     X = X.reshape(-1, 28, 28)
     X_train, X_test, y_train, y_test = train_test_split(
         X, y, test_size=1000, stratify=y, random_state=0

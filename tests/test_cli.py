@@ -84,6 +84,11 @@ def test_bundled_data_and_datasets_listing(tmp_path, capsys):
     model = tmp_path / "iris.somlab"
     code, out, _ = run(capsys, "fit", "toy:iris", "-o", str(model), "--grid", "4x4", "--json")
     assert code == 0 and json.loads(out)["n_samples"] == 150
+    code, out, _ = run(
+        capsys, "fit", "image:mnist_5000", "-o", str(tmp_path / "d.somlab"), "--grid", "3x3",
+        "--epochs", "1", "--json",
+    )  # fmt: skip
+    assert code == 0 and json.loads(out)["n_samples"] == 5000
 
 
 @pytest.mark.parametrize(
@@ -92,6 +97,7 @@ def test_bundled_data_and_datasets_listing(tmp_path, capsys):
         (["fit", "/nonexistent.csv", "-o", "x.somlab"], "nonexistent"),
         (["predict", "/nonexistent.somlab", "toy:iris"], "not found"),
         (["fit", "toy:nosuchset", "-o", "x.somlab"], "nosuchset"),
+        (["fit", "image:svhn", "-o", "x.somlab"], "unknown image set 'svhn'"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(capsys, argv, needle):

@@ -517,6 +517,30 @@ def test_mnist_subset(no_image_dirs):
         ds.load_mnist_subset(0, data_dir=SHARED, download=False)
 
 
+def test_bundled_mnist_subset_needs_no_files_nor_network(no_image_dirs, monkeypatch):
+    def no_network(*args, **kwargs):
+        raise AssertionError("the bundled subset must not download")
+
+    monkeypatch.setattr(_images.urllib.request, "urlopen", no_network)
+    X, y = ds.load_mnist_subset()  # n=5000, seed=0: shipped with the package
+    assert X.shape == (5000, 784) and X.dtype == np.float32 and y.dtype == np.int64
+    assert 0.0 <= X.min() and X.max() == 1.0
+    # 5000 x each class's share of the 60000 (5923 zeros -> 493.58), largest remainders up
+    np.testing.assert_array_equal(
+        np.bincount(y, minlength=10), [494, 562, 496, 511, 487, 452, 493, 522, 487, 496]
+    )
+    with pytest.raises(DataError, match="MNIST not found"):
+        ds.load_mnist_subset(5000, seed=1, download=False)  # any other draw needs MNIST
+
+
+@needs_mnist
+def test_bundled_mnist_subset_is_the_one_drawn_from_mnist(no_image_dirs):
+    X, y = ds.load_mnist_subset(5000)
+    X2, y2 = _images._subset_of_mnist(5000, SHARED, 0, False)
+    np.testing.assert_array_equal(y, y2)
+    np.testing.assert_array_equal(X, X2)
+
+
 def test_idx_files_in_data_dir_and_subfolder(tmp_path, no_image_dirs):
     arrays = _tiny_idx_set()
     _write_idx(tmp_path / "flat", arrays)
@@ -628,9 +652,8 @@ def test_toy_digits_and_unknown():
 def test_list_datasets():
     rows = ds.list_datasets()
     by_name = {r["name"]: r for r in rows}
-    assert set(ds.UCI_DATASETS) | {"iris", "digits", "wine", "mnist", "fashion_mnist"} == set(
-        by_name
-    )
+    images = {"mnist", "fashion_mnist", "mnist_5000"}
+    assert set(ds.UCI_DATASETS) | {"iris", "digits", "wine"} | images == set(by_name)
     for r in rows:
         assert set(r) == {"name", "kind", "n_samples", "n_features", "n_classes", "bundled"}
     expected = {
@@ -648,3 +671,4 @@ def test_list_datasets():
         assert r["kind"] == "uci" and r["bundled"] is True
     assert by_name["iris"]["kind"] == "toy" and by_name["iris"]["n_samples"] == 150
     assert by_name["mnist"]["kind"] == "image" and by_name["mnist"]["bundled"] is False
+    assert by_name["mnist_5000"]["bundled"] is True and by_name["mnist_5000"]["n_samples"] == 5000

@@ -14,11 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ._errors import SomlabError
+from ._errors import DataError, SomlabError
 
 DATA_HELP = (
     "a data file (.csv, .tsv, .npy, .npz, .arff, .parquet) or a bundled set: "
-    "toy:iris, toy:digits, toy:wine, uci:NAME[:FOLD] (e.g. uci:breast:x1_k1, train split)"
+    "toy:iris, toy:digits, toy:wine, uci:NAME[:FOLD] (e.g. uci:breast:x1_k1, train split), "
+    "image:mnist_5000 (bundled), image:mnist, image:fashion_mnist (train split, pixels / 255)"
 )
 
 
@@ -34,7 +35,22 @@ def load_data(spec: str, label_column=None):
         fold = parts[2] if len(parts) > 2 else "x1_k1"
         b = datasets.load_uci(parts[1], fold=fold)
         return b.X_train, b.y_train
+    if spec.startswith("image:"):
+        return _load_image_spec(spec[6:])
     return datasets.load_file(spec, label_column=label_column)
+
+
+def _load_image_spec(name: str):
+    from . import datasets
+
+    if name == "mnist_5000":
+        return datasets.load_mnist_subset()
+    loaders = {"mnist": datasets.load_mnist, "fashion_mnist": datasets.load_fashion_mnist}
+    if name not in loaders:
+        raise DataError(f"unknown image set {name!r}: choose mnist_5000, mnist or fashion_mnist")
+    b = loaders[name]()
+    X = b.X_train.reshape(b.X_train.shape[0], -1).astype(np.float32) / np.float32(255.0)
+    return X, b.y_train
 
 
 def _label_column(value):

@@ -4,6 +4,7 @@ Search order: the ``data_dir`` argument, the folder(s) in the ``SOMLAB_DATA`` en
 variable, then ``~/.cache/somlab``. In each folder the loader accepts ``<name>.npz`` (keys
 ``x_train, y_train, x_test, y_test``), or the four original idx files (gzipped or not) in a
 ``<name>/`` sub-folder; in an explicit ``data_dir`` the idx files may also lie directly.
+``load_mnist_subset()`` (5,000 digits) is bundled and needs neither.
 """
 
 from __future__ import annotations
@@ -301,6 +302,22 @@ def load_fashion_mnist(data_dir=None, download: bool = True):
     return _load_image_set("fashion_mnist", data_dir, download)
 
 
+# load_mnist_subset(5000, seed=0) itself, shipped in the package (uint8 pixels and labels,
+# 823 kB) so that the demos and examples run offline; test_datasets checks it against MNIST.
+_BUNDLED_SUBSET = "mnist_5000.npz"
+_BUNDLED_N, _BUNDLED_SEED = 5000, 0
+
+
+def _bundled_subset():
+    from importlib import resources
+
+    with resources.files(__package__).joinpath("data", _BUNDLED_SUBSET).open("rb") as f:
+        with np.load(f, allow_pickle=False) as z:
+            x, y = z["x"], z["y"]
+    X = x.reshape(x.shape[0], -1).astype(np.float32) / np.float32(255.0)
+    return X, y.astype(np.int64)
+
+
 def load_mnist_subset(n: int = 5000, data_dir=None, seed: int | None = 0, download: bool = True):
     """A class-stratified subset of ``n`` MNIST training images, for demos.
 
@@ -308,7 +325,23 @@ def load_mnist_subset(n: int = 5000, data_dir=None, seed: int | None = 0, downlo
     Each class gets ``n`` times its share of the training set (largest remainders rounded up).
     With an integer ``seed`` the samples of each class are drawn at random and the result is
     shuffled; with ``seed=None`` they are the first ones of each class, in file order.
+
+    The default call (``n=5000, seed=0``) needs no files and no network: those 5,000 digits are
+    bundled with somlab (MNIST by LeCun, Cortes and Burges, CC BY-SA 3.0). Any other ``n`` or
+    ``seed`` reads the full training set like :func:`load_mnist`.
     """
+    if (
+        isinstance(n, (int, np.integer))
+        and not isinstance(n, bool)
+        and int(n) == _BUNDLED_N
+        and isinstance(seed, (int, np.integer))
+        and int(seed) == _BUNDLED_SEED
+    ):
+        return _bundled_subset()
+    return _subset_of_mnist(n, data_dir, seed, download)
+
+
+def _subset_of_mnist(n, data_dir, seed, download):
     data = load_mnist(data_dir=data_dir, download=download)
     X_all, y_all = data.X_train, data.y_train
     total = y_all.shape[0]

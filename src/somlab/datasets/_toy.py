@@ -14,7 +14,12 @@ __all__ = ["TOY_DATASETS", "list_datasets", "load_toy"]
 TOY_DATASETS: tuple[str, ...] = ("iris", "digits", "wine")
 
 # name -> (n_samples, n_features, n_classes) of the image sets
-_IMAGE_SETS = {"mnist": (70000, 784, 10), "fashion_mnist": (70000, 784, 10)}
+# name -> (samples, features, classes, bundled); mnist_5000 is load_mnist_subset()'s default
+_IMAGE_SETS = {
+    "mnist": (70000, 784, 10, False),
+    "fashion_mnist": (70000, 784, 10, False),
+    "mnist_5000": (5000, 784, 10, True),
+}
 
 
 def _minmax(X: np.ndarray) -> np.ndarray:
@@ -76,7 +81,7 @@ def list_datasets() -> list[dict]:
                 "bundled": True,
             }
         )
-    for name, (n, m, c) in _IMAGE_SETS.items():
+    for name, (n, m, c, bundled) in _IMAGE_SETS.items():
         out.append(
             {
                 "name": name,
@@ -84,7 +89,7 @@ def list_datasets() -> list[dict]:
                 "n_samples": n,
                 "n_features": m,
                 "n_classes": c,
-                "bundled": False,
+                "bundled": bundled,
             }
         )
     keys = ("name", "kind", "n_samples", "n_features", "n_classes", "bundled")
