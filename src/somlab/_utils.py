@@ -18,9 +18,17 @@ def resolve_device(device) -> torch.device:
     """``"auto"`` picks CUDA when available; anything else is passed to ``torch.device``."""
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(
+            f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N' (a torch device), got {device!r}"
+        ) from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} was requested but CUDA is not available")
+        raise ValueError(
+            f"device={device!r} was requested but CUDA is not available (a model saved on a "
+            "GPU: somlab.load(path, device='cpu') or model.set_params(device='cpu'))"
+        )
     return dev
 
 

@@ -14,7 +14,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .._errors import DataError
-from .._utils import seeded_generator
+from .._utils import resolve_device, seeded_generator
 from ..metrics import purity
 from ..nn.autoencoder import DenseAutoencoder
 from ..nn.somrl import SOMRL
@@ -216,10 +216,7 @@ class DCSOMRL(SaveLoadMixin, ClusterMixin, TransformerMixin, BaseEstimator):
         return out
 
     def _device(self) -> torch.device:
-        dev = torch.device(self.device)
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device={self.device!r} but CUDA is not available")
-        return dev
+        return resolve_device(self.device)
 
     def _check_X(self, X, reset: bool) -> np.ndarray:
         X = np.asarray(X)
