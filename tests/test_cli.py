@@ -98,6 +98,9 @@ def test_bundled_data_and_datasets_listing(tmp_path, capsys):
         (["predict", "/nonexistent.somlab", "toy:iris"], "not found"),
         (["fit", "toy:nosuchset", "-o", "x.somlab"], "nosuchset"),
         (["fit", "image:svhn", "-o", "x.somlab"], "unknown image set 'svhn'"),
+        (["fit", "toy:iris", "--label-column", "last", "-o", "x.somlab"], "comes with its labels"),
+        (["fit", "uci:breast:x1_k1:extra", "-o", "x.somlab"], "use uci:NAME or uci:NAME:FOLD"),
+        (["fit", "toy:iris", "--device", "gpu", "-o", "x.somlab"], "device must be"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(capsys, argv, needle):
@@ -134,3 +137,36 @@ def test_help_mentions_commands(capsys):
     out = capsys.readouterr().out
     for cmd in ("fit", "predict", "evaluate", "plot", "datasets", "demo"):
         assert cmd in out
+
+
+def test_label_column_on_npy_is_an_error_not_a_feature(tmp_path, capsys):
+    path = tmp_path / "x.npy"
+    np.save(path, np.random.default_rng(0).random((20, 5)))
+    code, _, err = run(capsys, "fit", str(path), "--label-column", "last", "-o", "m.somlab")
+    assert code == 2 and "does not apply to .npy" in err
+
+
+def test_gpu_saved_model_runs_on_cpu_with_device(tmp_path, capsys):
+    import torch
+
+    from somlab import SOM
+    from somlab.datasets import load_toy
+
+    X, _ = load_toy("iris")
+    som = SOM((3, 3), epochs=2, random_state=0).fit(X)
+    expected = som.predict(X)
+    path = som.set_params(device="cuda").save(tmp_path / "gpu.somlab")  # as if trained on a GPU
+    if not torch.cuda.is_available():
+        code, _, err = run(capsys, "predict", str(path), "toy:iris")
+        assert code == 2 and "device='cpu'" in err
+    code, out, _ = run(capsys, "predict", str(path), "toy:iris", "--device", "cpu", "--json")
+    assert code == 0 and json.loads(out)["predictions"] == expected.tolist()
+
+
+def test_evaluate_explains_ce_and_output_to_a_folder_is_refused(tmp_path, capsys):
+    model = tmp_path / "iris.somlab"
+    run(capsys, "fit", "toy:iris", "-o", str(model), "--grid", "3x3", "--quiet")
+    code, out, _ = run(capsys, "evaluate", str(model), "toy:iris")
+    assert code == 0 and "higher is better" in out
+    code, _, err = run(capsys, "fit", "toy:iris", "-o", str(tmp_path), "--quiet")
+    assert code == 2 and "it is a folder" in err

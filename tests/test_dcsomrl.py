@@ -61,6 +61,13 @@ def test_clusters_separated_data_and_reports_its_state(fitted):
     assert len(h["pretrain_loss"]) == 40 and len(h["loss"]) == 8
     assert h["pretrain_loss"][-1] < h["pretrain_loss"][0]  # pretraining learns
     assert model.score(X, y) == pytest.approx(purity(y, model.predict(X)))
+    partly = np.where(np.arange(len(y)) % 2 == 0, -1, y)  # -1 = unlabelled: left out
+    odd = np.arange(len(y)) % 2 == 1
+    assert model.score(X, partly) == pytest.approx(purity(y[odd], model.predict(X)[odd]))
+    with pytest.raises(DataError, match="no labelled sample"):
+        model.score(X, np.full(len(y), -1))
+    with pytest.raises(DataError, match="one label per sample"):
+        model.score(X, y[:-1])
 
 
 def test_same_seed_same_model_other_seed_differs():

@@ -215,6 +215,30 @@ def test_bad_input_errors():
         SOMEnsemble((3, 3)).predict(X)
 
 
+def test_grid_shapes_inputs_and_divergence_are_checked():
+    X = _data(n=60, m=3)
+    with pytest.raises(ValueError, match=r"share one grid shape.*got \[\(5, 5\), \(3, 3\)\]"):
+        SOMEnsemble([(5, 5), (3, 3)], sigma=[1.0, 2.0]).fit(X)
+    with pytest.raises(ValueError, match="grid_shape must be two positive integers"):
+        SOMEnsemble((2.5, 3)).fit(X)
+    Xt = torch.tensor(X, requires_grad=True)
+    ens = SOMEnsemble((3, 3), sigma=[1.0, 2.0], epochs=2, random_state=0).fit(Xt)
+    ref = SOMEnsemble((3, 3), sigma=[1.0, 2.0], epochs=2, random_state=0).fit(X)
+    np.testing.assert_array_equal(ens.weights_, ref.weights_)
+    np.testing.assert_array_equal(ens.predict(Xt), ref.predict(X))
+    Xn = X.copy()
+    Xn[3, 1] = np.nan
+    with pytest.raises(DataError, match="X contains NaN; clean the data") as info:
+        SOMEnsemble((3, 3)).fit(Xn)
+    assert "HistGradientBoosting" not in str(info.value)
+    with pytest.raises(DataError, match="squared distances overflow float32"):
+        SOMEnsemble((3, 3)).fit(X * 1e20)
+    with pytest.raises(DataError, match="map 1: training diverged.*lower learning_rate"):
+        SOMEnsemble(
+            (3, 3), mode="minibatch", batch_size=1, learning_rate=[0.5, 100.0], random_state=0
+        ).fit(X)
+
+
 # ---------------------------------------------------------------------- batched kernels
 @pytest.mark.parametrize("name", [*NEIGHBOURHOODS, "custom"])
 @pytest.mark.parametrize("per_map", [False, True])

@@ -388,3 +388,9 @@ def test_relevance_plot_shows_the_relevances(tmp_path):
     assert (tmp_path / "r.png").stat().st_size > 0
     with pytest.raises(ValueError, match="fit the relevance map"):
         relevance_matrix(object())
+    # a fitted model of another kind is named as such, not called unfitted
+    with pytest.raises(ValueError, match="a BatchSSSOM has none"):
+        P.plot_umatrix(m)
+    som = SOM((2, 2), epochs=1, random_state=0).fit(X)
+    with pytest.raises(ValueError, match="a SOM has no relevances_"):
+        plot_relevances(som)

@@ -52,6 +52,13 @@ def test_unlabelled_value_999_and_string_labels(glass):
     c = BatchSSSOM(**FAST, random_state=0).fit(glass.X_train, ys.astype(object))
     pc = c.predict(glass.X_test)
     assert set(pc.tolist()) <= set(names.tolist()) | {-1}
+    none = np.where(ys == "-1", None, ys).astype(object)  # pandas' missing label
+    d = BatchSSSOM(**FAST, random_state=0).fit(glass.X_train, none)
+    np.testing.assert_array_equal(d.predict(glass.X_test), pc)
+    mixed = none.copy()
+    mixed[np.flatnonzero(glass.y_train >= 0)[0]] = 5
+    with pytest.raises(DataError, match="one type"):
+        BatchSSSOM(**FAST).fit(glass.X_train, mixed)
 
 
 def test_unsupervised_fit_predicts_cluster_ids(glass):

@@ -114,6 +114,20 @@ def test_to_models_are_independent_copies(vowel):
     assert models[1].get_params() == BatchSSSOM(**ens.get_map_params()[1]).get_params()
 
 
+def test_save_load_predicts_exactly(vowel, tmp_path):
+    from somlab import load
+
+    X, y, X_test = vowel
+    ens = BatchSSSOMEnsemble.from_settings(SETTINGS[:3], batch_size=16).fit(X, y)
+    back = load(ens.save(tmp_path / "ens.somlab"))
+    assert type(back) is BatchSSSOMEnsemble and back.n_maps_ == 3
+    np.testing.assert_array_equal(back.predict(X_test), ens.predict(X_test))
+    np.testing.assert_array_equal(back.n_nodes_, ens.n_nodes_)
+    for got, ref in zip(back.models_, ens.models_):
+        _assert_same_map(got, ref)
+        assert got.get_params() == ref.get_params()
+
+
 def test_errors(vowel):
     X, y, _ = vowel
     with pytest.raises(ValueError, match="per-map parameters"):

@@ -12,6 +12,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from somlab import SOM, DataError
 from somlab._utils import make_generator
 from somlab.core.schedules import decay
+from somlab.metrics import quantization_error
 
 
 def _data(n=120, m=3, seed=0):
@@ -175,6 +176,127 @@ def test_bad_input_gives_clear_errors():
         SOM(topology="triangular").fit(_data())
     with pytest.raises(DataError, match="init array"):
         SOM((2, 2), init=np.zeros((3, 3))).fit(_data())
+
+
+def test_feature_column_nan_in_every_sample_is_refused(tmp_path):
+    X = _data(80, 4)
+    X[:, 0] = np.nan
+    msg = "feature column 0 of X is NaN in every sample"
+    with pytest.raises(DataError, match=msg):
+        SOM((3, 3), missing="ignore").fit(X)
+    with pytest.raises(DataError, match=msg):
+        SOM((3, 3), missing="ignore").partial_fit(X)  # the first batch initialises the map
+    X[:, 2] = np.nan
+    with pytest.raises(DataError, match="feature columns 0, 2 of X are NaN"):
+        SOM((3, 3), missing="ignore", init="random").fit(X)
+    np.save(tmp_path / "cols.npy", X)
+    for init in ("pca", "random", "sample"):  # streamed: found by the initialisation pass
+        with pytest.raises(DataError, match="feature columns 0, 2 of X are NaN"):
+            SOM((3, 3), missing="ignore", init=init, chunk_size=30).fit(tmp_path / "cols.npy")
+    # NaN in every row of one chunk (or one later batch) only is legal
+    Y = _data(80, 4)
+    Y[:30, 1] = np.nan
+    np.save(tmp_path / "chunk.npy", Y)
+    som = SOM((3, 3), missing="ignore", chunk_size=30, random_state=0).fit(tmp_path / "chunk.npy")
+    assert np.isfinite(som.weights_).all() and np.isfinite(som.quantization_error_)
+    som = SOM((3, 3), missing="ignore", random_state=0).partial_fit(Y[30:]).partial_fit(Y[:30])
+    assert np.isfinite(som.weights_).all()
+    # a prediction may have a feature missing in every sample
+    assert som.predict(Y[:5]).shape == (5,)
+
+
+def test_diverging_training_and_overflowing_data_are_refused(tmp_path):
+    X = _data(150, 4)
+    with pytest.raises(
+        DataError, match="training diverged: the prototypes are not finite.*lower learning_rate"
+    ):
+        SOM((3, 3), mode="online", learning_rate=100, random_state=0).fit(X)
+    big = X * 1e20
+    with pytest.raises(DataError, match="squared distances overflow float32.*dtype='float64'"):
+        SOM((3, 3)).fit(big)
+    with pytest.raises(DataError, match="squared distances overflow float32"):
+        SOM((3, 3), distance="cosine").fit(big.astype(np.float32))
+    som = SOM((3, 3), dtype="float64", random_state=0).fit(big)
+    assert np.isfinite(som.quantization_error_) and len(set(som.labels_)) > 1
+    assert len(set(SOM((3, 3), distance="manhattan", random_state=0).fit(big).labels_)) > 1
+    with pytest.raises(DataError, match="overflow float32"):
+        SOM((3, 3)).fit(X).predict(big)
+    # streamed data is not scanned for its magnitude: the overflow shows in the first epochs
+    np.save(tmp_path / "big.npy", big.astype(np.float32))
+    for mode in ("batch", "minibatch", "online"):
+        with pytest.raises(DataError, match="distances to the prototypes overflow float32"):
+            SOM((3, 3), mode=mode, chunk_size=50).fit(tmp_path / "big.npy")
+    W0 = np.zeros((3, 3, 4))
+    W0[1, 1, 2] = np.nan
+    with pytest.raises(DataError, match="init array contains NaN or inf"):
+        SOM((3, 3), init=W0).fit(X)
+    W0[1, 1, 2] = np.inf
+    with pytest.raises(DataError, match="init array contains NaN or inf"):
+        SOM((3, 3), init=W0, chunk_size=50).fit([X[:75], X[75:]])
+
+
+def test_grid_shape_and_init_shape_are_checked():
+    X = _data(60, 4)
+    for bad in [(2.5, 3), (True, 3), (0, 3), (3, 3, 3), [2, 3.0]]:
+        with pytest.raises(ValueError, match=r"grid_shape must be two positive integers.*got"):
+            SOM(bad).fit(X)
+    assert SOM((np.int64(2), 3), epochs=1).fit(X).weights_.shape == (2, 3, 4)
+    assert SOM("2x3", epochs=1).fit(X).weights_.shape == (2, 3, 4)
+    with pytest.raises(
+        DataError,
+        match=r"init array must have shape \(3, 3, 4\) \(rows, cols, "
+        r"n_features\) or \(9, 4\) \(n_nodes, n_features\), got \(4, 3, 3\)",
+    ):
+        SOM((3, 3), init=np.zeros((4, 3, 3))).fit(X)
+    W0 = _data(9, 4, seed=3)
+    ref = SOM((3, 3), init=W0.reshape(3, 3, 4), epochs=2, dtype="float64").fit(X)
+    for init in (torch.tensor(W0).reshape(3, 3, 4), torch.tensor(W0, requires_grad=True), W0):
+        som = SOM((3, 3), init=init, epochs=2, dtype="float64").fit(X)
+        np.testing.assert_array_equal(som.weights_, ref.weights_)
+
+
+def test_tensors_that_require_grad_are_accepted():
+    X = _data(60, 3)
+    Xt = torch.tensor(X, requires_grad=True)
+    ref = SOM((3, 3), random_state=0).fit(X)
+    som = SOM((3, 3), random_state=0).fit(Xt)
+    np.testing.assert_array_equal(som.weights_, ref.weights_)
+    np.testing.assert_array_equal(som.predict(Xt), ref.predict(X))
+    np.testing.assert_array_equal(som.transform(Xt), ref.transform(X))
+    assert som.score(Xt) == ref.score(X)
+    assert som.topographic_error(Xt) == ref.topographic_error(X)
+    assert som.bmu_coordinates(Xt).shape == (60, 2)
+    assert SOM((3, 3)).partial_fit(Xt).partial_fit(Xt).n_iter_ == 2
+
+
+def test_nan_inf_and_float32_overflow_messages():
+    X = _data(40, 3)
+    X[2, 1] = np.nan
+    with pytest.raises(DataError, match="X contains NaN; clean the data or pass missing='ignore'"):
+        SOM((2, 2)).fit(X)
+    with pytest.raises(DataError, match="X contains NaN; .*missing='ignore'"):
+        SOM((2, 2)).fit(_data(40, 3)).predict(X)
+    X[3, 0] = np.inf
+    with pytest.raises(DataError, match="X contains inf; only NaN is accepted"):
+        SOM((2, 2), missing="ignore").fit(X)
+    huge = _data(40, 3)
+    huge[0, 0] = 1e300  # finite in float64, inf once cast to float32
+    with pytest.raises(
+        DataError, match="overflow when cast to dtype='float32'; pass dtype='float64'"
+    ):
+        SOM((2, 2)).fit(huge)
+    with pytest.raises(DataError, match="squared distances overflow float64"):
+        SOM((2, 2), dtype="float64").fit(huge)
+
+
+def test_quantization_error_is_in_the_maps_distance():
+    X = _data(100, 3)
+    som = SOM((3, 3), distance="sqeuclidean", random_state=0).fit(X)
+    assert som.quantization_error_ == pytest.approx(som.transform(X).min(1).mean(), rel=1e-5)
+    euclid = quantization_error(X, som.weights_)
+    assert som.quantization_error_ < euclid  # squared distances below 1
+    doc = " ".join(SOM.__doc__.split())
+    assert "somlab.metrics.quantization_error` is always Euclidean" in doc
 
 
 def test_partial_fit_streams_and_checks_features():

@@ -47,17 +47,61 @@ def make_generator(random_state) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def check_finite_tensor(X: torch.Tensor, allow_nan: bool = False, what: str = "X") -> None:
-    """Raise DataError on inf (and NaN unless allowed) with a message that names the problem."""
+def check_finite_tensor(
+    X: torch.Tensor,
+    allow_nan: bool = False,
+    what: str = "X",
+    *,
+    columns: bool = False,
+    max_abs: float | None = None,
+    hint: str | None = None,
+) -> None:
+    """Raise DataError on inf (and NaN unless allowed) with a message that names the problem.
+
+    With ``allow_nan`` a row that is NaN in every feature is refused, and with ``columns`` also
+    a feature column that is NaN in every row (leave it off for one chunk of larger data, where
+    such a column is legal).  ``max_abs``: refuse values of larger magnitude (e.g. ones whose
+    squared distances overflow the dtype).  ``hint`` replaces the advice given for NaN.
+    One reduction over ``X`` when it holds no NaN (``aminmax`` finds NaN, inf and magnitude).
+    """
+    import math  # local: this function is the only user in this module
+
+    if X.numel() == 0:
+        return
     if allow_nan:
-        if torch.isinf(X).any():
-            raise DataError(f"{what} contains inf; only NaN is accepted as a missing value")
-        if torch.isnan(X).all(dim=1).any():
+        nan = torch.isnan(X)
+        if columns:
+            empty = torch.nonzero(nan.all(dim=0)).flatten().tolist()
+            if empty:
+                names = ", ".join(map(str, empty[:10])) + (", ..." if len(empty) > 10 else "")
+                raise DataError(
+                    f"feature column{'s' if len(empty) > 1 else ''} {names} of {what} "
+                    f"{'are' if len(empty) > 1 else 'is'} NaN in every sample; drop "
+                    f"{'them' if len(empty) > 1 else 'it'} (missing='ignore' needs at least "
+                    "one observed value per feature)"
+                )
+        if nan.all(dim=1).any():
             raise DataError(f"{what} has a row where every feature is NaN")
-    elif not torch.isfinite(X).all():
-        bad = "NaN" if torch.isnan(X).any() else "inf"
+        if max_abs is None:
+            if torch.isinf(X).any():
+                raise DataError(f"{what} contains inf; only NaN is accepted as a missing value")
+            return
+        X = torch.where(nan, torch.zeros((), dtype=X.dtype, device=X.device), X)
+    lo, hi = torch.aminmax(X)  # NaN propagates, so one reduction finds NaN, inf and magnitude
+    lo, hi = torch.stack([lo, hi]).tolist()
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        if allow_nan:
+            raise DataError(f"{what} contains inf; only NaN is accepted as a missing value")
+        bad = "NaN" if math.isnan(lo) or math.isnan(hi) else "inf"
+        advice = "clean the data or pass missing='ignore' to skip NaN features"
+        raise DataError(f"{what} contains {bad}; {hint or advice}")
+    big = max(-lo, hi)
+    if max_abs is not None and big > max_abs:
+        dt = str(X.dtype).replace("torch.", "")
         raise DataError(
-            f"{what} contains {bad}; clean the data or pass missing='ignore' to skip NaN features"
+            f"{what} has values up to {big:.3g} in magnitude, beyond {max_abs:.3g}, where "
+            f"squared distances overflow {dt}; scale the data (e.g. StandardScaler)"
+            + (" or pass dtype='float64'" if X.dtype != torch.float64 else "")
         )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -23,15 +24,23 @@ DATA_HELP = (
 )
 
 
+LOAD_DEVICE_HELP = "run the model here (cpu, cuda, cuda:N) instead of the device it was saved with"
+
+
 def load_data(spec: str, label_column=None):
     """Resolve a data argument into ``(X, y or None)``."""
     from . import datasets
 
+    bundled = spec.startswith(("toy:", "uci:", "image:"))
+    if bundled and label_column is not None:
+        raise DataError(f"--label-column applies to files; {spec} comes with its labels")
     if spec.startswith("toy:"):
         X, y = datasets.load_toy(spec[4:])
         return X, y
     if spec.startswith("uci:"):
         parts = spec.split(":")
+        if len(parts) > 3:
+            raise DataError(f"bad data argument {spec!r}: use uci:NAME or uci:NAME:FOLD")
         fold = parts[2] if len(parts) > 2 else "x1_k1"
         b = datasets.load_uci(parts[1], fold=fold)
         return b.X_train, b.y_train
@@ -107,14 +116,14 @@ def cmd_fit(args) -> None:
     )
 
 
-def _load_model(path):
+def _load_model(path, device=None):
     from .persistence import load
 
-    return load(path)
+    return load(path, device=device)
 
 
 def cmd_predict(args) -> None:
-    model = _load_model(args.model)
+    model = _load_model(args.model, args.device)
     X, _ = load_data(args.data, _label_column(args.label_column))
     pred = model.predict(X)
     if args.output:
@@ -132,7 +141,7 @@ def cmd_predict(args) -> None:
 def cmd_evaluate(args) -> None:
     from . import metrics
 
-    model = _load_model(args.model)
+    model = _load_model(args.model, args.device)
     X, y = load_data(args.data, _label_column(args.label_column))
     result = {"n_samples": int(X.shape[0])}
     if hasattr(model, "quantization_error"):
@@ -146,6 +155,11 @@ def cmd_evaluate(args) -> None:
     text = "\n".join(
         f"{k:>20}: {v:.4f}" if isinstance(v, float) else f"{k:>20}: {v}" for k, v in result.items()
     )
+    if "ce" in result:
+        text += (
+            "\n(ce: accuracy under the best one-to-one matching of clusters to classes, higher is"
+            " better; with more clusters than classes, only as many clusters as classes count)"
+        )
     _emit(args, result, text)
 
 
@@ -167,7 +181,7 @@ def cmd_plot(args) -> None:
     matplotlib.use("Agg")
     from . import plotting
 
-    model = _load_model(args.model)
+    model = _load_model(args.model, args.device)
     needs_data = args.kind in ("hits", "markers", "pies")
     if needs_data and not args.data:
         raise SomlabError(f"plot {args.kind} needs --data")
@@ -336,12 +350,14 @@ def build_parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("predict", help="best-matching unit (or class) of each sample")
     pr.add_argument("model", help="a model file written by 'somlab fit'")
     common(pr)
+    pr.add_argument("--device", default=None, help=LOAD_DEVICE_HELP)
     pr.add_argument("-o", "--output", default=None, help="write predictions to this text file")
     pr.set_defaults(func=cmd_predict)
 
     ev = sub.add_parser("evaluate", help="QE, TE and, with labels, purity, NMI, ARI and CE")
     ev.add_argument("model", help="a model file written by 'somlab fit'")
     common(ev)
+    ev.add_argument("--device", default=None, help=LOAD_DEVICE_HELP)
     ev.set_defaults(func=cmd_evaluate)
 
     pl = sub.add_parser("plot", help="draw a map plot to a PNG file")
@@ -351,6 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--label-column", default=None)
     pl.add_argument("--image-shape", default="28x28", help="prototype image shape, e.g. 8x8")
     pl.add_argument("-o", "--output", default=None, help="PNG to write (default KIND.png)")
+    pl.add_argument("--device", default=None, help=LOAD_DEVICE_HELP)
     pl.add_argument("--json", action="store_true")
     pl.set_defaults(func=cmd_plot)
 
@@ -381,7 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
         "skips what is done. Writes OUT_DIR/table2.md (our numbers beside the paper's, the\n"
         "quality targets), table2.json and table2.png.",
         epilog="examples:\n"
-        "  somlab reproduce table2 --quick              # a few minutes on 2 cores\n"
+        "  somlab reproduce table2 --quick              # about 1.5 min on 2 cores\n"
         "  somlab reproduce table2                      # full protocol, 500 LHS settings\n"
         "  somlab reproduce table2 --settings authors --models batchsssom,sssom\n"
         "  somlab reproduce table2 --datasets glass --fractions 0,100 --jobs 2 --json\n"
@@ -541,6 +558,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         args.func(args)
+    except BrokenPipeError:  # `somlab ... | head`: the reader left; not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (SomlabError, ValueError, OSError, KeyError) as exc:
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         print(f"somlab: error: {msg}", file=sys.stderr)

@@ -3,12 +3,15 @@
 One ``.safetensors`` file per model.  Its header metadata holds the format version, the class
 name, ``get_params()`` and the fitted scalars as JSON; the fitted arrays are its tensors.  Files
 are written to a temporary file in the same folder and renamed, so a crash never leaves half a
-model behind.  Loading reads only tensors and JSON: nothing in the file is ever executed or
-unpickled, and the class is looked up in a fixed registry of somlab estimators.
+model behind.  A SHA-256 of the arrays and the JSON is stored with them and checked on loading,
+so a damaged file is an error, not a model with wrong numbers.  Loading reads only tensors and
+JSON: nothing in the file is ever executed or unpickled, and the class is looked up in a fixed
+registry of somlab estimators.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -17,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ._errors import ModelFileError
+from ._utils import resolve_device
 
 FORMAT_NAME = "somlab"
 FORMAT_VERSION = 1
@@ -72,25 +76,38 @@ class SaveLoadMixin:
             setattr(self, key, value)
 
     def save(self, path) -> Path:
-        """Write the fitted model to ``path`` atomically; returns the path."""
+        """Write the fitted model to ``path`` atomically (read back with
+        :func:`somlab.load`); returns the path."""
         from safetensors.numpy import save_file
 
         if not any(k.endswith("_") and not k.startswith("_") for k in vars(self)):
             raise ValueError(f"{type(self).__name__} is not fitted yet; call fit before save")
         path = Path(path)
         arrays, scalars = self._state_for_save()
+        params = self.get_params(deep=False)
+        seeds = params.get("random_state")
+        for seed in seeds if isinstance(seeds, (list, tuple)) else [seeds]:
+            if not (seed is None or isinstance(seed, (int, np.integer))):
+                raise ValueError(
+                    "a model file stores random_state as an int or None, not "
+                    f"{type(seed).__name__}; set_params(random_state=<int>) first"
+                )
         meta = {
             "format": FORMAT_NAME,
             "format_version": str(FORMAT_VERSION),
             "class": type(self).__name__,
-            "params": json.dumps(_jsonable(self.get_params(deep=False))),
+            "params": json.dumps(_jsonable(params)),
             "attributes": json.dumps(scalars),
         }
+        meta["sha256"] = _digest(arrays, meta["params"], meta["attributes"])
+        if path.is_dir():
+            raise IsADirectoryError(f"cannot save the model to {path}: it is a folder")
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
         os.close(fd)
         try:
             save_file(arrays, tmp, metadata=meta)
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a model file is a document
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):
@@ -98,16 +115,37 @@ class SaveLoadMixin:
         return path
 
 
+def _digest(arrays: dict, params: str, attributes: str) -> str:
+    """SHA-256 of every array (name, dtype, shape, bytes) and of the two JSON strings."""
+    h = hashlib.sha256()
+    for key in sorted(arrays):
+        a = np.ascontiguousarray(arrays[key])
+        h.update(f"{key}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    h.update(params.encode())
+    h.update(b"|")
+    h.update(attributes.encode())
+    return h.hexdigest()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _params_from_json(params: dict) -> dict:
     # JSON has no tuples; estimator parameters that were tuples (grid shapes) come back as lists.
     return {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
 
 
-def load(path):
+def load(path, device=None):
     """Load a model saved with ``model.save(path)``.
 
-    Raises :class:`somlab.ModelFileError` for a missing, truncated, corrupt or foreign file, or
-    one written by an unknown format version.
+    ``device`` (e.g. ``"cpu"``) replaces the saved model's ``device`` parameter, so a model
+    trained on a GPU predicts on a machine without one.  Raises :class:`somlab.ModelFileError`
+    for a missing, truncated, corrupt or foreign file, or one written by an unknown format
+    version.
     """
     from safetensors import safe_open
 
@@ -131,11 +169,39 @@ def load(path):
     cls = _REGISTRY.get(meta.get("class", ""))
     if cls is None:
         raise ModelFileError(f"{path} holds an unknown model class {meta.get('class')!r}")
+    if "sha256" in meta:  # files written before the checksum existed load unchecked
+        try:
+            ok = meta["sha256"] == _digest(arrays, meta["params"], meta["attributes"])
+        except KeyError as exc:
+            raise ModelFileError(f"{path} has corrupt model metadata (no {exc})") from None
+        if not ok:
+            raise ModelFileError(
+                f"{path} is damaged: its contents do not match the checksum written with them"
+            )
     try:
         params = _params_from_json(json.loads(meta["params"]))
         scalars = json.loads(meta["attributes"])
-        model = cls(**params)
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFileError(f"{path} has corrupt model metadata ({exc})") from None
-    model._restore_state(arrays, scalars)
+    if device is not None:
+        if "device" not in params:
+            raise ValueError(f"{cls.__name__} has no device parameter; load it without device=")
+        resolve_device(device)  # a bad name or a missing GPU: ValueError naming it
+        params["device"] = device
+    elif "device" in params:
+        try:
+            resolve_device(params["device"])
+        except ValueError:
+            raise ModelFileError(
+                f"{path} was saved with device={params['device']!r}, which this machine lacks; "
+                "load it with somlab.load(path, device='cpu')"
+            ) from None
+    try:
+        model = cls(**params)
+    except (TypeError, ValueError) as exc:
+        raise ModelFileError(f"{path} has corrupt model metadata ({exc})") from None
+    try:
+        model._restore_state(arrays, scalars)
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise ModelFileError(f"{path} holds an inconsistent {cls.__name__} ({exc})") from None
     return model

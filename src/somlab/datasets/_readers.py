@@ -596,11 +596,17 @@ def load_file(
     Returns ``(X, y)``: float32 ``(n, m)`` features and int64 ``(n,)`` labels with ``-1`` for
     unlabelled samples, or ``None`` when the file carries no labels. ``label_column`` selects the
     label column of text and Parquet files (``None`` = no labels) and overrides the automatic
-    class attribute of ARFF files; it is ignored for ``.npy``/``.npz``. ``delimiter`` and
+    class attribute of ARFF files; ``.npy`` files hold features only and ``.npz`` files carry
+    their labels under ``y``, so a ``label_column`` for them is an error. ``delimiter`` and
     ``header`` apply to text files, ``mmap_mode`` to ``.npy``.
     """
     p = _check_path(path)
     ext = _suffix(p)
+    if label_column is not None and ext in (".npy", ".npz"):
+        raise DataError(
+            f"a label column does not apply to {ext} files ({p.name}): a .npy holds features "
+            "only; an .npz carries its labels under the key 'y'"
+        )
     if ext in _TEXT_SUFFIXES:
         return read_csv(p, label_column, delimiter=delimiter, header=header, unlabelled=unlabelled)
     if ext == ".arff":

@@ -373,8 +373,16 @@ class DCSOMRL(SaveLoadMixin, ClusterMixin, TransformerMixin, BaseEstimator):
         return self.fit(X).labels_
 
     def score(self, X, y) -> float:
-        """Cluster purity of ``predict(X)`` against the classes ``y``."""
-        return float(purity(np.asarray(y), self.predict(X)))
+        """Cluster purity of ``predict(X)`` against the classes ``y`` (samples labelled -1,
+        unlabelled as in ``sklearn.semi_supervised``, are left out)."""
+        y = np.asarray(y)
+        clusters = self.predict(X)
+        if y.shape != clusters.shape:
+            raise DataError(f"y must have one label per sample: {y.shape} for {len(clusters)}")
+        labelled = y != -1
+        if not labelled.any():
+            raise DataError("y has no labelled sample (-1 means unlabelled): nothing to score")
+        return float(purity(y[labelled], clusters[labelled]))
 
     def topology(self) -> np.ndarray:
         """Adjacency of the prototypes by mutual activation (SPEC.md §6)."""

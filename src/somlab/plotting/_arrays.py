@@ -34,6 +34,11 @@ def _is_estimator(obj) -> bool:
     return hasattr(obj, "fit") and hasattr(obj, "get_params")
 
 
+def _is_fitted(obj) -> bool:
+    """scikit-learn's convention: a fitted estimator has public attributes ending in "_"."""
+    return any(k.endswith("_") and not k.startswith("_") for k in getattr(obj, "__dict__", {}))
+
+
 def as_map(som_or_weights, grid: Grid | None = None) -> tuple[np.ndarray, Grid]:
     """Weights ``[rows, cols, n_features]`` (float64) and the Grid of a SOM or a weights array.
 
@@ -47,6 +52,11 @@ def as_map(som_or_weights, grid: Grid | None = None) -> tuple[np.ndarray, Grid]:
     obj = som_or_weights
     if _is_estimator(obj) or hasattr(obj, "weights_"):
         if not hasattr(obj, "weights_"):
+            if _is_fitted(obj):
+                raise ValueError(
+                    f"this plot draws a SOM's grid of prototypes; a {type(obj).__name__} has "
+                    "none (relevance maps: plot_relevances; DC-SOMRL: plot_decoded_prototypes)"
+                )
             raise ValueError(
                 f"fit the SOM before plotting: this {type(obj).__name__} has no weights_ yet"
             )

@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._arrays import _is_fitted
 from ._draw import _axes, _colorbar, _save
 
 
 def relevance_matrix(model) -> tuple[np.ndarray, np.ndarray]:
     """``(relevances (n_nodes, n_features), node classes (n_nodes,))`` of a fitted map."""
     if not hasattr(model, "relevances_"):
+        if _is_fitted(model):
+            raise ValueError(
+                f"plot_relevances draws a relevance map (LARFDSSOM, SSSOM, BatchSSSOM, DCSOMRL); a "
+                f"{type(model).__name__} has no relevances_"
+            )
         raise ValueError("fit the relevance map before plotting (it has no relevances_)")
-    return np.asarray(model.relevances_), np.asarray(model.node_classes_)
+    R = np.asarray(model.relevances_)
+    # maps without node classes (DC-SOMRL's prototypes) show "-" like an unlabelled node
+    classes = getattr(model, "node_classes_", None)
+    return R, np.full(R.shape[0], -1) if classes is None else np.asarray(classes)
 
 
 def plot_relevances(model, feature_names=None, ax=None, path=None, cmap="viridis"):

@@ -135,11 +135,18 @@ class RelevanceMapBase(SaveLoadMixin, BaseEstimator):
             if y.dtype.kind == "f" and not np.isfinite(y).all():
                 raise DataError("y contains NaN or inf; use -1 for unlabelled samples")
             unl = (y == -1) | (y == self.unlabelled_value)
-        else:
-            marks = {-1, "-1", self.unlabelled_value, str(self.unlabelled_value)}
+        else:  # string or object labels: None (a missing label in pandas) is unlabelled too
+            marks = {-1, "-1", self.unlabelled_value, str(self.unlabelled_value), None}
             unl = np.array([v in marks for v in y.tolist()], dtype=bool)
         if (~unl).any():
-            kind = type_of_target(y[~unl], input_name="y", raise_unknown=True)
+            try:
+                kind = type_of_target(y[~unl], input_name="y", raise_unknown=True)
+                np.unique(y[~unl])  # mixed types (str and int) cannot be sorted
+            except (TypeError, ValueError) as exc:
+                first = str(exc).splitlines()[0][:160]
+                raise DataError(
+                    f"y must hold class labels of one type (-1 or None = unlabelled): {first}"
+                ) from None
             if kind not in ("binary", "multiclass"):
                 raise DataError(
                     f"Unknown label type: {kind}; y must hold class labels (-1 = unlabelled)"

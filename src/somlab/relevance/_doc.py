@@ -43,6 +43,7 @@ PARAMS = """
         LARFDSSOM (SPEC.md §4-§5); a preset overrides the flags it names.
     unlabelled_value : int, default=-1
         Label that marks unlabelled samples in ``y`` besides −1 (the papers' files use 999).
+        In string or object labels, ``"-1"``, its string form and ``None`` mark them too.
     device : str, default="cpu"
     random_state : int or None
         Seeds the one generator behind sample order and random initialisation.

@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from .._permap import PerMapMixin, is_listlike
 from .._utils import seeded_generator
+from ..persistence import SaveLoadMixin, _jsonable, _params_from_json
 from ._base import COMPAT_PRESETS
 from ._multi_engine import MultiEngine
 from ._params import make_init
@@ -33,7 +34,7 @@ PER_MAP = (
 )
 
 
-class BatchSSSOMEnsemble(PerMapMixin, BaseEstimator):
+class BatchSSSOMEnsemble(SaveLoadMixin, PerMapMixin, BaseEstimator):
     """K Batch SS-SOMs with different hyper-parameters trained together on the same data.
 
     Every rule of SPEC.md §3 runs once per batch for all K maps (one set of node tensors with
@@ -142,6 +143,32 @@ class BatchSSSOMEnsemble(PerMapMixin, BaseEstimator):
         """Each map's accuracy (:meth:`BatchSSSOM.score`), shape (K,)."""
         check_is_fitted(self, "models_")
         return np.array([m.score(X, y) for m in self.models_])
+
+    # ------------------------------------------------------------------ save / load
+    def _state_for_save(self):
+        """Each map's own state under ``map<k>.``; its parameters beside it."""
+        check_is_fitted(self, "models_")
+        arrays, maps = {}, []
+        for k, m in enumerate(self.models_):
+            a, scalars = m._state_for_save()
+            arrays.update({f"map{k}.{name}": v for name, v in a.items()})
+            maps.append({"params": _jsonable(m.get_params()), "attributes": scalars})
+        return arrays, {"maps": maps}
+
+    def _restore_state(self, arrays, scalars):
+        models = []
+        for k, saved in enumerate(scalars["maps"]):
+            m = BatchSSSOM(**_params_from_json(saved["params"]))
+            prefix = f"map{k}."
+            own = {n[len(prefix) :]: v for n, v in arrays.items() if n.startswith(prefix)}
+            m._restore_state(own, saved["attributes"])
+            models.append(m)
+        first = models[0]
+        self.models_ = models
+        self.n_maps_ = len(models)
+        self.n_nodes_ = np.array([m.n_nodes_ for m in models])
+        self.classes_ = first.classes_
+        self.n_features_in_ = first.n_features_in_
 
     def to_models(self) -> list[BatchSSSOM]:
         """The K trained maps as independent fitted :class:`BatchSSSOM` (copies)."""

@@ -35,11 +35,11 @@ from .._utils import (
     resolve_device,
     resolve_dtype,
 )
-from ..core.grids import Grid, grid_distance, parse_grid
+from ..core.grids import Grid, grid_distance
 from ..core.neighbourhoods import get_neighbourhood
 from ..core.schedules import decay
 from ..core.updates import accumulate_many, batched_accumulate, batched_grouped_sum
-from ._som import SOM
+from ._som import SOM, _check_cast, _check_training, _max_abs, check_grid_shape
 
 #: Hyper-parameters that may differ from map to map (a scalar is shared by all maps).
 PER_MAP = (
@@ -156,7 +156,8 @@ class SOMEnsemble(PerMapMixin, BaseEstimator):
     ----------
     grid_shape, topology, toroidal, distance, neighbourhood, epochs, batch_size, device, dtype,
     verbose
-        Shared by all maps; as in :class:`somlab.SOM`.
+        Shared by all maps; as in :class:`somlab.SOM`.  ``grid_shape`` is one ``(rows, cols)``
+        for all maps: maps of different sizes need one ensemble per grid shape.
     sigma, sigma_end, sigma_decay, learning_rate, learning_rate_end, learning_rate_decay
         A scalar (shared) or a sequence of K values, one per map; as in :class:`somlab.SOM`.
         All sequences must have the same length K; with no sequence K = 1.
@@ -177,7 +178,9 @@ class SOMEnsemble(PerMapMixin, BaseEstimator):
     n_maps_ : int
     weights_ : ndarray of shape (K, rows, cols, n_features)
     quantization_error_ : ndarray of shape (K,)
-        Mean distance of the training samples to their best-matching unit, per map.
+        Mean distance of the training samples to their best-matching unit, per map, in the
+        maps' ``distance`` (as :attr:`SOM.quantization_error_`; only for "euclidean" is it
+        :func:`somlab.metrics.quantization_error`).
     topographic_error_ : ndarray of shape (K,)
         Share of training samples whose two best units are not adjacent, per map.
     labels_ : ndarray of shape (K, n_samples)
@@ -308,13 +311,19 @@ class SOMEnsemble(PerMapMixin, BaseEstimator):
 
     def _setup(self):
         self._validate_params()
+        spec = self.grid_shape
+        if is_listlike(spec) and any(isinstance(v, str) or np.ndim(v) > 0 for v in spec):
+            raise ValueError(
+                f"all maps of a SOMEnsemble share one grid shape: grid_shape must be one "
+                f"(rows, cols) such as (10, 10), got {spec!r}; fit one ensemble per grid shape"
+            )
+        rows, cols = check_grid_shape(spec)
         params = self.get_map_params()
         for k, p in enumerate(params):
             try:
                 SOM(**p)._validate_params()
             except ValueError as exc:
                 raise type(exc)(f"map {k}: {exc}") from None
-        rows, cols = parse_grid(self.grid_shape)
         grid = Grid(rows, cols, self.topology, bool(self.toroidal))
         return params, grid, resolve_device(self.device), resolve_dtype(self.dtype)
 
@@ -330,20 +339,34 @@ class SOMEnsemble(PerMapMixin, BaseEstimator):
             out.append(((s0, s1, p["sigma_decay"]), (r0, r1, p["learning_rate_decay"])))
         return out
 
-    def _check_X(self, X, reset: bool):
+    def _tensor(self, X, reset: bool, dev, dt) -> torch.Tensor:
+        """``X`` checked (shape, features, NaN, inf, magnitude) as a ``dt`` tensor on ``dev``."""
+        if isinstance(X, torch.Tensor):  # numpy() refuses a tensor that requires grad
+            X = X.detach().cpu()
         try:
-            X = validate_data(self, X, reset=reset, dtype=[np.float64, np.float32])
+            X = validate_data(
+                self, X, reset=reset, dtype=[np.float64, np.float32], ensure_all_finite=False
+            )
         except ValueError as exc:
             raise DataError(str(exc)) from None
-        return X
+        T = as_tensor(X, dt, dev)
+        try:
+            check_finite_tensor(
+                T,
+                max_abs=_max_abs(self.distance, dt, T.shape[1]),
+                hint="clean the data (SOMEnsemble has no missing='ignore'; SOM has)",
+            )
+        except DataError:
+            _check_cast(X, T)
+            raise
+        return T
 
     # ------------------------------------------------------------------ training
     def fit(self, X, y=None):
         """Train all K maps on ``X`` (n_samples, n_features); ``y`` is ignored."""
         params, grid, dev, dt = self._setup()
         K = len(params)
-        Xt = as_tensor(self._check_X(X, reset=True), dt, dev)
-        check_finite_tensor(Xt)
+        Xt = self._tensor(X, True, dev, dt)
         n, m = Xt.shape
         N = grid.n_nodes
         shared_gen = not is_listlike(self.random_state)
@@ -387,6 +410,12 @@ class SOMEnsemble(PerMapMixin, BaseEstimator):
             hist["quantization_error"].append(last[0])
             hist["topographic_error"].append(last[1])
         qe, te, labels = last
+        ok = (torch.isfinite(W).flatten(1).all(1) & torch.isfinite(qe)).tolist()
+        for k in (k for k, good in enumerate(ok) if not good):
+            try:
+                _check_training(W[k], float(qe[k]))
+            except DataError as exc:
+                raise DataError(f"map {k}: {exc}") from None
         self.n_maps_ = K
         self.weights_ = W.cpu().numpy().reshape(K, *grid.shape, m)
         self.labels_ = labels
@@ -497,8 +526,7 @@ class SOMEnsemble(PerMapMixin, BaseEstimator):
     def _prepare(self, X):
         check_is_fitted(self, "weights_")
         dev, dt = resolve_device(self.device), resolve_dtype(self.dtype)
-        Xt = as_tensor(self._check_X(X, reset=False), dt, dev)
-        check_finite_tensor(Xt)
+        Xt = self._tensor(X, False, dev, dt)
         K = self.weights_.shape[0]
         W = as_tensor(self.weights_.reshape(K, -1, self.weights_.shape[-1]), dt, dev)
         rows, cols = self.weights_.shape[1:3]

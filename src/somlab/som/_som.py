@@ -73,10 +73,11 @@ class SOM(SaveLoadMixin, TransformerMixin, BaseEstimator):
         "minibatch" takes, per batch of B samples, the mean of the online updates,
         ``w_j += lr * sum_i h(b_i, j) (x_i - w_j) / B`` (with B = 1 it is the online rule).
         "online" presents samples one at a time in a fresh random order each epoch, as MiniSom.
-    init : {"pca", "random", "sample"} or array of shape (rows, cols, n_features), default="pca"
+    init : {"pca", "random", "sample"} or array, default="pca"
         "pca" spans the two leading principal components (mean +- sqrt(eigenvalue));
         "random" draws uniformly in the data's bounding box; "sample" picks random samples;
-        an array gives the initial prototypes.
+        an array or tensor of shape (rows, cols, n_features) or (rows * cols, n_features),
+        finite, gives the initial prototypes.
     batch_size : int, default=256
         Samples per step in "minibatch" mode.
     chunk_size : int, default=65536
@@ -85,7 +86,8 @@ class SOM(SaveLoadMixin, TransformerMixin, BaseEstimator):
         chunks at a time); distances to the prototypes are computed in small row blocks, so
         the map size does not multiply it.
     missing : {"error", "ignore"}, default="error"
-        "error" rejects NaN and inf; "ignore" leaves NaN features out of distances and updates.
+        "error" rejects NaN and inf; "ignore" leaves NaN features out of distances and updates
+        (a feature that is NaN in every training sample is refused).
     device : str, default="cpu"
         Torch device ("cpu", "cuda", "cuda:1", or "auto").
     dtype : {"float32", "float64"}, default="float32"
@@ -98,7 +100,10 @@ class SOM(SaveLoadMixin, TransformerMixin, BaseEstimator):
     ----------
     weights_ : ndarray of shape (rows, cols, n_features)
     quantization_error_ : float
-        Mean distance of the training samples to their best-matching unit after training.
+        Mean distance of the training samples to their best-matching unit after training, in
+        the map's own ``distance`` (squared Euclidean for "sqeuclidean", city-block for
+        "manhattan", ...); :func:`somlab.metrics.quantization_error` is always Euclidean, so
+        the two agree only for ``distance="euclidean"``.
     topographic_error_ : float
         Share of training samples whose two best units are not adjacent on the grid.
     history_ : dict of lists
@@ -203,7 +208,7 @@ class SOM(SaveLoadMixin, TransformerMixin, BaseEstimator):
     # ------------------------------------------------------------------ set-up helpers
     @property
     def grid_(self) -> Grid:
-        rows, cols = parse_grid(self.grid_shape)
+        rows, cols = check_grid_shape(self.grid_shape)
         return Grid(rows, cols, self.topology, bool(self.toroidal))
 
     def _setup(self):
@@ -218,33 +223,53 @@ class SOM(SaveLoadMixin, TransformerMixin, BaseEstimator):
         return grid, dev, dt, (sigma0, sigma1), (lr0, lr1)
 
     def _check_X(self, X, reset: bool) -> np.ndarray:
-        allow_nan = self.missing == "ignore"
+        """Shape, dtype and feature checks; NaN and inf are left to :meth:`_tensor`."""
+        if isinstance(X, torch.Tensor):  # numpy() refuses a tensor that requires grad
+            X = X.detach().cpu()
         try:
             X = validate_data(
-                self,
-                X,
-                reset=reset,
-                dtype=[np.float64, np.float32],
-                ensure_all_finite="allow-nan" if allow_nan else True,
+                self, X, reset=reset, dtype=[np.float64, np.float32], ensure_all_finite=False
             )
         except ValueError as exc:
             raise DataError(str(exc)) from None
         return X
 
-    def _tensor(self, X, dev, dt):
+    def _tensor(self, X, dev, dt, *, whole: bool = False):
+        """``X`` as a ``dt`` tensor on ``dev``, checked for inf, NaN (unless missing="ignore")
+        and values whose squared distances overflow ``dt``.  ``whole``: ``X`` is all the
+        training data, so a feature that is NaN in every row is an error (not in a batch)."""
         T = as_tensor(X, dt, dev)
-        check_finite_tensor(T, allow_nan=self.missing == "ignore")
+        try:
+            check_finite_tensor(
+                T,
+                allow_nan=self.missing == "ignore",
+                columns=whole,
+                max_abs=_max_abs(self.distance, dt, T.shape[1]),
+            )
+        except DataError:
+            _check_cast(X, T)
+            raise
         return T
 
     # ------------------------------------------------------------------ initialisation
     def _array_init(self, m: int, k: int, dtype, device) -> torch.Tensor:
+        """The ``init`` array as prototypes ``[k, m]``: shape (rows, cols, m) or (k, m)."""
         init = self.init
-        if np.size(init) != k * m:
+        if isinstance(init, torch.Tensor):
+            init = init.detach()
+        else:
+            init = np.asarray(init)
+        rows, cols = self.grid_.shape
+        shape = tuple(init.shape)
+        if shape not in ((rows, cols, m), (k, m)):
             raise DataError(
-                f"init array must have {k} x {m} values (rows, cols, n_features), "
-                f"got shape {np.shape(init)}"
+                f"init array must have shape ({rows}, {cols}, {m}) (rows, cols, n_features) or "
+                f"({k}, {m}) (n_nodes, n_features), got {shape}"
             )
-        return as_tensor(init, dtype, device).reshape(k, m).clone()
+        W = as_tensor(init, dtype, device).reshape(k, m).clone()
+        if not bool(torch.isfinite(W).all()):
+            raise DataError("init array contains NaN or inf; the initial prototypes must be finite")
+        return W
 
     def _initial_weights(self, X: torch.Tensor, grid: Grid, gen: torch.Generator):
         n, m = X.shape
@@ -294,7 +319,12 @@ class SOM(SaveLoadMixin, TransformerMixin, BaseEstimator):
 
             Streaming works in every mode.  Each pass checks every chunk (NaN or inf unless
             ``missing="ignore"``, the same number of features as the first chunk, at least
-            one row) and raises :class:`~somlab.DataError` otherwise.
+            one row) and raises :class:`~somlab.DataError` otherwise; with
+            ``missing="ignore"`` the initialisation pass refuses a feature that is NaN in every
+            row (with an ``init`` array there is no such pass, and the feature is ignored).
+            Data whose squared distances overflow the dtype are refused before an in-memory
+            fit; a stream is not scanned for it, so the overflow is reported after the first
+            epoch that measures the quantization error.
 
             * "batch": one pass per epoch adds up, per node, the samples it wins (in row
               order, as the in-memory fit does), then ``W = num / den`` as in memory: the
@@ -326,7 +356,7 @@ class SOM(SaveLoadMixin, TransformerMixin, BaseEstimator):
         source = as_batch_source(X, self.chunk_size)
         if source is not None:
             return self._fit_stream(source, grid, dev, dt, sig, lr)
-        data = _InMemory(self._tensor(self._check_X(X, reset=True), dev, dt))
+        data = _InMemory(self._tensor(self._check_X(X, reset=True), dev, dt, whole=True))
         gen = make_generator(self.random_state)
         W = self._initial_weights(data.X, grid, gen)
         self.history_ = _new_history()
@@ -348,7 +378,9 @@ class SOM(SaveLoadMixin, TransformerMixin, BaseEstimator):
                 "partial_fit takes one in-memory batch (an array or a tensor); pass a .npy "
                 "path, a memory map or a DataLoader to fit, which streams it"
             )
-        data = _InMemory(self._tensor(self._check_X(X, reset=first), dev, dt))
+        # the first batch initialises the map: a feature it never observes has no statistics
+        whole = first and isinstance(self.init, str)
+        data = _InMemory(self._tensor(self._check_X(X, reset=first), dev, dt, whole=whole))
         if first:
             self._gen = make_generator(self.random_state)
             W = self._initial_weights(data.X, grid, self._gen)
@@ -401,6 +433,10 @@ class SOM(SaveLoadMixin, TransformerMixin, BaseEstimator):
         total_epochs = epochs if total_epochs is None else total_epochs
         kern = self._kernels(grid, W.device, data)
         h = self.history_
+        if not bool(torch.isfinite(W).all()):
+            raise DataError(
+                "the initial prototypes contain NaN or inf (is a feature NaN in every sample?)"
+            )
         bar = progress(
             range(first_epoch, first_epoch + epochs),
             bool(self.verbose) and show,
@@ -415,6 +451,7 @@ class SOM(SaveLoadMixin, TransformerMixin, BaseEstimator):
                 W = _batch_epoch(kern, data.chunks(), W, sigma, metrics, reduce)
                 if metrics is not None:
                     metrics.record(h, reduce)
+                    _check_training(W, h["quantization_error"][-1], epoch)
                 h["sigma"].append(sigma)
                 h["learning_rate"].append(None)  # the exact batch SOM has none
             return W
@@ -443,6 +480,7 @@ class SOM(SaveLoadMixin, TransformerMixin, BaseEstimator):
             h["sigma"].append(sigma)
             h["learning_rate"].append(rate)
             metrics.record(h, reduce)
+            _check_training(W, h["quantization_error"][-1], epoch)
         return W
 
     def _kernels(self, grid, dev, data: _Rows) -> _Kernels:
@@ -474,6 +512,7 @@ class SOM(SaveLoadMixin, TransformerMixin, BaseEstimator):
             at += len(b)
             del xb  # let the chunk go before the next one is read
         qe, te = metrics.values(reduce)
+        _check_training(W, qe)
         h = self.history_
         if self.mode == "batch" and len(h["quantization_error"]) < len(h["sigma"]):
             h["quantization_error"].append(qe)
@@ -506,6 +545,9 @@ class SOM(SaveLoadMixin, TransformerMixin, BaseEstimator):
         k = grid.n_nodes
         init = self.init
         if not isinstance(init, str):
+            # No statistics pass here, so a feature that is NaN in every row (missing="ignore")
+            # is not looked for: it only drops out of every distance and update, and a second
+            # pass over the data just to find it would slow every streamed fit.
             if source.n_features is None:  # an iterable: one pass learns m (and n)
                 for _ in data.chunks():
                     pass
@@ -513,8 +555,8 @@ class SOM(SaveLoadMixin, TransformerMixin, BaseEstimator):
         if init == "sample" and source.addressable:  # the rows the in-memory fit would pick
             W = source.take(_sample_rows(source.n_samples, k, gen).numpy(), dt, dev)
             check_finite_tensor(W, allow_nan=missing)
-            if missing and bool(torch.isnan(W).any()):
-                mean = scan(source, dt, dev, allow_nan=True).mean.to(dt)
+            if missing and bool(torch.isnan(W).any()):  # (a feature seen in W is observed)
+                mean = _observed_mean(scan(source, dt, dev, allow_nan=True)).to(dt)
                 W = torch.where(torch.isnan(W), mean.expand_as(W), W)
             return W
         st = scan(
@@ -527,6 +569,7 @@ class SOM(SaveLoadMixin, TransformerMixin, BaseEstimator):
             reservoir=k if init == "sample" else 0,
             generator=gen,
         )
+        _observed_mean(st)
         if init == "random":
             return _random_weights(st.lo, st.hi, k, gen, dt)
         if init == "pca" and st.n >= 2:
@@ -600,6 +643,78 @@ class SOM(SaveLoadMixin, TransformerMixin, BaseEstimator):
 
 
 # ---------------------------------------------------------------------- helpers
+def check_grid_shape(spec) -> tuple[int, int]:
+    """``(rows, cols)`` of ``grid_shape``: ``"20x20"``, ``20`` or two positive integers.
+
+    Stricter than :func:`~somlab.core.grids.parse_grid`: ``(2.5, 3)`` or ``(True, 3)`` is a
+    ValueError, not a 2x3 or 1x3 map.
+    """
+    if isinstance(spec, str):
+        return parse_grid(spec)
+    try:
+        vals = tuple(spec)
+    except TypeError:
+        vals = (spec, spec)
+    if len(vals) != 2 or not all(
+        isinstance(v, Integral) and not isinstance(v, bool) and v >= 1 for v in vals
+    ):
+        raise ValueError(
+            f"grid_shape must be two positive integers (rows, cols) like (20, 20) or '20x20', "
+            f"got {spec!r}"
+        )
+    return int(vals[0]), int(vals[1])
+
+
+# Distances computed from squares (||x||^2, x.w): these must stay finite in the training dtype.
+_SQUARING = ("euclidean", "sqeuclidean", "cosine")
+
+
+def _max_abs(distance: str, dtype: torch.dtype, m: int) -> float | None:
+    """Largest |x| whose distances cannot overflow ``dtype``: with every coordinate of x and of
+    the prototypes within M, ``||x||^2 + ||w||^2 - 2 x.w <= 4 m M^2 <= finfo.max``."""
+    if distance not in _SQUARING:
+        return None
+    return math.sqrt(torch.finfo(dtype).max / (4 * max(m, 1)))
+
+
+def _check_cast(X, T: torch.Tensor) -> None:
+    """Called when ``T``, ``X`` cast to the training dtype, failed its check: if the cast
+    itself made inf of finite values (1e300 in float32), say so (error path only)."""
+    if not (isinstance(X, np.ndarray) and X.dtype.itemsize > T.element_size()):
+        return
+    if bool(torch.isinf(T).any()) and not np.isinf(X).any():
+        dt = str(T.dtype).replace("torch.", "")
+        raise DataError(
+            f"X has values beyond the range of {dt} (max {torch.finfo(T.dtype).max:.3g}) that "
+            f"overflow when cast to dtype='{dt}'; pass dtype='float64' or scale the data"
+        ) from None
+
+
+def _check_training(W: torch.Tensor, qe: float, epoch: int | None = None) -> None:
+    """Refuse a map whose training diverged (prototypes not finite) or whose distances
+    overflow the dtype (a quantization error that is not finite), with what to do."""
+    when = "after training" if epoch is None else f"after epoch {epoch + 1}"
+    dt = str(W.dtype).replace("torch.", "")
+    if not bool(torch.isfinite(W).all()):
+        raise DataError(
+            f"training diverged: the prototypes are not finite {when}; lower learning_rate, "
+            "scale the data (e.g. StandardScaler) or pass dtype='float64'"
+        )
+    if not math.isfinite(qe):
+        raise DataError(
+            f"the distances to the prototypes overflow {dt} (quantization error {qe} {when}); "
+            "scale the data (e.g. StandardScaler), pass dtype='float64' or lower learning_rate"
+        )
+
+
+def _observed_mean(st):
+    """``st.mean`` of a streamed statistics pass; a feature never observed (NaN in every row,
+    missing="ignore") has a NaN mean and is refused with the in-memory fit's message."""
+    if bool(torch.isnan(st.mean).any()):
+        check_finite_tensor(st.mean.unsqueeze(0), allow_nan=True, columns=True)
+    return st.mean
+
+
 def _sample_rows(n: int, k: int, gen: torch.Generator) -> torch.Tensor:
     """Indices of the k samples that initialise the map: distinct when n >= k."""
     if n >= k:
