@@ -163,6 +163,11 @@ def test_shapes_inference_and_to_soms(tmp_path):
     assert som.quantization_error(X) == pytest.approx(ens.quantization_error_[1], rel=1e-6)
     path = som.save(tmp_path / "map1.somlab")
     np.testing.assert_array_equal(load(path).predict(X), ens.labels_[1])
+    back = load(ens.save(tmp_path / "ens.somlab"))  # the whole ensemble
+    assert type(back) is SOMEnsemble and back.get_params()["sigma"] == (1.5, 1.0)
+    np.testing.assert_array_equal(back.predict(X), ens.labels_)
+    for key, h in ens.history_.items():
+        np.testing.assert_array_equal(back.history_[key], h)
     with pytest.raises(DataError):
         ens.predict(X[:, :2])
 

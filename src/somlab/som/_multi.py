@@ -39,6 +39,7 @@ from ..core.grids import Grid, grid_distance
 from ..core.neighbourhoods import get_neighbourhood
 from ..core.schedules import decay
 from ..core.updates import accumulate_many, batched_accumulate, batched_grouped_sum
+from ..persistence import SaveLoadMixin
 from ._som import SOM, _check_cast, _check_training, _max_abs, check_grid_shape
 
 #: Hyper-parameters that may differ from map to map (a scalar is shared by all maps).
@@ -142,7 +143,7 @@ def _winners(X, W, metric: str, budget: int) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------- the estimator
-class SOMEnsemble(PerMapMixin, BaseEstimator):
+class SOMEnsemble(SaveLoadMixin, PerMapMixin, BaseEstimator):
     """K classic SOMs of one grid trained together on the same data, as one tensor program.
 
     Each map has its own neighbourhood and learning-rate schedule (and, optionally, its own
@@ -554,6 +555,10 @@ class SOMEnsemble(PerMapMixin, BaseEstimator):
         Xt, W, ctx = self._prepare(X)
         kk = 2 if W.shape[1] > 1 else 1
         return self._evaluate(Xt, W, kk, ctx, labels=False)[1].cpu().numpy()
+
+    def _restore_state(self, arrays, scalars):
+        super()._restore_state(arrays, scalars)
+        self.history_ = {k: np.asarray(v, dtype=np.float64) for k, v in self.history_.items()}
 
     def to_soms(self) -> list[SOM]:
         """The K trained maps as ordinary fitted :class:`SOM` estimators (copies)."""
