@@ -39,10 +39,8 @@ from ._online_numba import (
     _ORG,
     _ORGANISATION,
     _PHASE,
-    _REM,
     _SEEN,
     _T,
-    _WIN,
     _activations,
     _argmax,
     _close_window,
@@ -51,6 +49,7 @@ from ._online_numba import (
     _rates,
     _refresh_all,
     _refresh_incident,
+    _result,
     _update,
     available,
     njit,
@@ -652,23 +651,7 @@ def run_batch(X: np.ndarray, y: np.ndarray, p: dict, gen: torch.Generator) -> di
             C, delta, omega, sw, wins, classes, adj, st, n_nodes, *args,
         )  # fmt: skip
 
-    K = int(st[_K])
-    history = {
-        "n_nodes": [int(v) for v in n_nodes] + [K],
-        "inserted": int(st[_INS]),
-        "removed": int(st[_REM]),
-        "windows": int(st[_WIN]),
-        "presented": int(st[_SEEN]),
-    }
-    return {
-        "C": np.ascontiguousarray(C[:, :K].T),
-        "delta": np.ascontiguousarray(delta[:, :K].T),
-        "omega": np.ascontiguousarray(omega[:, :K].T),
-        "wins": wins[:K].copy(),
-        "classes": classes[:K].copy(),
-        "adj": adj[:K, :K].copy(),
-        "history": history,
-    }
+    return _result(st, n_nodes, C, delta, omega, wins, classes, adj)
 
 
 __all__ = ["available", "run_batch", "supports"]

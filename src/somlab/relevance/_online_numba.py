@@ -518,6 +518,11 @@ def run_online(X: np.ndarray, y: np.ndarray, p: dict, gen: torch.Generator) -> d
             C, delta, omega, sw, wins, classes, adj, act, st, n_nodes, *args,
         )  # fmt: skip
 
+    return _result(st, n_nodes, C, delta, omega, wins, classes, adj)
+
+
+def _result(st, n_nodes, C, delta, omega, wins, classes, adj) -> dict:
+    """The K active nodes (feature-major buffers transposed back) and the history of a run."""
     K = int(st[_K])
     history = {
         "n_nodes": [int(v) for v in n_nodes] + [K],
