@@ -3,6 +3,7 @@
 torchrun --nproc_per_node=2 examples/distributed_som.py                 # gloo, bundled data
 torchrun --nproc_per_node=2 examples/distributed_som.py --data X.npy    # a memmap slice each
 torchrun --nproc_per_node=4 examples/distributed_som.py --device cuda   # NCCL, one GPU each
+python examples/distributed_som.py                                      # one process, same code
 
 Each rank reads only its contiguous block of rows (``shard_range``): a slice of a ``.npy``
 memmap (``--data``; only those pages are read) or of a bundled data set.  Every rank ends
@@ -26,8 +27,8 @@ parser.add_argument("--device", default="cpu", help="cpu (gloo) or cuda (NCCL)")
 parser.add_argument("--out", default="distributed_out", help="where rank 0 writes the models")
 args = parser.parse_args()
 
-backend = init_from_env(args.device)
-rank, world = dist.get_rank(), dist.get_world_size()
+backend = init_from_env(args.device)  # None under plain `python`: one process, same code
+rank, world = (dist.get_rank(), dist.get_world_size()) if backend else (0, 1)
 
 # 1. classic SOM, exact batch mode: each rank sums over its rows, one all-reduce per epoch
 if args.data:
@@ -55,4 +56,5 @@ if rank == 0:
     assert (load(out / "batch_sssom.somlab").predict(b.X_test) == model.predict(b.X_test)).all()
     print(f"Batch SS-SOM on diabetes: {model.n_nodes_} nodes, "
           f"test accuracy {model.score(b.X_test, b.y_test):.3f}; saved to {out}/")  # fmt: skip
-dist.destroy_process_group()
+if backend:
+    dist.destroy_process_group()

@@ -127,6 +127,17 @@ def test_bad_input_clear_errors(fitted):
         DCSOMRL("cifar").fit(X)
     with pytest.raises(ValueError, match="standardize"):
         DCSOMRL(**{**SMALL, "standardize": (0.5, 0.0)}).fit(X)
+    with pytest.raises(ValueError, match="standardize must be two numbers"):
+        DCSOMRL(**{**SMALL, "standardize": (0, 1, 2)}).fit(X)
+    for hidden in [(0,), (-3,), ("a",)]:
+        with pytest.raises(ValueError, match="hidden must be a sequence of positive ints"):
+            DCSOMRL(**{**SMALL, "hidden": hidden}).fit(X)
+    with pytest.raises(ValueError, match="epochs"):  # no joint epoch: no prototype at all
+        DCSOMRL(**{**SMALL, "epochs": 0}).fit(X)
+    import torch
+
+    t = torch.tensor(X, requires_grad=True)  # a network's output: used, not refused
+    np.testing.assert_array_equal(model.predict(t), model.predict(X))
 
 
 def test_reproduce_dcsomrl_writes_table_beside_papers_and_baselines(tmp_path, capsys, monkeypatch):

@@ -137,6 +137,17 @@ def test_without_process_group_is_the_plain_fit():
         fit_som(SOM(mode="online"), X)
 
 
+def test_init_from_env_outside_torchrun(monkeypatch):
+    from somlab.distributed import init_from_env
+
+    for name in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    assert init_from_env("cpu") is None and not dist.is_initialized()  # plain python: 1 process
+    monkeypatch.setenv("RANK", "0")  # half a torchrun environment is a mistake, said as such
+    with pytest.raises(RuntimeError, match="WORLD_SIZE, MASTER_ADDR, MASTER_PORT not set"):
+        init_from_env("cpu")
+
+
 def test_shard_range_covers_rows_in_rank_order():
     parts = [shard_range(10, rank=r, world_size=3) for r in range(3)]
     assert [list(p) for p in parts] == [[0, 1, 2, 3], [4, 5, 6], [7, 8, 9]]

@@ -93,6 +93,40 @@ def test_bad_input(glass):
         BatchSSSOM(at=1.5).fit(glass.X_train, glass.y_train)
 
 
+def test_inputs_that_used_to_slip_through(glass, tmp_path):
+    import torch
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    from somlab.metrics import clustering_error
+
+    X, y = glass.X_train, glass.y_train
+    m = BatchSSSOM(**FAST, random_state=0).fit(X, y)
+    t = torch.tensor(X, requires_grad=True)  # a tensor from a network: used, not refused
+    b = BatchSSSOM(**FAST, random_state=0).fit(t, y)
+    np.testing.assert_array_equal(b.predict(t), m.predict(X))
+    Xn = X.copy()
+    Xn[0, 0] = np.nan
+    with pytest.raises(DataError, match="NaN; the relevance maps need complete"):
+        BatchSSSOM().fit(Xn, y)
+    with pytest.raises(DataError, match="float32 distances overflow"):
+        BatchSSSOM().fit(X * 1e20, y)  # finite, but squares overflow float32
+    with pytest.raises(DataError, match="overflow"):
+        m.predict(glass.X_test.astype(np.float64) * 1e40)  # beyond float32 itself
+    for bad in (0, -3, 2.5):
+        with pytest.raises(InvalidParameterError, match="batch_size"):
+            BatchSSSOM(batch_size=bad).fit(X, y)
+    np.save(tmp_path / "X.npy", X)
+    with pytest.raises(DataError, match="not the path"):
+        m.predict(str(tmp_path / "X.npy"))
+    # without labels there are no classes: score is the clustering error of the nodes
+    u = LARFDSSOM(**FAST, random_state=0).fit(X)
+    lab = glass.y_test >= 0
+    expected = clustering_error(glass.y_test[lab], u.predict_cluster(glass.X_test)[lab])
+    assert u.score(glass.X_test, glass.y_test) == pytest.approx(expected)
+    with pytest.raises(DataError, match="labelled"):
+        u.score(glass.X_test, np.full(len(glass.X_test), -1))
+
+
 def test_save_load_predicts_exactly(tmp_path, glass):
     m = BatchSSSOM(**FAST, random_state=0, compat="reference").fit(glass.X_train, glass.y_train)
     back = load(m.save(tmp_path / "m.somlab"))

@@ -142,6 +142,8 @@ def test_errors(vowel):
         BatchSSSOMEnsemble(at=[0.9] * 400, max_nodes=3000).fit(X, y)
     with pytest.raises(NotFittedError):
         BatchSSSOMEnsemble().predict(X)
+    with pytest.raises(ValueError, match="batch_size is shared by all maps"):
+        BatchSSSOMEnsemble(at=[0.9, 0.95], batch_size=[8, 16]).fit(X, y)
     bad = X.copy()
     bad[3, 2] = np.nan
     with pytest.raises(ValueError, match="NaN"):

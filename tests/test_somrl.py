@@ -360,6 +360,8 @@ def test_invalid_inputs():
         som(torch.rand(0, 3))
     with pytest.raises(ValueError, match="NaN"):
         som(torch.tensor([[0.1, float("nan"), 0.2]]))
+    with pytest.raises(ValueError, match="squared distances overflow"):
+        som(torch.rand(4, 3) * 1e20)  # finite, but its squares are not in float32
     with pytest.raises(RuntimeError, match="empty"):
         som.predict(torch.rand(2, 3))
     assert som.n_active == 0  # rejected inputs did not touch the map

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import numpy as np
@@ -102,6 +103,15 @@ def check_finite_tensor(
             f"{what} has values up to {big:.3g} in magnitude, beyond {max_abs:.3g}, where "
             f"squared distances overflow {dt}; scale the data (e.g. StandardScaler)"
             + (" or pass dtype='float64'" if X.dtype != torch.float64 else "")
+        )
+
+
+def refuse_path(X, what: str) -> None:
+    """A file path where an array is expected: say so (numpy would try to parse the string)."""
+    if isinstance(X, (str, os.PathLike)):
+        raise DataError(
+            f"{what}: X must be an array, not the path {str(X)!r}; load it first, e.g. "
+            "np.load(path, mmap_mode='r') (SOM.fit alone streams .npy files from a path)"
         )
 
 

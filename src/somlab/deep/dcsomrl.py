@@ -14,7 +14,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .._errors import DataError
-from .._utils import resolve_device, seeded_generator
+from .._utils import refuse_path, resolve_device, seeded_generator
 from ..metrics import purity
 from ..nn.autoencoder import DenseAutoencoder
 from ..nn.somrl import SOMRL
@@ -119,7 +119,7 @@ class DCSOMRL(SaveLoadMixin, ClusterMixin, TransformerMixin, BaseEstimator):
         "max_iter": [Interval(Integral, 1, None, closed="left"), None],
         "standardize": [tuple, list, None],
         "hidden": [tuple, list],
-        "epochs": [Interval(Integral, 0, None, closed="left")],
+        "epochs": [Interval(Integral, 1, None, closed="left")],  # 0 would leave the map empty
         "pretrain_epochs": [Interval(Integral, 0, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
@@ -210,15 +210,23 @@ class DCSOMRL(SaveLoadMixin, ClusterMixin, TransformerMixin, BaseEstimator):
             v = getattr(self, k)
             if v is not None:
                 out[k] = v
-        mean, std = out["standardize"]
-        if not (math.isfinite(mean) and math.isfinite(std) and std > 0):
-            raise ValueError(f"standardize must be (mean, std > 0), got {out['standardize']}")
+        st = out["standardize"]
+        ok = len(st) == 2 and all(isinstance(v, Real) and math.isfinite(v) for v in st)
+        if not (ok and st[1] > 0):
+            raise ValueError(f"standardize must be two numbers (mean, std > 0), got {st!r}")
+        if not all(
+            isinstance(h, Integral) and not isinstance(h, bool) and h > 0 for h in self.hidden
+        ):
+            raise ValueError(f"hidden must be a sequence of positive ints, got {self.hidden!r}")
         return out
 
     def _device(self) -> torch.device:
         return resolve_device(self.device)
 
     def _check_X(self, X, reset: bool) -> np.ndarray:
+        refuse_path(X, "DCSOMRL")
+        if isinstance(X, torch.Tensor):  # numpy() refuses a tensor that requires grad
+            X = X.detach().cpu()
         X = np.asarray(X)
         if X.dtype.kind not in "biuf":
             raise DataError(f"X must be numeric, got dtype {X.dtype}")

@@ -21,8 +21,10 @@ def is_distributed() -> bool:
     return dist.is_available() and dist.is_initialized()
 
 
-def init_from_env(device="cpu") -> str:
-    """Initialise the default process group from torchrun's environment; returns the backend.
+def init_from_env(device="cpu") -> str | None:
+    """Initialise the default process group from torchrun's environment; returns the backend,
+    or None in a plain ``python script.py`` (none of torchrun's variables set: one process, no
+    group, and the ``fit_*`` functions are ordinary fits).
 
     torchrun sets ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT``.
     The backend is ``"nccl"`` when ``device`` (an estimator's ``device`` parameter, or the
@@ -38,6 +40,16 @@ def init_from_env(device="cpu") -> str:
     """
     if is_distributed():
         return str(dist.get_backend())
+    names = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+    missing = [k for k in names if k not in os.environ]
+    if len(missing) == len(names):
+        return None  # not launched by torchrun: a single process
+    if missing:
+        raise RuntimeError(
+            f"init_from_env needs torchrun's environment variables; {', '.join(missing)} "
+            "not set (start the script with torchrun, or call "
+            "torch.distributed.init_process_group yourself)"
+        )
     device = getattr(device, "device", device)
     if isinstance(device, str) and device.startswith("cuda") and not torch.cuda.is_available():
         device = "cpu"  # fall back to gloo rather than fail in init_process_group
@@ -45,15 +57,6 @@ def init_from_env(device="cpu") -> str:
     backend = "nccl" if dev.type == "cuda" else "gloo"
     if backend == "nccl":
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
-    missing = [
-        k for k in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT") if k not in os.environ
-    ]
-    if missing:
-        raise RuntimeError(
-            f"init_from_env needs torchrun's environment variables; {', '.join(missing)} "
-            "not set (start the script with torchrun, or call "
-            "torch.distributed.init_process_group yourself)"
-        )
     dist.init_process_group(backend=backend, init_method="env://")
     return backend
 

@@ -205,8 +205,16 @@ class SOMRL(nn.Module):
                 f"{self.n_features}), got shape {tuple(Z.shape)}"
             )
         Z = Z.to(device=self.centres.device, dtype=self.centres.dtype)
-        if not torch.isfinite(Z).all():
+        lo, hi = torch.aminmax(Z.detach())  # NaN propagates: one reduction, one sync
+        lo, hi = float(lo), float(hi)
+        if not (math.isfinite(lo) and math.isfinite(hi)):
             raise DataError("Z contains NaN or inf; SOMRL needs finite latent vectors")
+        limit = math.sqrt(torch.finfo(Z.dtype).max / (4 * self.n_features))
+        if max(-lo, hi) > limit:
+            raise DataError(
+                f"Z has values up to {max(-lo, hi):.3g} in magnitude, beyond {limit:.3g}, where "
+                "SOMRL's squared distances overflow; scale the latent codes (e.g. a sigmoid)"
+            )
         return Z
 
     def _activations(self, X: torch.Tensor) -> torch.Tensor:

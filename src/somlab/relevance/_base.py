@@ -7,6 +7,7 @@ Training engines live in :mod:`._online` (one sample at a time, SPEC.md §2) and
 
 from __future__ import annotations
 
+import math
 from numbers import Integral, Real
 
 import numpy as np
@@ -17,8 +18,9 @@ from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from .._errors import DataError
-from .._utils import as_tensor, check_finite_tensor, resolve_device
+from .._utils import as_tensor, check_finite_tensor, refuse_path, resolve_device
 from ..core.relevance import activation_matrix
+from ..metrics import clustering_error
 from ..persistence import SaveLoadMixin
 
 _PREDICT_CHUNK = 4096
@@ -74,6 +76,30 @@ COMPAT_PRESETS = {
 }
 
 
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+def _check_values(X: np.ndarray) -> None:
+    """NaN, inf, and magnitudes whose float32 weighted squared distances overflow: one pass."""
+    if X.size == 0:
+        return
+    lo, hi = float(np.min(X)), float(np.max(X))  # NaN propagates through min and max
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        bad = "NaN" if np.isnan(X).any() else "inf"
+        raise DataError(
+            f"X contains {bad}; the relevance maps need complete, finite data (impute missing "
+            "values first, e.g. sklearn.impute.SimpleImputer)"
+        )
+    limit = math.sqrt(_F32_MAX / (4 * X.shape[1]))
+    big = max(-lo, hi)
+    if big > limit:
+        raise DataError(
+            f"X has values up to {big:.3g} in magnitude, beyond {limit:.3g}, where the maps' "
+            "float32 distances overflow; scale the data (e.g. MinMaxScaler: the papers' data "
+            "lie in [0, 1])"
+        )
+
+
 class RelevanceMapBase(SaveLoadMixin, BaseEstimator):
     """Base of the relevance-learning maps; see the subclasses for the parameters."""
 
@@ -89,6 +115,7 @@ class RelevanceMapBase(SaveLoadMixin, BaseEstimator):
         "epochs": [Interval(Integral, 1, None, closed="left")],
         "epush": [Interval(Real, 0, None, closed="left")],
         "max_nodes": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],  # BatchSSSOM's own
         "filter_noise": ["boolean"],
         "count_all_wins": ["boolean"],
         "compat": [StrOptions(set(COMPAT_PRESETS)), None],
@@ -114,10 +141,16 @@ class RelevanceMapBase(SaveLoadMixin, BaseEstimator):
         return p
 
     def _check_X(self, X, reset: bool) -> np.ndarray:
+        refuse_path(X, type(self).__name__)
+        if isinstance(X, torch.Tensor):  # numpy() refuses a tensor that requires grad
+            X = X.detach().cpu()
         try:
-            X = validate_data(self, X, reset=reset, dtype=[np.float32, np.float64])
+            X = validate_data(
+                self, X, reset=reset, dtype=[np.float32, np.float64], ensure_all_finite=False
+            )
         except ValueError as exc:
             raise DataError(str(exc)) from None
+        _check_values(X)
         return X
 
     def _split_labels(self, y, n: int):
@@ -272,9 +305,16 @@ class RelevanceMapBase(SaveLoadMixin, BaseEstimator):
         """Accuracy of :meth:`predict` against ``y`` (−1 predictions count as wrong).
 
         Labels in ``y`` that the model never saw are scored as errors (a warning says how
-        many), never a crash.
+        many), never a crash.  A map fitted without labels (LARFDSSOM, or ``fit(X)``) has no
+        classes to predict: its score is the clustering error CE of :meth:`predict_cluster`
+        (the best one-to-one matching of clusters to classes; noise counts as wrong).
         """
         y, mask = self._split_labels(y, len(X))
+        check_is_fitted(self, "prototypes_")
+        if not self.supervised_:
+            if not mask.any():
+                raise DataError("score needs at least one labelled sample in y")
+            return clustering_error(y[mask], self.predict_cluster(X)[mask])
         pred = self.predict(X)
         known = set(self.classes_.tolist())
         unseen = sorted(set(y[mask].tolist()) - known)

@@ -29,7 +29,8 @@ PARAMS = """
     epush : float, default={epush}
         Wrong-winner (push) rate as a multiple of ``eb``.
     max_nodes : int, default=200
-        Capacity of the map.
+        Capacity of the map.  The node tensors are allocated at this size, the connection
+        matrix at its square (``max_nodes**2`` bytes: 2.5 GB for 50,000 nodes).
     distance, conn_metric, count_unit, unsup_insert, capacity, conflict_update,
     labelled_conflict, connection_refresh, convergence, label_fallback, init, sampling,
     unsup_threshold, clone_wins : str

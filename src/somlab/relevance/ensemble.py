@@ -94,6 +94,12 @@ class BatchSSSOMEnsemble(SaveLoadMixin, PerMapMixin, BaseEstimator):
         """The :class:`BatchSSSOM` parameters of each map, a list of K dicts."""
         K = self.n_maps()
         base = self.get_params(deep=False)
+        shared = [k for k, v in base.items() if k not in PER_MAP and is_listlike(v)]
+        if shared:
+            raise ValueError(
+                f"{', '.join(shared)} is shared by all maps of an ensemble (per-map: "
+                f"{', '.join(PER_MAP)}); fit one ensemble per value"
+            )
         out = []
         for k in range(K):
             p = dict(base)

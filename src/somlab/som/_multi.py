@@ -32,6 +32,7 @@ from .._utils import (
     check_finite_tensor,
     make_generator,
     progress,
+    refuse_path,
     resolve_device,
     resolve_dtype,
 )
@@ -342,6 +343,7 @@ class SOMEnsemble(SaveLoadMixin, PerMapMixin, BaseEstimator):
 
     def _tensor(self, X, reset: bool, dev, dt) -> torch.Tensor:
         """``X`` checked (shape, features, NaN, inf, magnitude) as a ``dt`` tensor on ``dev``."""
+        refuse_path(X, "SOMEnsemble")
         if isinstance(X, torch.Tensor):  # numpy() refuses a tensor that requires grad
             X = X.detach().cpu()
         try:

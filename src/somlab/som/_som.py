@@ -19,6 +19,7 @@ from .._utils import (
     check_finite_tensor,
     make_generator,
     progress,
+    refuse_path,
     resolve_device,
     resolve_dtype,
 )
@@ -224,6 +225,7 @@ class SOM(SaveLoadMixin, TransformerMixin, BaseEstimator):
 
     def _check_X(self, X, reset: bool) -> np.ndarray:
         """Shape, dtype and feature checks; NaN and inf are left to :meth:`_tensor`."""
+        refuse_path(X, f"{type(self).__name__}.predict, transform and score")
         if isinstance(X, torch.Tensor):  # numpy() refuses a tensor that requires grad
             X = X.detach().cpu()
         try:
