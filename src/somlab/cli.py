@@ -398,7 +398,7 @@ def build_parser() -> argparse.ArgumentParser:
         "skips what is done. Writes OUT_DIR/table2.md (our numbers beside the paper's, the\n"
         "quality targets), table2.json and table2.png.",
         epilog="examples:\n"
-        "  somlab reproduce table2 --quick              # about 1.5 min on 2 cores\n"
+        "  somlab reproduce table2 --quick              # about 35 s on 2 cores\n"
         "  somlab reproduce table2                      # full protocol, 500 LHS settings\n"
         "  somlab reproduce table2 --settings authors --models batchsssom,sssom\n"
         "  somlab reproduce table2 --datasets glass --fractions 0,100 --jobs 2 --json\n"
@@ -408,7 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--quick",
         action="store_true",
         help="small preset (breast, glass, shape; 0,10,100 %%; folds x1_k1,x2_k1,x3_k1; 8 LHS "
-        "settings; epochs and age_wins capped at 5; about 1.5 min on 2 cores); options given "
+        "settings; epochs and age_wins capped at 5; about 35 s on 2 cores); options given "
         "explicitly override it; writes table2_quick.* and its own results file",
     )
     t2.add_argument(

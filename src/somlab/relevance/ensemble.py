@@ -45,7 +45,8 @@ class BatchSSSOMEnsemble(SaveLoadMixin, PerMapMixin, BaseEstimator):
     vectorized exp of the logistic relevance may round a row's last bit differently in a batch
     of another size); tests/test_relevance_ensemble.py checks this on every flag set.  On CUDA,
     sums by atomics make even two single fits differ in the last bits, and a last bit can tip a
-    threshold, so the maps agree in size and predictions rather than bit for bit.
+    threshold, so expect agreement in size and predictions rather than bit for bit (a CUDA test
+    checks that; it has not run yet: no GPU was available, GPU not measured).
 
     Parameters
     ----------
