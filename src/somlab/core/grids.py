@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from numbers import Integral
 
 import torch
 
@@ -139,17 +140,24 @@ def grid_distance(
 
 
 def parse_grid(spec) -> tuple[int, int]:
-    """Parse ``"20x20"``, ``(20, 20)`` or ``20`` into ``(rows, cols)``."""
+    """Parse ``"20x20"``, ``(20, 20)`` or ``20`` into ``(rows, cols)``: two positive integers,
+    so ``(2.5, 3)`` or ``(True, 3)`` is a ValueError, not a 2x3 or 1x3 map."""
     if isinstance(spec, str):
         parts = spec.lower().replace("*", "x").split("x")
         try:
             vals = tuple(int(p) for p in parts)
         except ValueError:
             raise ValueError(f"grid must look like 20x20, got {spec!r}") from None
-    elif isinstance(spec, int):
-        vals = (spec, spec)
     else:
-        vals = tuple(int(v) for v in spec)
+        try:
+            vals = tuple(spec)
+        except TypeError:
+            vals = (spec, spec)
+        if not all(isinstance(v, Integral) and not isinstance(v, bool) for v in vals):
+            vals = ()
     if len(vals) != 2 or min(vals) < 1:
-        raise ValueError(f"grid must be two positive integers like 20x20, got {spec!r}")
-    return vals
+        raise ValueError(
+            f"grid_shape must be two positive integers (rows, cols) like (20, 20) or '20x20', "
+            f"got {spec!r}"
+        )
+    return int(vals[0]), int(vals[1])

@@ -36,12 +36,12 @@ from .._utils import (
     resolve_device,
     resolve_dtype,
 )
-from ..core.grids import Grid, grid_distance
+from ..core.grids import Grid, grid_distance, parse_grid
 from ..core.neighbourhoods import get_neighbourhood
 from ..core.schedules import decay
 from ..core.updates import accumulate_many, batched_accumulate, batched_grouped_sum
 from ..persistence import SaveLoadMixin
-from ._som import SOM, _check_cast, _check_training, _max_abs, check_grid_shape
+from ._som import SOM, _check_cast, _check_training, _max_abs
 
 #: Hyper-parameters that may differ from map to map (a scalar is shared by all maps).
 PER_MAP = (
@@ -319,7 +319,7 @@ class SOMEnsemble(SaveLoadMixin, PerMapMixin, BaseEstimator):
                 f"all maps of a SOMEnsemble share one grid shape: grid_shape must be one "
                 f"(rows, cols) such as (10, 10), got {spec!r}; fit one ensemble per grid shape"
             )
-        rows, cols = check_grid_shape(spec)
+        rows, cols = parse_grid(spec)
         params = self.get_map_params()
         for k, p in enumerate(params):
             try:

@@ -209,7 +209,7 @@ class SOM(SaveLoadMixin, TransformerMixin, BaseEstimator):
     # ------------------------------------------------------------------ set-up helpers
     @property
     def grid_(self) -> Grid:
-        rows, cols = check_grid_shape(self.grid_shape)
+        rows, cols = parse_grid(self.grid_shape)
         return Grid(rows, cols, self.topology, bool(self.toroidal))
 
     def _setup(self):
@@ -645,28 +645,6 @@ class SOM(SaveLoadMixin, TransformerMixin, BaseEstimator):
 
 
 # ---------------------------------------------------------------------- helpers
-def check_grid_shape(spec) -> tuple[int, int]:
-    """``(rows, cols)`` of ``grid_shape``: ``"20x20"``, ``20`` or two positive integers.
-
-    Stricter than :func:`~somlab.core.grids.parse_grid`: ``(2.5, 3)`` or ``(True, 3)`` is a
-    ValueError, not a 2x3 or 1x3 map.
-    """
-    if isinstance(spec, str):
-        return parse_grid(spec)
-    try:
-        vals = tuple(spec)
-    except TypeError:
-        vals = (spec, spec)
-    if len(vals) != 2 or not all(
-        isinstance(v, Integral) and not isinstance(v, bool) and v >= 1 for v in vals
-    ):
-        raise ValueError(
-            f"grid_shape must be two positive integers (rows, cols) like (20, 20) or '20x20', "
-            f"got {spec!r}"
-        )
-    return int(vals[0]), int(vals[1])
-
-
 # Distances computed from squares (||x||^2, x.w): these must stay finite in the training dtype.
 _SQUARING = ("euclidean", "sqeuclidean", "cosine")
 
