@@ -86,8 +86,9 @@ _NAMES = {
 _MODEL_NAMES = {"batchsssom": "Batch SS-SOM", "sssom": "SS-SOM", "larfdssom": "LARFDSSOM"}
 
 #: The ``--quick`` preset (fields of :class:`Table2Config`): 216 runs; 34 s wall, 27 s CPU in the
-#: runs on the 2-core development machine (experiments/results/table2_quick.md). Capping age_wins matters more than capping epochs: the
-#: convergence phase alone presents age_wins x N samples (SPEC.md §2).
+#: runs on the 2-core development machine (experiments/results/table2_quick.md). Capping
+#: age_wins matters more than capping epochs: the convergence phase alone presents
+#: age_wins x N samples (SPEC.md §2).
 QUICK = dict(
     datasets=("breast", "glass", "shape"),
     fractions=(0, 10, 100),
