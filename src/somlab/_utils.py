@@ -115,6 +115,21 @@ def refuse_path(X, what: str) -> None:
         )
 
 
+def validate_X(estimator, X, reset: bool, what: str, dtype=(np.float64, np.float32)):
+    """scikit-learn's ``validate_data`` (shape, dtype, feature count and names) for ``X`` given
+    as an array, a list or a tensor (one that requires grad too), its errors as DataError.
+    Finiteness is left to :func:`check_finite_tensor`, whose messages say what to do."""
+    from sklearn.utils.validation import validate_data
+
+    refuse_path(X, what)
+    if isinstance(X, torch.Tensor):  # numpy() refuses a tensor that requires grad
+        X = X.detach().cpu()
+    try:
+        return validate_data(estimator, X, reset=reset, dtype=list(dtype), ensure_all_finite=False)
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
+
+
 def as_tensor(X, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """A tensor view of ``X`` where possible (read-only arrays and memmaps are never written)."""
     if isinstance(X, torch.Tensor):

@@ -15,10 +15,10 @@ import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import type_of_target
-from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from .._errors import DataError
-from .._utils import as_tensor, check_finite_tensor, refuse_path, resolve_device
+from .._utils import as_tensor, check_finite_tensor, resolve_device, validate_X
 from ..core.relevance import activation_matrix
 from ..metrics import clustering_error
 from ..persistence import SaveLoadMixin
@@ -141,15 +141,7 @@ class RelevanceMapBase(SaveLoadMixin, BaseEstimator):
         return p
 
     def _check_X(self, X, reset: bool) -> np.ndarray:
-        refuse_path(X, type(self).__name__)
-        if isinstance(X, torch.Tensor):  # numpy() refuses a tensor that requires grad
-            X = X.detach().cpu()
-        try:
-            X = validate_data(
-                self, X, reset=reset, dtype=[np.float32, np.float64], ensure_all_finite=False
-            )
-        except ValueError as exc:
-            raise DataError(str(exc)) from None
+        X = validate_X(self, X, reset, type(self).__name__, dtype=(np.float32, np.float64))
         _check_values(X)
         return X
 

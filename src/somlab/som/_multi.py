@@ -23,25 +23,24 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from .._errors import DataError
 from .._permap import PerMapMixin, is_listlike
 from .._utils import (
     as_tensor,
-    check_finite_tensor,
     make_generator,
     progress,
-    refuse_path,
     resolve_device,
     resolve_dtype,
+    validate_X,
 )
 from ..core.grids import Grid, grid_distance, parse_grid
 from ..core.neighbourhoods import get_neighbourhood
 from ..core.schedules import decay
 from ..core.updates import accumulate_many, batched_accumulate, batched_grouped_sum
 from ..persistence import SaveLoadMixin
-from ._som import SOM, _check_cast, _check_training, _max_abs
+from ._som import SOM, _check_training, checked_tensor
 
 #: Hyper-parameters that may differ from map to map (a scalar is shared by all maps).
 PER_MAP = (
@@ -343,26 +342,9 @@ class SOMEnsemble(SaveLoadMixin, PerMapMixin, BaseEstimator):
 
     def _tensor(self, X, reset: bool, dev, dt) -> torch.Tensor:
         """``X`` checked (shape, features, NaN, inf, magnitude) as a ``dt`` tensor on ``dev``."""
-        refuse_path(X, "SOMEnsemble")
-        if isinstance(X, torch.Tensor):  # numpy() refuses a tensor that requires grad
-            X = X.detach().cpu()
-        try:
-            X = validate_data(
-                self, X, reset=reset, dtype=[np.float64, np.float32], ensure_all_finite=False
-            )
-        except ValueError as exc:
-            raise DataError(str(exc)) from None
-        T = as_tensor(X, dt, dev)
-        try:
-            check_finite_tensor(
-                T,
-                max_abs=_max_abs(self.distance, dt, T.shape[1]),
-                hint="clean the data (SOMEnsemble has no missing='ignore'; SOM has)",
-            )
-        except DataError:
-            _check_cast(X, T)
-            raise
-        return T
+        X = validate_X(self, X, reset, "SOMEnsemble")
+        hint = "clean the data (SOMEnsemble has no missing='ignore'; SOM has)"
+        return checked_tensor(X, dt, dev, self.distance, hint=hint)
 
     # ------------------------------------------------------------------ training
     def fit(self, X, y=None):

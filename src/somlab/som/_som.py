@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from .._errors import DataError
 from .._utils import (
@@ -19,9 +19,9 @@ from .._utils import (
     check_finite_tensor,
     make_generator,
     progress,
-    refuse_path,
     resolve_device,
     resolve_dtype,
+    validate_X,
 )
 from ..core.distances import METRICS, best_matching_units, pairwise_distances
 from ..core.grids import TOPOLOGIES, Grid, grid_distance, parse_grid
@@ -225,33 +225,15 @@ class SOM(SaveLoadMixin, TransformerMixin, BaseEstimator):
 
     def _check_X(self, X, reset: bool) -> np.ndarray:
         """Shape, dtype and feature checks; NaN and inf are left to :meth:`_tensor`."""
-        refuse_path(X, f"{type(self).__name__}.predict, transform and score")
-        if isinstance(X, torch.Tensor):  # numpy() refuses a tensor that requires grad
-            X = X.detach().cpu()
-        try:
-            X = validate_data(
-                self, X, reset=reset, dtype=[np.float64, np.float32], ensure_all_finite=False
-            )
-        except ValueError as exc:
-            raise DataError(str(exc)) from None
-        return X
+        return validate_X(self, X, reset, f"{type(self).__name__}.predict, transform and score")
 
     def _tensor(self, X, dev, dt, *, whole: bool = False):
         """``X`` as a ``dt`` tensor on ``dev``, checked for inf, NaN (unless missing="ignore")
         and values whose squared distances overflow ``dt``.  ``whole``: ``X`` is all the
         training data, so a feature that is NaN in every row is an error (not in a batch)."""
-        T = as_tensor(X, dt, dev)
-        try:
-            check_finite_tensor(
-                T,
-                allow_nan=self.missing == "ignore",
-                columns=whole,
-                max_abs=_max_abs(self.distance, dt, T.shape[1]),
-            )
-        except DataError:
-            _check_cast(X, T)
-            raise
-        return T
+        return checked_tensor(
+            X, dt, dev, self.distance, allow_nan=self.missing == "ignore", columns=whole
+        )
 
     # ------------------------------------------------------------------ initialisation
     def _array_init(self, m: int, k: int, dtype, device) -> torch.Tensor:
@@ -647,6 +629,25 @@ class SOM(SaveLoadMixin, TransformerMixin, BaseEstimator):
 # ---------------------------------------------------------------------- helpers
 # Distances computed from squares (||x||^2, x.w): these must stay finite in the training dtype.
 _SQUARING = ("euclidean", "sqeuclidean", "cosine")
+
+
+def checked_tensor(X, dt, dev, distance: str, *, allow_nan=False, columns=False, hint=None):
+    """Validated ``X`` as a ``dt`` tensor on ``dev``, refused (DataError) for inf, NaN unless
+    ``allow_nan``, a feature NaN in every row (``columns``), or values whose squared distances
+    overflow ``dt``; a float64 value that the cast itself made inf is named as such."""
+    T = as_tensor(X, dt, dev)
+    try:
+        check_finite_tensor(
+            T,
+            allow_nan=allow_nan,
+            columns=columns,
+            max_abs=_max_abs(distance, dt, T.shape[1]),
+            hint=hint,
+        )
+    except DataError:
+        _check_cast(X, T)
+        raise
+    return T
 
 
 def _max_abs(distance: str, dtype: torch.dtype, m: int) -> float | None:
