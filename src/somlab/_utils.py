@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 
@@ -65,8 +66,6 @@ def check_finite_tensor(
     squared distances overflow the dtype).  ``hint`` replaces the advice given for NaN.
     One reduction over ``X`` when it holds no NaN (``aminmax`` finds NaN, inf and magnitude).
     """
-    import math  # local: this function is the only user in this module
-
     if X.numel() == 0:
         return
     if allow_nan:
