@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 from ._errors import DataError
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+_BLOCK_ROWS = 1 << 16  # rows per block where a check needs a temporary the size of X
 
 
 def resolve_device(device) -> torch.device:
@@ -86,9 +87,16 @@ def check_finite_tensor(
             if torch.isinf(X).any():
                 raise DataError(f"{what} contains inf; only NaN is accepted as a missing value")
             return
-        X = torch.where(nan, torch.zeros((), dtype=X.dtype, device=X.device), X)
-    lo, hi = torch.aminmax(X)  # NaN propagates, so one reduction finds NaN, inf and magnitude
-    lo, hi = torch.stack([lo, hi]).tolist()
+        # NaN read as 0, a block of rows at a time (no copy of the whole data)
+        zero = torch.zeros((), dtype=X.dtype, device=X.device)
+        parts = [
+            torch.stack(torch.aminmax(torch.where(n, zero, x)))
+            for x, n in zip(X.split(_BLOCK_ROWS), nan.split(_BLOCK_ROWS))
+        ]
+        lo, hi = torch.stack(parts).aminmax(dim=0)
+        lo, hi = float(lo[0]), float(hi[1])
+    else:  # NaN propagates, so one reduction finds NaN, inf and magnitude
+        lo, hi = torch.stack(torch.aminmax(X)).tolist()
     if not (math.isfinite(lo) and math.isfinite(hi)):
         if allow_nan:
             raise DataError(f"{what} contains inf; only NaN is accepted as a missing value")
