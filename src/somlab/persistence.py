@@ -129,6 +129,15 @@ def _digest(arrays: dict, params: str, attributes: str) -> str:
 
 
 def _umask() -> int:
+    """The process umask: read from /proc on Linux (setting it to read it races with threads
+    that create files), else set and restored."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
     mask = os.umask(0)
     os.umask(mask)
     return mask
