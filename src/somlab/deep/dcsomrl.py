@@ -64,7 +64,7 @@ class DCSOMRL(SaveLoadMixin, ClusterMixin, TransformerMixin, BaseEstimator):
         MNIST digits (1,000 joint iterations, 3 seeds) ``repel=0`` gives .798 +- .014 against
         .679 +- .041, and ``repel=0, at=0.98, alpha=0.01`` .859 +- .009 (chosen on that test
         set; experiments/results/dcsomrl_variants); on the full data sets the latter reaches
-        purity .945 / NMI .646 on MNIST (mnist002, 5 seeds) and .736 / .544 on Fashion-MNIST,
+        purity .945 / NMI .646 on MNIST (mnist002, 5 seeds) and .736 / .544 on Fashion-MNIST (3),
         against .762 / .541 for the mnist002 preset (experiments/results/dcsomrl_full).
     max_iter : int, optional
         Stop joint training after this many batches (None: ``epochs`` full epochs).
