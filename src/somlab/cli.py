@@ -58,8 +58,7 @@ def _load_image_spec(name: str):
     if name not in loaders:
         raise DataError(f"unknown image set {name!r}: choose mnist_5000, mnist or fashion_mnist")
     b = loaders[name]()
-    X = b.X_train.reshape(b.X_train.shape[0], -1).astype(np.float32) / np.float32(255.0)
-    return X, b.y_train
+    return datasets.pixel_rows(b.X_train), b.y_train
 
 
 def _label_column(value):

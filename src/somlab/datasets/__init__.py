@@ -6,7 +6,7 @@ Every loader returns float32 features and int64 labels, with ``-1`` for unlabell
 one-line message on bad input.
 """
 
-from ._images import load_fashion_mnist, load_mnist, load_mnist_subset
+from ._images import load_fashion_mnist, load_mnist, load_mnist_subset, pixel_rows
 from ._readers import load_file, read_arff, read_csv, read_npy, read_npz
 from ._toy import TOY_DATASETS, list_datasets, load_toy
 from ._uci import LABELLED_FRACTIONS, UCI_DATASETS, load_sssom_params, load_uci, uci_folds
@@ -23,6 +23,7 @@ __all__ = [
     "load_sssom_params",
     "load_toy",
     "load_uci",
+    "pixel_rows",
     "read_arff",
     "read_csv",
     "read_npy",

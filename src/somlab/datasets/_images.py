@@ -25,7 +25,7 @@ import numpy as np
 from .._errors import DataError
 from ._readers import _NPZ_MAGIC, _check_magic, _one_line
 
-__all__ = ["load_fashion_mnist", "load_mnist", "load_mnist_subset"]
+__all__ = ["load_fashion_mnist", "load_mnist", "load_mnist_subset", "pixel_rows"]
 
 ENV_VAR = "SOMLAB_DATA"
 _TIMEOUT_S = 20.0
@@ -302,6 +302,12 @@ def load_fashion_mnist(data_dir=None, download: bool = True):
     return _load_image_set("fashion_mnist", data_dir, download)
 
 
+def pixel_rows(images) -> np.ndarray:
+    """Images ``(n, h, w)`` of bytes as float32 rows ``(n, h * w)`` in [0, 1] (pixel / 255)."""
+    images = np.asarray(images)
+    return images.reshape(images.shape[0], -1).astype(np.float32) / np.float32(255.0)
+
+
 # load_mnist_subset(5000, seed=0) itself, shipped in the package (uint8 pixels and labels,
 # 823 kB) so that the demos and examples run offline; test_datasets checks it against MNIST.
 _BUNDLED_SUBSET = "mnist_5000.npz"
@@ -314,8 +320,7 @@ def _bundled_subset():
     with resources.files(__package__).joinpath("data", _BUNDLED_SUBSET).open("rb") as f:
         with np.load(f, allow_pickle=False) as z:
             x, y = z["x"], z["y"]
-    X = x.reshape(x.shape[0], -1).astype(np.float32) / np.float32(255.0)
-    return X, y.astype(np.int64)
+    return pixel_rows(x), y.astype(np.int64)
 
 
 def load_mnist_subset(n: int = 5000, data_dir=None, seed: int | None = 0, download: bool = True):
@@ -369,5 +374,4 @@ def _subset_of_mnist(n, data_dir, seed, download):
         pos = np.empty(total, dtype=np.int64)
         pos[order] = np.arange(total)
         idx = idx[np.argsort(pos[idx], kind="stable")]
-    X = X_all[idx].reshape(idx.size, -1).astype(np.float32) / np.float32(255.0)
-    return X, y_all[idx].astype(np.int64)
+    return pixel_rows(X_all[idx]), y_all[idx].astype(np.int64)

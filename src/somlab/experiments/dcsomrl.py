@@ -91,12 +91,11 @@ class DCSOMRLConfig:
 
 def load_data(config: DCSOMRLConfig):
     """``(X_train, y_train, X_test, y_test)``, pixels / 255 as float32 rows of 784."""
-    from ..datasets import load_fashion_mnist, load_mnist
+    from ..datasets import load_fashion_mnist, load_mnist, pixel_rows
 
     loader = load_mnist if config.dataset == "mnist" else load_fashion_mnist
     b = loader(data_dir=config.data_dir)
-    X_train = b.X_train.reshape(len(b.X_train), -1).astype(np.float32) / 255.0
-    X_test = b.X_test.reshape(len(b.X_test), -1).astype(np.float32) / 255.0
+    X_train, X_test = pixel_rows(b.X_train), pixel_rows(b.X_test)
     y_train, y_test = np.asarray(b.y_train), np.asarray(b.y_test)
     if config.n_train is not None and config.n_train < len(X_train):
         from sklearn.model_selection import train_test_split
