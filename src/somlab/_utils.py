@@ -113,13 +113,15 @@ def check_finite_tensor(
         )
 
 
-def refuse_path(X, what: str) -> None:
-    """A file path where an array is expected: say so (numpy would try to parse the string)."""
+def input_array(X, what: str):
+    """``X`` as numpy can read it: a tensor detached and on the CPU (numpy() refuses one that
+    requires grad); a file path refused by name (numpy would try to parse the string)."""
     if isinstance(X, (str, os.PathLike)):
         raise DataError(
             f"{what}: X must be an array, not the path {str(X)!r}; load it first, e.g. "
             "np.load(path, mmap_mode='r') (SOM.fit alone streams .npy files from a path)"
         )
+    return X.detach().cpu() if isinstance(X, torch.Tensor) else X
 
 
 def validate_X(estimator, X, reset: bool, what: str, dtype=(np.float64, np.float32)):
@@ -128,9 +130,7 @@ def validate_X(estimator, X, reset: bool, what: str, dtype=(np.float64, np.float
     Finiteness is left to :func:`check_finite_tensor`, whose messages say what to do."""
     from sklearn.utils.validation import validate_data
 
-    refuse_path(X, what)
-    if isinstance(X, torch.Tensor):  # numpy() refuses a tensor that requires grad
-        X = X.detach().cpu()
+    X = input_array(X, what)
     try:
         return validate_data(estimator, X, reset=reset, dtype=list(dtype), ensure_all_finite=False)
     except ValueError as exc:

@@ -14,7 +14,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .._errors import DataError
-from .._utils import refuse_path, resolve_device, seeded_generator
+from .._utils import input_array, resolve_device, seeded_generator
 from ..metrics import purity
 from ..nn.autoencoder import DenseAutoencoder
 from ..nn.somrl import SOMRL
@@ -224,10 +224,7 @@ class DCSOMRL(SaveLoadMixin, ClusterMixin, TransformerMixin, BaseEstimator):
         return resolve_device(self.device)
 
     def _check_X(self, X, reset: bool) -> np.ndarray:
-        refuse_path(X, "DCSOMRL")
-        if isinstance(X, torch.Tensor):  # numpy() refuses a tensor that requires grad
-            X = X.detach().cpu()
-        X = np.asarray(X)
+        X = np.asarray(input_array(X, "DCSOMRL"))
         if X.dtype.kind not in "biuf":
             raise DataError(f"X must be numeric, got dtype {X.dtype}")
         if X.ndim > 2:  # images: flatten
