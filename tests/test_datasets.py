@@ -38,7 +38,7 @@ def test_csv_header_and_named_label_column(tmp_path):
     f = tmp_path / "d.csv"
     f.write_text("a,b,label,c\n1,2,0,3\n4,5,1,6\n7,8,999,9\n10,11,?,12\n")
     X, y = ds.load_file(f, label_column="label")
-    assert X.dtype == np.float32 and X.shape == (4, 3)
+    assert X.dtype == np.float64 and X.shape == (4, 3)  # the file's precision
     np.testing.assert_array_equal(X[:, 0], [1, 4, 7, 10])
     np.testing.assert_array_equal(X[1], [4, 5, 6])
     assert y.dtype == np.int64
@@ -60,14 +60,16 @@ def test_csv_label_column_by_index_last_and_none(tmp_path):
     assert X2.shape == (2, 3) and y2 is None
     with pytest.raises(DataError, match="out of range"):
         ds.read_csv(f, label_column=5)
-    with pytest.raises(DataError, match="no header"):
+    with pytest.raises(DataError, match="no column named 'class'"):  # a name implies a header
         ds.read_csv(f, label_column="class")
+    with pytest.raises(DataError, match="no header"):
+        ds.read_csv(f, label_column="class", header=False)
 
 
 def test_csv_string_labels_missing_values_and_comments(tmp_path):
     f = tmp_path / "iris.txt"
     f.write_text("# a comment\n5.1 3.5 setosa\n\n6.0 ? virginica\n5.9 3.0 versicolor\n")
-    X, y = ds.load_file(f, label_column=-1)
+    X, y = ds.load_file(f, label_column=-1, comment="#")  # comments only when asked for
     assert X.shape == (3, 2)
     assert np.isnan(X[1, 1])
     np.testing.assert_array_equal(y, [0, 2, 1])  # sorted names
@@ -125,8 +127,8 @@ def test_npz_round_trip(tmp_path):
     f = tmp_path / "d.npz"
     np.savez(f, X=X, y=y)
     X2, y2 = ds.load_file(f)
-    assert X2.dtype == np.float32 and y2.dtype == np.int64
-    np.testing.assert_allclose(X2, X.astype(np.float32))
+    assert X2.dtype == np.float64 and y2.dtype == np.int64  # the array's own precision
+    np.testing.assert_array_equal(X2, X)
     np.testing.assert_array_equal(y2[:4], -1)
     np.testing.assert_array_equal(y2[4:], y[4:])
     g = tmp_path / "keras.npz"
@@ -218,7 +220,7 @@ def test_arff_unlabelled_999_and_question_mark(tmp_path):
     f.write_text(ARFF_NOMINAL)
     X, y = ds.load_file(f)
     np.testing.assert_array_equal(y, [2, -1, -1, 0])
-    assert X.shape == (4, 3) and X.dtype == np.float32
+    assert X.shape == (4, 3) and X.dtype == np.float64
     np.testing.assert_array_equal(X[:, 0], [0.5, 1.5, 2.5, 3.5])
     np.testing.assert_array_equal(X[[0, 1, 3], 1], [0, 1, 0])  # nominal feature coded
     assert np.isnan(X[2, 1]) and np.isnan(X[1, 2])

@@ -1,9 +1,12 @@
 """Readers for tabular data files: CSV/TSV/TXT, NPY, NPZ, ARFF and Parquet.
 
-Every reader returns ``(X, y)``: ``X`` a float32 array of shape ``(n, m)`` and ``y`` an int64
-array of shape ``(n,)`` or ``None``. Unlabelled samples get the label ``-1`` (scikit-learn's
-semi-supervised convention). Every problem with the input raises :class:`~somlab.DataError` with
-a one-line message that names the file; finiteness of ``X`` is left to the estimators.
+Every reader returns ``(X, y)``: ``X`` an array of shape ``(n, m)`` in the file's precision
+(float64 for text, ARFF and Parquet; a ``.npy``/``.npz`` array's own float32 or float64) and
+``y`` an int64 array of shape ``(n,)`` or ``None``. Text files are parsed by pandas; every
+non-blank line is one sample, so a reader never changes the number of rows. Unlabelled
+samples get the label ``-1`` (scikit-learn's semi-supervised convention). Every problem with
+the input raises :class:`~somlab.DataError` with a one-line message that names the file;
+finiteness of ``X`` is left to the estimators.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import csv
 import gzip
 import io
 import os
+import re
 import zipfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -25,8 +29,11 @@ __all__ = ["load_file", "read_arff", "read_csv", "read_npy", "read_npz", "read_p
 #: Class values that mean "unlabelled" by default (the SS-SOM ARFF files use 999).
 DEFAULT_UNLABELLED: tuple = (999, "?")
 
-# Tokens read as a missing feature value (NaN) in text files.
-_MISSING_TOKENS = frozenset({"", "?", "na", "n/a", "nan", "null", "none"})
+# Cells read as a missing feature value (NaN) in text files, compared in lower case: pandas'
+# own list (Excel's #N/A among them) and "?" (UCI, ARFF). "-" is not one: it is an error.
+_MISSING_TOKENS = frozenset(
+    {"", "?", "na", "n/a", "#n/a", "#n/a n/a", "#na", "<na>", "nan", "-nan", "null", "none"}
+)
 
 _TEXT_SUFFIXES = (".csv", ".tsv", ".txt", ".data", ".dat")
 _NPZ_KEYS = (("X", "y"), ("x", "y"), ("x_train", "y_train"), ("X_train", "y_train"))
@@ -105,7 +112,11 @@ def _read_text(p: Path) -> str:
 
 
 def _as_features(a: np.ndarray, source: str, *, copy_ok: bool = True) -> np.ndarray:
-    """Validate a feature array and return it as float32 of shape (n, m)."""
+    """Validate a feature array and return it, shape (n, m), in the file's own precision.
+
+    float32 and float64 stay as they are (a memory map stays a memory map); float16, bool and
+    integers of up to 16 bits, which float32 holds exactly, become float32; wider integers
+    become float64. The estimators check the range against the dtype they compute in."""
     a = np.asarray(a)
     if a.dtype.kind not in "biuf":
         raise DataError(f"{source}: features must be numeric, got dtype {a.dtype}")
@@ -122,9 +133,11 @@ def _as_features(a: np.ndarray, source: str, *, copy_ok: bool = True) -> np.ndar
         raise DataError(f"{source}: no samples (the data is empty)")
     if a.shape[1] == 0:
         raise DataError(f"{source}: no feature columns")
-    if a.dtype == np.float32:
+    if a.dtype in (np.float32, np.float64):
         return a
-    return a.astype(np.float32)
+    if a.dtype.kind == "b" or a.dtype.itemsize <= 2:
+        return a.astype(np.float32)
+    return a.astype(np.float64)
 
 
 def _split_unlabelled(unlabelled: Iterable) -> tuple[set[float], set[str]]:
@@ -243,6 +256,7 @@ def _resolve_label_index(label_column, names: Sequence[str] | None, ncols: int, 
 
 
 def _is_number_token(t: str) -> bool:
+    """A cell that reads as a number (``float`` syntax) or as a missing marker."""
     t = t.strip()
     if t.lower() in _MISSING_TOKENS:
         return True
@@ -271,46 +285,57 @@ def _tokenize(lines: list[str], delimiter: str | None) -> list[list[str]]:
     return [[t.strip() for t in row] for row in csv.reader(lines, delimiter=delimiter)]
 
 
-def _detect_header(first: list[str], second: list[str] | None) -> bool:
-    f_num = [_is_number_token(t) for t in first]
-    if all(f_num):
-        return False
-    if second is None:
-        return not any(f_num)
-    s_num = [_is_number_token(t) for t in second]
-    if any((not a) and b for a, b in zip(f_num, s_num)):
-        return True
-    return not any(f_num)
+def _header_choice(header, first: list[str], label_column, source: str) -> bool:
+    """Whether the first record holds column names (see :func:`read_csv`, ``header``)."""
+    if header is None or (isinstance(header, str) and header == "auto"):
+        if isinstance(label_column, str) and label_column != "last":
+            return True  # a label column given by name: the names are on the first line
+        return all(t.strip() and not _is_number_token(t) for t in first)
+    if isinstance(header, (bool, np.bool_)):
+        return bool(header)
+    raise DataError(f"{source}: header must be 'auto', True or False, got {header!r}")
 
 
-def _convert_feature_tokens(
-    cells: np.ndarray, source: str, col_names: list[str], line_numbers: list[int]
-) -> np.ndarray:
-    """Convert a (n, m) array of string tokens to float64, missing tokens -> NaN."""
-    try:
-        return cells.astype(np.float64)
-    except ValueError:
-        pass
-    lowered = np.char.lower(np.char.strip(cells.astype(str)))
-    missing = np.isin(lowered, list(_MISSING_TOKENS))
-    cleaned = np.where(missing, "nan", cells)
-    try:
-        return cleaned.astype(np.float64)
-    except ValueError:
-        pass
-    for j in range(cleaned.shape[1]):
+def _missing_mask(values: np.ndarray) -> np.ndarray:
+    return np.array([str(v).strip().lower() in _MISSING_TOKENS for v in values], dtype=bool)
+
+
+def _numeric_column(col, source: str, name: str, line_of) -> np.ndarray:
+    """One feature column as float64 (missing markers are NaN already), or a DataError naming
+    the first cell that is not a number."""
+    import pandas as pd
+
+    if pd.api.types.is_bool_dtype(col.dtype) or pd.api.types.is_numeric_dtype(col.dtype):
+        return col.to_numpy(dtype=np.float64, na_value=np.nan)
+    values = col.to_numpy(dtype=object, na_value=None)
+    out = np.empty(len(values), dtype=np.float64)
+    for i, v in enumerate(values):
+        if v is None:
+            out[i] = np.nan
+            continue
         try:
-            cleaned[:, j].astype(np.float64)
-        except ValueError:
-            for i in range(cleaned.shape[0]):
-                try:
-                    float(cleaned[i, j])
-                except ValueError:
-                    raise DataError(
-                        f"{source}: line {line_numbers[i]}, column {col_names[j]}: "
-                        f"{cleaned[i, j]!r} is not a number"
-                    ) from None
-    raise DataError(f"{source}: non-numeric feature values")  # pragma: no cover
+            out[i] = float(v)
+        except (TypeError, ValueError):
+            raise DataError(
+                f"{source}: line {line_of(i)}, column {name}: {str(v)!r} is not a number"
+            ) from None
+    return out
+
+
+def _record_lines(body_lines: list[str], first_line: int, comment: str | None):
+    """File line numbers and text of the lines that the parser reads as records (blank lines
+    and, with ``comment``, whole comment lines are no records)."""
+    numbers, texts = [], []
+    for i, ln in enumerate(body_lines):
+        stripped = ln.strip()
+        if not stripped or (comment and stripped.startswith(comment)):
+            continue
+        numbers.append(first_line + i)
+        texts.append(ln.split(comment, 1)[0] if comment else ln)
+    return numbers, texts
+
+
+_PARSER_LINE = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
 
 
 def read_csv(
@@ -318,82 +343,150 @@ def read_csv(
     label_column=None,
     *,
     delimiter: str | None = None,
-    header: bool | None = None,
+    header="auto",
+    comment: str | None = None,
     unlabelled: Iterable = DEFAULT_UNLABELLED,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Read a delimited text file (``.csv``, ``.tsv``, ``.txt``; optionally ``.gz``).
+    """Read a delimited text file (``.csv``, ``.tsv``, ``.txt``; optionally ``.gz``) with
+    :func:`pandas.read_csv` (its C parser).
+
+    Every non-blank line after the header is one sample: the reader never drops, adds or
+    merges rows, and a line with more or fewer fields than the first is an error naming it.
 
     Parameters
     ----------
     path : str or Path
     label_column : None, "last", str or int
         ``None``: every column is a feature and ``y`` is ``None``. ``"last"``: the last column.
-        A string: the column with that header name. An int: the column index (negative ok).
+        A string: the column with that header name (implies a header). An int: the column
+        index (negative ok).
     delimiter : str, optional
-        Guessed from the first data line when omitted (tab, comma, semicolon, else whitespace).
-    header : bool, optional
-        Whether the first line holds column names; guessed when omitted (a first line with a
-        non-numeric entry above a numeric one is a header).
+        Guessed from the first line when omitted (for ``.csv`` a comma, for ``.tsv`` a tab,
+        else the first of tab, comma, semicolon found, else runs of whitespace).
+    header : {"auto", True, False}, default="auto"
+        Whether the first line holds column names. ``"auto"`` takes it as a header when every
+        one of its cells is text: not a number and not a missing marker (so ``-1,0x10,3`` and
+        ``#N/A,2,3`` are data, ``a,b,label`` is a header), or when ``label_column`` is a column
+        name. A row of numbers (``400,410,420``, e.g. wavelengths) is read as data unless
+        ``header=True`` says it is a header.
+    comment : str, optional
+        No comment lines by default: a data row starting with ``#`` (Excel's ``#N/A``) is data.
+        With ``comment="#"``, the rest of a line after ``#`` is ignored and lines that start
+        with it are skipped.
     unlabelled : iterable
         Class values meaning "unlabelled" (become ``-1``).
 
-    Lines starting with ``#`` and blank lines are skipped. Feature cells ``?``, ``NA`` or empty
-    become NaN. Integer-like labels are kept as integers; other labels are class names mapped
-    in sorted order to ``0..C-1``.
+    Feature cells that are empty, ``?``, ``NA``, ``N/A``, ``#N/A``, ``NaN``, ``null`` or
+    ``None`` (any case) are NaN; any other cell that is not a number is an error naming its
+    line and column. Features are float64, as read (the estimators check the range of their
+    own dtype). Integer-like labels are kept as integers; other labels are class names mapped
+    in sorted order to ``0..C-1``; empty, ``?`` or ``NA`` labels are unlabelled (``-1``).
     """
+    import pandas as pd
+
     p = _check_path(path)
     source = str(p)
     text = _read_text(p)
-    numbered = [
-        (i + 1, ln)
-        for i, ln in enumerate(text.splitlines())
-        if ln.strip() and not ln.lstrip().startswith("#")
-    ]
-    if not numbered:
+    lines = text.splitlines(keepends=True)
+    if comment is not None and (not isinstance(comment, str) or len(comment) != 1):
+        raise DataError(f"{source}: comment must be one character or None, got {comment!r}")
+    first_idx = next(
+        (
+            i
+            for i, ln in enumerate(lines)
+            if ln.strip() and not (comment and ln.strip().startswith(comment))
+        ),
+        None,
+    )
+    if first_idx is None:
         raise DataError(f"{source}: file is empty (no data rows)")
+    first_text = lines[first_idx].split(comment, 1)[0] if comment else lines[first_idx]
     if delimiter is None:
-        delimiter = _sniff_delimiter(numbered[0][1], _suffix(p))
-    head_rows = _tokenize([ln for _, ln in numbered[:2]], delimiter)
-    if header is None:
-        header = _detect_header(head_rows[0], head_rows[1] if len(head_rows) > 1 else None)
-    names = [t.strip().strip('"') for t in head_rows[0]] if header else None
-    data = numbered[1:] if header else numbered
-    if not data:
-        raise DataError(f"{source}: file has a header but no data rows")
-    ncols = len(names) if names is not None else len(head_rows[0])
+        delimiter = _sniff_delimiter(first_text, _suffix(p))
+    first = _tokenize([first_text.rstrip("\r\n")], delimiter)[0]
+    has_header = _header_choice(header, first, label_column, source)
+    names = [t.strip().strip('"') for t in first] if has_header else None
+    ncols = len(first)
     label_idx = _resolve_label_index(label_column, names, ncols, source)
-    line_numbers = [n for n, _ in data]
-    lines = [ln for _, ln in data]
+    body_start = first_idx + 1 if has_header else first_idx  # 0-based index into lines
+    body_lines = lines[body_start:]
+    rec_numbers, rec_texts = _record_lines(body_lines, body_start + 1, comment)
+    if not rec_numbers:
+        raise DataError(f"{source}: file has a header but no data rows")
 
-    arr = None
-    try:  # fast path: everything is numeric
-        arr = np.loadtxt(
-            lines,
-            delimiter=delimiter,
-            dtype=np.float64,
-            ndmin=2,
-            comments=None,
-            quotechar='"' if delimiter is not None else None,
+    na = sorted({t for t in _MISSING_TOKENS} | {t.upper() for t in _MISSING_TOKENS}
+                | {t.title() for t in _MISSING_TOKENS} | {"NaN", "#N/A N/A", "#NA"})  # fmt: skip
+    try:
+        df = pd.read_csv(
+            io.StringIO("".join(body_lines)),
+            header=None,
+            sep=r"\s+" if delimiter is None else delimiter,
+            engine="c" if delimiter is None or len(delimiter) == 1 else "python",
+            dtype=None if label_idx is None else {label_idx: object},
+            na_values=na,
+            keep_default_na=False,
+            comment=comment,
+            skip_blank_lines=True,
+            skipinitialspace=True,
+            quotechar='"',
         )
-    except ValueError:
-        arr = None
-    if arr is not None and arr.shape[1] == ncols:
-        y = None if label_idx is None else _as_labels(arr[:, label_idx], source, unlabelled)
-        X = arr if label_idx is None else np.delete(arr, label_idx, axis=1)
-        return _as_features(X, source), y
+    except pd.errors.ParserError as exc:
+        m = _PARSER_LINE.search(str(exc))
+        if m:
+            line = int(m.group(2)) + body_start
+            raise DataError(
+                f"{source}: line {line} has {m.group(3)} fields, expected {ncols}"
+            ) from None
+        raise DataError(f"cannot read {source}: {_one_line(exc)}") from None
+    except (ValueError, UnicodeError) as exc:
+        raise DataError(f"cannot read {source}: {_one_line(exc)}") from None
+    if df.shape[1] != ncols:
+        raise DataError(
+            f"{source}: line {rec_numbers[0]} has {df.shape[1]} fields, expected {ncols}"
+        )
+    mapped = len(rec_numbers) == df.shape[0]  # False only with quoted line breaks
 
-    rows = _tokenize(lines, delimiter)
-    for n, row in zip(line_numbers, rows):
-        if len(row) != ncols:
-            raise DataError(f"{source}: line {n} has {len(row)} fields, expected {ncols}")
-    cells = np.array(rows, dtype=str).reshape(len(rows), ncols)
+    def line_of(i: int):
+        return rec_numbers[i] if mapped else f"of record {i + 1}"
+
     col_names = names if names is not None else [str(j + 1) for j in range(ncols)]
     y = None
+    columns = []
+    for j in range(ncols):
+        if j == label_idx:
+            continue
+        columns.append(_numeric_column(df.iloc[:, j], source, col_names[j], line_of))
+    if not columns:
+        raise DataError(f"{source}: no feature columns")
+    X = np.column_stack(columns)
     if label_idx is not None:
-        y = _as_labels(cells[:, label_idx], source, unlabelled)
-        cells = np.delete(cells, label_idx, axis=1)
-        col_names = [c for j, c in enumerate(col_names) if j != label_idx]
-    X = _convert_feature_tokens(cells, source, col_names, line_numbers)
+        raw = df.iloc[:, label_idx].to_numpy(dtype=object, na_value=None)
+        tokens = np.array(["" if v is None else str(v) for v in raw], dtype=object)
+        tokens[_missing_mask(tokens)] = ""
+        y = _as_labels(tokens, source, unlabelled)
+    # A short line is padded with NaN by the parser: find those among rows holding a NaN.
+    suspects = np.flatnonzero(np.isnan(X).any(axis=1) | (y == -1 if y is not None else False))
+    if suspects.size:
+        if mapped:
+            counts = [len(_tokenize([rec_texts[i].rstrip("\r\n")], delimiter)[0]) for i in suspects]
+            for i, k in zip(suspects, counts):
+                if k < ncols:
+                    raise DataError(
+                        f"{source}: line {rec_numbers[i]} has {k} fields, expected {ncols}"
+                    )
+        else:
+            body = "".join(body_lines)
+            reader = csv.reader(io.StringIO(body), delimiter=delimiter) if delimiter else None
+            records = (
+                [r for r in reader if r and any(c.strip() for c in r)]
+                if reader is not None
+                else [ln.split() for ln in body.splitlines() if ln.strip()]
+            )
+            for i in suspects:
+                if i < len(records) and len(records[i]) < ncols:
+                    raise DataError(
+                        f"{source}: record {i + 1} has {len(records[i])} fields, expected {ncols}"
+                    )
     return _as_features(X, source), y
 
 
@@ -403,8 +496,9 @@ def read_csv(
 def read_npy(path: PathLike, mmap_mode: str | None = None) -> tuple[np.ndarray, None]:
     """Read a ``.npy`` array of features. Returns ``(X, None)``.
 
-    With ``mmap_mode`` (``"r"``, ``"c"``...) a float32 array is memory-mapped instead of being
-    read; other dtypes are converted (and so copied) to float32. Arrays with more than two
+    With ``mmap_mode`` (``"r"``, ``"c"``...) a float32 or float64 array is memory-mapped
+    instead of being read; other dtypes are converted (and so copied): small integers and
+    float16 to float32, wider integers to float64. Arrays with more than two
     dimensions are flattened to ``(n, -1)``. Pickled (object) arrays are refused.
     """
     p = _check_path(path)
@@ -463,7 +557,7 @@ def read_npz(
 
 
 def _parse_arff(
-    fh, source: str, label_column=None, unlabelled: Iterable = DEFAULT_UNLABELLED
+    fh, source: str, label_column=None, unlabelled: Iterable = DEFAULT_UNLABELLED, dtype=None
 ) -> tuple[np.ndarray, np.ndarray | None]:
     from scipy.io import arff
 
@@ -478,7 +572,9 @@ def _parse_arff(
     if data.shape[0] == 0:
         raise DataError(f"{source}: ARFF file has no data rows")
     if label_column is None:
-        label_idx = len(names) - 1
+        # the last attribute called "class"; else the last attribute if it is nominal (a
+        # numeric-only file without a class attribute has no labels, not its last feature)
+        label_idx = len(names) - 1 if types[-1] == "nominal" else None
         for i, (n, t) in enumerate(zip(names, types)):
             if n.strip().lower() == "class" and t in ("nominal", "numeric"):
                 label_idx = i
@@ -503,6 +599,8 @@ def _parse_arff(
     if not columns:
         raise DataError(f"{source}: no feature attributes besides the class")
     X = _as_features(np.column_stack(columns), source)
+    if dtype is not None:
+        X = X.astype(dtype)
     y = None
     if label_idx is not None:
         y = _as_labels(data[names[label_idx]], source, unlabelled)
@@ -515,7 +613,9 @@ def read_arff(
     """Read a (dense) ARFF file with :func:`scipy.io.arff.loadarff`.
 
     The class attribute is, unless ``label_column`` names another one, the last attribute called
-    ``class`` (nominal or numeric), else the last attribute. Class values 999 or ``?`` (see
+    ``class`` (nominal or numeric), else the last attribute if it is nominal; a file of numeric
+    attributes none of which is called ``class`` has no labels (``y`` is None). Features are
+    float64. Class values 999 or ``?`` (see
     ``unlabelled``) become ``-1``; integer class names become those integers, other class names
     are mapped in sorted order to ``0..C-1``. Nominal feature attributes are coded by the
     position of the value in their declaration (``?`` -> NaN).
@@ -526,14 +626,19 @@ def read_arff(
 
 
 def parse_arff_bytes(
-    raw: bytes, source: str, label_column=None, unlabelled: Iterable = DEFAULT_UNLABELLED
+    raw: bytes,
+    source: str,
+    label_column=None,
+    unlabelled: Iterable = DEFAULT_UNLABELLED,
+    dtype=np.float32,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Parse ARFF content held in memory (used for the bundled UCI archive)."""
+    """Parse ARFF content held in memory (used for the bundled UCI archive, whose min-max
+    scaled features are served as float32)."""
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         text = raw.decode("latin-1")
-    return _parse_arff(io.StringIO(text), source, label_column, unlabelled)
+    return _parse_arff(io.StringIO(text), source, label_column, unlabelled, dtype)
 
 
 # --------------------------------------------------------------------------- Parquet
@@ -585,7 +690,8 @@ def load_file(
     *,
     unlabelled: Iterable = DEFAULT_UNLABELLED,
     delimiter: str | None = None,
-    header: bool | None = None,
+    header="auto",
+    comment: str | None = None,
     mmap_mode: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Load a data file, choosing the reader by extension.
@@ -593,12 +699,14 @@ def load_file(
     Supported: ``.csv``, ``.tsv``, ``.txt``, ``.data``, ``.dat`` (optionally gzipped),
     ``.npy``, ``.npz``, ``.arff`` (optionally gzipped) and ``.parquet``.
 
-    Returns ``(X, y)``: float32 ``(n, m)`` features and int64 ``(n,)`` labels with ``-1`` for
+    Returns ``(X, y)``: ``(n, m)`` features in the file's precision (see the module's
+    docstring) and int64 ``(n,)`` labels with ``-1`` for
     unlabelled samples, or ``None`` when the file carries no labels. ``label_column`` selects the
     label column of text and Parquet files (``None`` = no labels) and overrides the automatic
     class attribute of ARFF files; ``.npy`` files hold features only and ``.npz`` files carry
-    their labels under ``y``, so a ``label_column`` for them is an error. ``delimiter`` and
-    ``header`` apply to text files, ``mmap_mode`` to ``.npy``.
+    their labels under ``y``, so a ``label_column`` for them is an error. ``delimiter``,
+    ``header`` and ``comment`` apply to text files (see :func:`read_csv`), ``mmap_mode`` to
+    ``.npy``.
     """
     p = _check_path(path)
     ext = _suffix(p)
@@ -608,7 +716,14 @@ def load_file(
             "only; an .npz carries its labels under the key 'y'"
         )
     if ext in _TEXT_SUFFIXES:
-        return read_csv(p, label_column, delimiter=delimiter, header=header, unlabelled=unlabelled)
+        return read_csv(
+            p,
+            label_column,
+            delimiter=delimiter,
+            header=header,
+            comment=comment,
+            unlabelled=unlabelled,
+        )
     if ext == ".arff":
         return read_arff(p, label_column, unlabelled=unlabelled)
     if p.suffix.lower() == ".gz":
