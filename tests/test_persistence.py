@@ -118,7 +118,12 @@ def test_edited_arrays_are_caught_and_unchecked_old_files_still_load(tmp_path, f
     save_file(edited, tmp_path / "edited", metadata=meta)
     with pytest.raises(ModelFileError, match="damaged"):
         load(tmp_path / "edited")
-    old = {k: v for k, v in meta.items() if k != "sha256"}  # a file from before the checksum
+    # a version-1 file from before the checksum still loads; a current one without it is refused
+    old = {k: v for k, v in meta.items() if k != "sha256"}
+    save_file(arrays, tmp_path / "stripped", metadata=old)
+    with pytest.raises(ModelFileError, match="no checksum"):
+        load(tmp_path / "stripped")
+    old["format_version"] = "1"
     save_file(arrays, tmp_path / "old", metadata=old)
     np.testing.assert_array_equal(load(tmp_path / "old").predict(X), som.predict(X))
 
@@ -178,3 +183,148 @@ def test_random_state_object_cannot_be_saved(tmp_path, fitted):
     som.set_params(random_state=np.random.RandomState(0))
     with pytest.raises(ValueError, match="random_state as an int or None"):
         som.save(tmp_path / "m.somlab")
+
+
+# ------------------------------------------------------------------ edited headers (issue 17.9)
+
+
+def _read(path):
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="numpy") as f:
+        return dict(f.metadata()), {k: f.get_tensor(k) for k in f.keys()}
+
+
+def _rewrite(path, meta, arrays):
+    """Save an edited file with its checksum recomputed, as a careful attacker would."""
+    from somlab.persistence import _digest
+
+    meta = dict(meta, sha256=_digest(arrays, meta["params"], meta["attributes"]))
+    save_file(arrays, path, metadata=meta)
+    return path
+
+
+@pytest.mark.parametrize("name", ["__dict__", "predict", "fit", "_grid", "weights"])
+def test_undeclared_attribute_names_are_refused(tmp_path, fitted, name):
+    meta, arrays = _read(fitted[0].save(tmp_path / "m.somlab"))
+    attrs = json.loads(meta["attributes"])
+    attrs[name] = {"a": 1} if name == "__dict__" else 3
+    meta["attributes"] = json.dumps(attrs)
+    path = _rewrite(tmp_path / "edited", meta, arrays)
+    with pytest.raises(ModelFileError, match=f"'{name}' is not one SOM declares"):
+        load(path)
+    arrays2 = dict(arrays, **{name: np.zeros(3, np.float32)})  # as a tensor too
+    path = _rewrite(tmp_path / "edited2", dict(meta, attributes=json.dumps({})), arrays2)
+    with pytest.raises(ModelFileError, match="inconsistent SOM"):
+        load(path)
+
+
+def test_shapes_and_kinds_are_checked_against_grid_and_features(tmp_path, fitted):
+    som, _ = fitted  # grid 4x3, 4 features
+    meta, arrays = _read(som.save(tmp_path / "m.somlab"))
+    cases = {
+        "grid": dict(arrays, weights_=np.zeros((3, 4, 4), np.float32)),
+        "features": dict(arrays, weights_=np.zeros((4, 3, 5), np.float32)),
+        "axes": dict(arrays, weights_=np.zeros((12, 4), np.float32)),
+        "kind": dict(arrays, weights_=np.zeros((4, 3, 4), np.int64)),
+        "labels": dict(arrays, labels_=np.zeros((3, 3), np.int64)),
+    }
+    for what, edited in cases.items():
+        with pytest.raises(ModelFileError, match="weights_|labels_") as e:
+            load(_rewrite(tmp_path / what, meta, edited))
+        assert "inconsistent SOM" in str(e.value), what
+    attrs = json.loads(meta["attributes"])
+    for key, bad in (("n_features_in_", -1), ("n_iter_", "many"), ("history_", [1, 2])):
+        edited = dict(meta, attributes=json.dumps(dict(attrs, **{key: bad})))
+        with pytest.raises(ModelFileError, match=key):
+            load(_rewrite(tmp_path / key, edited, arrays))
+    no_weights = {k: v for k, v in arrays.items() if k != "weights_"}
+    with pytest.raises(ModelFileError, match="weights_ is missing"):
+        load(_rewrite(tmp_path / "none", meta, no_weights))
+    names = dict(attrs, feature_names_in_={"__ndarray__": ["a", "b", "c", "d"], "dtype": "|V8"})
+    with pytest.raises(ModelFileError, match="unsupported stored dtype"):
+        load(_rewrite(tmp_path / "void", dict(meta, attributes=json.dumps(names)), arrays))
+
+
+def test_every_model_class_round_trips_through_its_allow_list(tmp_path):
+    X = np.random.default_rng(0).random((60, 4))
+    y = np.arange(60) % 3
+    import pandas as pd
+
+    models = [
+        somlab.SOM((3, 2), epochs=2, random_state=0).fit(pd.DataFrame(X, columns=list("abcd"))),
+        somlab.SOMEnsemble((3, 2), sigma=[1.0, 2.0], epochs=2, random_state=0).fit(X),
+        somlab.BatchSSSOM(random_state=0).fit(X, np.array(["a", "b", "c"])[y]),
+        somlab.SSSOM(random_state=0).fit(X, y),
+        somlab.LARFDSSOM(random_state=0).fit(X),
+        somlab.BatchSSSOMEnsemble(at=[0.9, 0.95], random_state=0).fit(X, y),
+    ]
+    for m in models:
+        back = load(m.save(tmp_path / f"{type(m).__name__}.somlab"))
+        Xin = pd.DataFrame(X, columns=list("abcd")) if hasattr(m, "feature_names_in_") else X
+        np.testing.assert_array_equal(back.predict(Xin), m.predict(Xin))
+
+
+def test_ensemble_weights_must_match_its_map_count(tmp_path):
+    X = np.random.default_rng(0).random((40, 3))
+    ens = somlab.SOMEnsemble((2, 2), sigma=[1.0, 2.0], epochs=1, random_state=0).fit(X)
+    meta, arrays = _read(ens.save(tmp_path / "e.somlab"))
+    edited = dict(arrays, weights_=np.concatenate([arrays["weights_"]] * 2))
+    with pytest.raises(ModelFileError, match=r"axis 0 should be 2 \(K\)"):
+        load(_rewrite(tmp_path / "bad", meta, edited))
+
+
+# ------------------------------------------------------------------ full disk (issue 17.6)
+
+
+def test_full_disk_raises_an_os_error_naming_the_path_and_keeps_the_old_file(
+    tmp_path, fitted, monkeypatch
+):
+    import errno
+
+    import safetensors.numpy
+
+    som, X = fitted
+    path = som.save(tmp_path / "m.somlab")
+    before = path.read_bytes()
+
+    def full(arrays, filename, metadata=None):  # what safetensors raises on ENOSPC
+        with open(filename, "wb") as fh:
+            fh.write(b"\0" * 10)  # a partial write, then the disk is full
+        raise safetensors.SafetensorError(
+            'Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No '
+            'space left on device" })'
+        )
+
+    monkeypatch.setattr(safetensors.numpy, "save_file", full)
+    with pytest.raises(OSError) as e:
+        som.save(path)
+    assert isinstance(e.value, somlab.SomlabError) and e.value.errno == errno.ENOSPC
+    assert str(path) in str(e.value) and "No space left on device" in str(e.value)
+    assert "unchanged" in str(e.value) and "\n" not in str(e.value)
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == [
+        "m.somlab"
+    ]
+    with pytest.raises(OSError, match="new.somlab"):
+        som.save(tmp_path / "new.somlab")
+    assert not (tmp_path / "new.somlab").exists()
+
+
+def test_model_path_messages(tmp_path, fitted, monkeypatch):
+    with pytest.raises(ModelFileError, match="model file not found"):
+        load(tmp_path / "missing.somlab")
+    with pytest.raises(ModelFileError, match="is a folder, not a model file"):
+        load(tmp_path)
+    path = fitted[0].save(tmp_path / "m.somlab")
+    import builtins
+
+    real_open = builtins.open
+
+    def denied(file, *a, **k):  # we run as root in CI: simulate chmod 000
+        if str(file) == str(path):
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *a, **k)
+
+    monkeypatch.setattr(builtins, "open", denied)
+    with pytest.raises(ModelFileError, match="permission denied"):
+        load(path)

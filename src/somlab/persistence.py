@@ -5,8 +5,14 @@ name, ``get_params()`` and the fitted scalars as JSON; the fitted arrays are its
 are written to a temporary file in the same folder and renamed, so a crash never leaves half a
 model behind.  A SHA-256 of the arrays and the JSON is stored with them and checked on loading,
 so a damaged file is an error, not a model with wrong numbers.  Loading reads only tensors and
-JSON: nothing in the file is ever executed or unpickled, and the class is looked up in a fixed
-registry of somlab estimators.
+JSON: nothing in the file is ever executed or unpickled, the class is looked up in a fixed
+registry of somlab estimators, and only the fitted attributes that class declares in
+:data:`FITTED_ATTRIBUTES` are set, each checked for its kind and its shape (against
+``grid_shape``, ``n_features_in_``, ``n_nodes_``, ``n_maps_``), so an edited file whose
+checksum was recomputed cannot set ``__dict__`` or ``predict`` nor smuggle in a wrong shape.
+
+Format versions: 2 (written now) requires the checksum; 1 (earlier releases) loads as before,
+checked when it carries one.
 """
 
 from __future__ import annotations
@@ -15,16 +21,204 @@ import hashlib
 import json
 import os
 import tempfile
+from numbers import Integral, Real
 from pathlib import Path
 
 import numpy as np
 
-from ._errors import ModelFileError
+from ._errors import ModelFileError, WriteError
 from ._utils import resolve_device
 
 FORMAT_NAME = "somlab"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Versions this somlab reads; a file of version 1 may lack the checksum.
+READABLE_VERSIONS = ("1", "2")
 _REGISTRY: dict[str, type] = {}
+
+# ------------------------------------------------------------------ declared fitted attributes
+# Each fitted attribute a class saves: ("array", kinds, shape) with numpy dtype kinds and a shape
+# of symbols (R, C: grid_shape; F: n_features_in_; N: n_nodes_; K: n_maps_; "*": any length),
+# or one of the scalar rules "count" (int >= 0), "number" (real or None), "bool", "dict".
+# Attributes marked required must be in the file.  A class is looked up by name along its MRO.
+_LABEL_KINDS = "biuUO"
+_RELEVANCE = {
+    "prototypes_": ("array", "f", ("N", "F")),
+    "relevances_": ("array", "f", ("N", "F")),
+    "distance_averages_": ("array", "f", ("N", "F")),
+    "node_class_index_": ("array", "iu", ("N",)),
+    "node_classes_": ("array", _LABEL_KINDS, ("N",)),
+    "node_wins_": ("array", "iu", ("N",)),
+    "adjacency_": ("array", "b", ("N", "N")),
+    "classes_": ("array", _LABEL_KINDS, ("*",)),
+    "labels_": ("array", "iu", ("*",)),
+    "n_features_in_": "count",
+    "n_nodes_": "count",
+    "supervised_": "bool",
+    "history_": "dict",
+    "feature_names_in_": ("array", "UO", ("F",)),
+}
+FITTED_ATTRIBUTES: dict[str, dict] = {
+    "SOM": {
+        "weights_": ("array", "f", ("R", "C", "F")),
+        "labels_": ("array", "iu", ("*",)),
+        "n_features_in_": "count",
+        "n_iter_": "count",
+        "quantization_error_": "number",
+        "topographic_error_": "number",
+        "history_": "dict",
+        "feature_names_in_": ("array", "UO", ("F",)),
+    },
+    "SOMEnsemble": {
+        "weights_": ("array", "f", ("K", "R", "C", "F")),
+        "labels_": ("array", "iu", ("K", "*")),
+        "quantization_error_": ("array", "f", ("K",)),
+        "topographic_error_": ("array", "f", ("K",)),
+        "n_features_in_": "count",
+        "n_maps_": "count",
+        "n_iter_": "count",
+        "history_": "dict",
+        "feature_names_in_": ("array", "UO", ("F",)),
+    },
+    "RelevanceMapBase": _RELEVANCE,
+}
+REQUIRED_ATTRIBUTES: dict[str, tuple] = {
+    "SOM": ("weights_", "n_features_in_"),
+    "SOMEnsemble": ("weights_", "n_features_in_", "n_maps_"),
+    "RelevanceMapBase": ("prototypes_", "relevances_", "n_nodes_", "n_features_in_"),
+}
+
+
+def _declared(cls) -> tuple[dict, tuple] | None:
+    """The declared attributes of ``cls`` (or of its nearest declared base), or None."""
+    for base in cls.__mro__:
+        if base.__name__ in FITTED_ATTRIBUTES:
+            return FITTED_ATTRIBUTES[base.__name__], REQUIRED_ATTRIBUTES.get(base.__name__, ())
+    return None
+
+
+def _check_scalar(name: str, rule: str, value) -> None:
+    ok = {
+        "count": isinstance(value, Integral) and not isinstance(value, bool) and value >= 0,
+        "number": value is None or (isinstance(value, Real) and not isinstance(value, bool)),
+        "bool": isinstance(value, bool),
+        "dict": isinstance(value, dict),
+    }[rule]
+    if not ok:
+        raise ValueError(f"attribute {name} must be {rule}, got {type(value).__name__}")
+
+
+def _check_state(model, arrays: dict, scalars: dict) -> None:
+    """Refuse names the class does not declare, wrong kinds and shapes (ValueError)."""
+    declared = _declared(type(model))
+    if declared is None:
+        raise ValueError(f"{type(model).__name__} declares no fitted attributes to load")
+    rules, required = declared
+    names = {**scalars, **arrays}
+    unknown = sorted(set(names) - set(rules))
+    if unknown:
+        raise ValueError(f"attribute {unknown[0]!r} is not one {type(model).__name__} declares")
+    missing = [n for n in required if n not in names]
+    if missing:
+        raise ValueError(f"attribute {missing[0]} is missing")
+    for name, rule in rules.items():
+        if name in names and isinstance(rule, str):
+            _check_scalar(name, rule, names[name])
+    sizes = {"F": scalars.get("n_features_in_"), "N": scalars.get("n_nodes_")}
+    sizes["K"] = scalars.get("n_maps_")
+    grid = getattr(model, "grid_shape", None)
+    if grid is not None:
+        from .core.grids import parse_grid
+
+        sizes["R"], sizes["C"] = parse_grid(grid)
+    for name, rule in rules.items():
+        if name not in names or isinstance(rule, str):
+            continue
+        _, kinds, shape = rule
+        a = names[name]
+        if not isinstance(a, np.ndarray) or a.dtype.kind not in kinds:
+            kind = a.dtype if isinstance(a, np.ndarray) else type(a).__name__
+            raise ValueError(f"attribute {name} has the wrong type ({kind})")
+        if a.ndim != len(shape):
+            raise ValueError(f"attribute {name} has shape {a.shape}, expected {len(shape)} axes")
+        for axis, (sym, n) in enumerate(zip(shape, a.shape)):
+            want = sizes.get(sym)
+            if want is not None and n != want:
+                raise ValueError(
+                    f"attribute {name} has shape {a.shape}; axis {axis} should be {want} ({sym})"
+                )
+
+
+def _array_from_json(name: str, value: dict) -> np.ndarray:
+    """An array stored as JSON (strings, labels): only plain kinds and plain values."""
+    dt, items = value.get("dtype"), value.get("__ndarray__")
+    try:
+        dtype = np.dtype(dt) if isinstance(dt, str) else None
+    except TypeError:
+        dtype = None
+    if dtype is None or dtype.kind not in _LABEL_KINDS + "f" or not isinstance(items, list):
+        raise ValueError(f"attribute {name} has an unsupported stored dtype {dt!r}")
+    if any(not isinstance(v, (str, int, float)) or isinstance(v, bool) for v in items):
+        raise ValueError(f"attribute {name} holds values other than strings and numbers")
+    return np.array(items, dtype=object if dtype.kind == "O" else dtype)
+
+
+# ------------------------------------------------------------------ atomic writes
+def _os_error_of(exc: BaseException) -> int | None:
+    """The errno behind an exception of ours or of a library (safetensors reports its I/O
+    errors as text, e.g. 'Os { code: 28, kind: StorageFull ... }')."""
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return exc.errno
+    import re
+
+    m = re.search(r"code: (\d+)", str(exc))
+    return int(m.group(1)) if m else None
+
+
+def atomic_write(path, write, *, what: str = "the file") -> Path:
+    """Write ``path`` through ``write(tmp_path)`` on a temporary file in the same folder, then
+    rename it into place: readers see the old file or the new one, never half of one.  Any
+    failure (a full disk included) removes the temporary file, leaves an existing ``path`` as
+    it was and raises :class:`somlab._errors.WriteError` (an ``OSError``) naming ``path``."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"cannot save {what} to {path}: it is a folder")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        os.close(fd)
+    except OSError as exc:
+        raise _write_error(path, exc, what) from None
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; our files are documents
+        os.replace(tmp, path)
+    except Exception as exc:
+        raise _write_error(path, exc, what) from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def _write_error(path: Path, exc: BaseException, what: str) -> WriteError:
+    code = _os_error_of(exc)
+    reason = os.strerror(code) if code else " ".join(str(exc).split())[:200]
+    kept = " (the existing file is unchanged)" if path.exists() else ""
+    err = WriteError(f"cannot save {what} to {path}: {reason}{kept}")
+    err.errno, err.filename = code, str(path)
+    return err
+
+
+def atomic_write_text(path, text: str, *, what: str = "the file") -> Path:
+    """:func:`atomic_write` of a text file (UTF-8)."""
+
+    def write(tmp):
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    return atomic_write(path, write, what=what)
 
 
 def register(cls):
@@ -68,10 +262,13 @@ class SaveLoadMixin:
         return arrays, scalars
 
     def _restore_state(self, arrays, scalars):
+        """Set the fitted attributes read from a file: only those the class declares (see
+        :data:`FITTED_ATTRIBUTES`), each of the declared kind and shape (ValueError if not)."""
+        scalars = dict(scalars)
         for key, value in scalars.items():
             if isinstance(value, dict) and "__ndarray__" in value:
-                dt = value["dtype"]
-                scalars[key] = np.array(value["__ndarray__"], dtype=object if "O" in dt else dt)
+                scalars[key] = _array_from_json(key, value)
+        _check_state(self, arrays, scalars)
         for key, value in {**scalars, **arrays}.items():
             setattr(self, key, value)
 
@@ -84,6 +281,15 @@ class SaveLoadMixin:
             raise ValueError(f"{type(self).__name__} is not fitted yet; call fit before save")
         path = Path(path)
         arrays, scalars = self._state_for_save()
+        unknown = sorted(set(arrays) | set(scalars))
+        declared = _declared(type(self))
+        if declared is not None and type(self)._state_for_save is SaveLoadMixin._state_for_save:
+            unknown = [n for n in unknown if n not in declared[0]]
+            if unknown:  # it could be saved but never loaded: say so now, not at load time
+                raise TypeError(
+                    f"{type(self).__name__} has the fitted attribute {unknown[0]} that "
+                    "somlab.persistence.FITTED_ATTRIBUTES does not declare; add it there"
+                )
         params = self.get_params(deep=False)
         seeds = params.get("random_state")
         for seed in seeds if isinstance(seeds, (list, tuple)) else [seeds]:
@@ -100,19 +306,9 @@ class SaveLoadMixin:
             "attributes": json.dumps(scalars),
         }
         meta["sha256"] = _digest(arrays, meta["params"], meta["attributes"])
-        if path.is_dir():
-            raise IsADirectoryError(f"cannot save the model to {path}: it is a folder")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        os.close(fd)
-        try:
-            save_file(arrays, tmp, metadata=meta)
-            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a model file is a document
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        return path
+        return atomic_write(
+            path, lambda tmp: save_file(arrays, tmp, metadata=meta), what="the model"
+        )
 
 
 def _digest(arrays: dict, params: str, attributes: str) -> str:
@@ -143,6 +339,29 @@ def _umask() -> int:
     return mask
 
 
+def _check_model_path(path: Path) -> None:
+    """Missing, a folder, or not readable: three different messages."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise ModelFileError(f"model file not found: {path}") from None
+    except PermissionError:
+        raise ModelFileError(f"cannot read the model file {path}: permission denied") from None
+    except OSError as exc:
+        raise ModelFileError(f"cannot read the model file {path}: {exc.strerror}") from None
+    import stat
+
+    if stat.S_ISDIR(st.st_mode):
+        raise ModelFileError(f"{path} is a folder, not a model file")
+    try:
+        with open(path, "rb"):
+            pass
+    except PermissionError:
+        raise ModelFileError(f"cannot read the model file {path}: permission denied") from None
+    except OSError as exc:
+        raise ModelFileError(f"cannot read the model file {path}: {exc.strerror}") from None
+
+
 def _params_from_json(params: dict) -> dict:
     # JSON has no tuples; estimator parameters that were tuples (grid shapes) come back as lists.
     return {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
@@ -159,8 +378,7 @@ def load(path, device=None):
     from safetensors import safe_open
 
     path = Path(path)
-    if not path.is_file():
-        raise ModelFileError(f"model file not found: {path}")
+    _check_model_path(path)
     try:
         with safe_open(str(path), framework="numpy") as f:
             meta = f.metadata() or {}
@@ -170,15 +388,20 @@ def load(path, device=None):
     if meta.get("format") != FORMAT_NAME:
         raise ModelFileError(f"{path} is not a somlab model file")
     version = meta.get("format_version")
-    if version != str(FORMAT_VERSION):
+    if version not in READABLE_VERSIONS:
         raise ModelFileError(
-            f"{path} has model format version {version}; this somlab reads version "
-            f"{FORMAT_VERSION}; upgrade somlab to load it"
+            f"{path} has model format version {version}; this somlab reads versions "
+            f"{', '.join(READABLE_VERSIONS)}; upgrade somlab to load it"
         )
     cls = _REGISTRY.get(meta.get("class", ""))
     if cls is None:
         raise ModelFileError(f"{path} holds an unknown model class {meta.get('class')!r}")
-    if "sha256" in meta:  # files written before the checksum existed load unchecked
+    if "sha256" not in meta and version != "1":
+        raise ModelFileError(
+            f"{path} has no checksum, which every version-{version} model file carries: "
+            "the file was edited"
+        )
+    if "sha256" in meta:  # version-1 files written before the checksum existed load unchecked
         try:
             ok = meta["sha256"] == _digest(arrays, meta["params"], meta["attributes"])
         except KeyError as exc:
