@@ -1,14 +1,16 @@
 """The ``somlab`` command line: fit, predict, evaluate, plot, datasets, demo.
 
-Every command that reports results takes ``--json`` (machine-readable, on stdout).  Bad input
-(missing file, wrong shape, NaN, unknown option, corrupt model) prints one line on stderr and
-exits with code 2, without a traceback.
+Every command that reports results takes ``--json`` (machine-readable, on stdout; strict JSON:
+NaN and infinities are written as ``null``).  Bad input (missing file, wrong shape, NaN, unknown
+option, corrupt model, a full disk) prints one line on stderr and exits with code 2, without a
+traceback, and leaves no half-written file behind.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -27,13 +29,16 @@ DATA_HELP = (
 LOAD_DEVICE_HELP = "run the model here (cpu, cuda, cuda:N) instead of the device it was saved with"
 
 
-def load_data(spec: str, label_column=None):
-    """Resolve a data argument into ``(X, y or None)``."""
+def load_data(spec: str, label_column=None, header="auto", comment=None):
+    """Resolve a data argument into ``(X, y or None)``; ``header`` and ``comment`` apply to
+    text files (see :func:`somlab.datasets.read_csv`)."""
     from . import datasets
 
     bundled = spec.startswith(("toy:", "uci:", "image:"))
     if bundled and label_column is not None:
         raise DataError(f"--label-column applies to files; {spec} comes with its labels")
+    if bundled and (header != "auto" or comment is not None):
+        raise DataError(f"--header, --no-header and --comment apply to files, not to {spec}")
     if spec.startswith("toy:"):
         X, y = datasets.load_toy(spec[4:])
         return X, y
@@ -46,7 +51,17 @@ def load_data(spec: str, label_column=None):
         return b.X_train, b.y_train
     if spec.startswith("image:"):
         return _load_image_spec(spec[6:])
-    return datasets.load_file(spec, label_column=label_column)
+    return datasets.load_file(spec, label_column=label_column, header=header, comment=comment)
+
+
+def _data(args, spec=None):
+    """``load_data`` with the command's --label-column, --header / --no-header, --comment."""
+    return load_data(
+        args.data if spec is None else spec,
+        _label_column(args.label_column),
+        header=getattr(args, "header", "auto"),
+        comment=getattr(args, "comment", None),
+    )
 
 
 def _load_image_spec(name: str):
@@ -67,18 +82,67 @@ def _label_column(value):
     return int(value) if value.lstrip("-").isdigit() else value
 
 
+def json_safe(value):
+    """``value`` with numpy scalars and arrays as Python numbers and lists, and every NaN or
+    infinity as None, so that it is strict JSON (``json.dumps(..., allow_nan=False)``)."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return json_safe(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def json_text(payload) -> str:
+    """The one JSON writer of the command line (every ``--json`` output goes through it)."""
+    return json.dumps(json_safe(payload), indent=2, allow_nan=False, default=str)
+
+
 def _emit(args, payload: dict, text: str) -> None:
     if getattr(args, "json", False):
-        print(json.dumps(payload, indent=2, default=float))
+        print(json_text(payload))
     else:
         print(text)
+
+
+_DEVICE_TYPES = ("cpu", "cuda", "mps")
+
+
+def _check_device(value):
+    """A --device value that can run a map: 'auto', cpu, cuda, cuda:N or mps (not 'meta')."""
+    if value is None or value == "auto":
+        return value
+    import torch
+
+    try:
+        dev = torch.device(value)
+    except (RuntimeError, TypeError):
+        dev = None
+    if dev is None or dev.type not in _DEVICE_TYPES:
+        raise SomlabError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {value!r}")
+    return value
+
+
+def _image_shape(text: str) -> tuple[int, int]:
+    parts = text.lower().split("x")
+    if len(parts) == 2 and all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        return int(parts[0]), int(parts[1])
+    raise argparse.ArgumentTypeError(f"must be ROWSxCOLS, e.g. 28x28, got {text!r}")
 
 
 # ------------------------------------------------------------------------------- commands
 def cmd_fit(args) -> None:
     from .som import SOM
 
-    X, _ = load_data(args.data, _label_column(args.label_column))
+    _check_device(args.device)
+    X, _ = _data(args)
     som = SOM(
         args.grid,
         topology=args.topology,
@@ -118,22 +182,29 @@ def cmd_fit(args) -> None:
 def _load_model(path, device=None):
     from .persistence import load
 
-    return load(path, device=device)
+    return load(path, device=_check_device(device))
 
 
 def cmd_predict(args) -> None:
+    from .persistence import atomic_write_text
+
     model = _load_model(args.model, args.device)
-    X, _ = load_data(args.data, _label_column(args.label_column))
+    X, _ = _data(args)
     pred = model.predict(X)
+    if pred.shape[-1] != X.shape[0]:  # pragma: no cover - a model bug, never a silent change
+        raise SomlabError(f"{pred.shape[-1]} predictions for {X.shape[0]} rows")
     if args.output:
-        np.savetxt(args.output, pred, fmt="%d")
-    payload = {"n_samples": int(len(pred)), "predictions": pred.tolist()}
+        rows = pred.T if pred.ndim == 2 else pred[:, None]  # one line per sample, maps across
+        text = "\n".join(" ".join(map(str, r)) for r in rows.tolist()) + "\n"
+        atomic_write_text(args.output, text, what="the predictions")
+    payload = {"n_samples": int(X.shape[0]), "predictions": pred.tolist()}
+    rows = pred.T if pred.ndim == 2 else pred[:, None]
     _emit(
         args,
         payload,
-        "\n".join(map(str, pred.tolist()))
+        "\n".join(" ".join(map(str, r)) for r in rows.tolist())
         if not args.output
-        else f"wrote {len(pred)} predictions to {args.output}",
+        else f"wrote {X.shape[0]} predictions to {args.output}",
     )
 
 
@@ -141,20 +212,41 @@ def cmd_evaluate(args) -> None:
     from . import metrics
 
     model = _load_model(args.model, args.device)
-    X, y = load_data(args.data, _label_column(args.label_column))
-    result = {"n_samples": int(X.shape[0])}
-    if hasattr(model, "quantization_error"):
-        result["quantization_error"] = model.quantization_error(X)
-        result["topographic_error"] = model.topographic_error(X)
+    X, y = _data(args)
     clusters = model.predict(X)
-    if y is not None and (y >= 0).any():
-        lab = y >= 0
-        result.update(metrics.clustering_report(y[lab], clusters[lab]))
-        result["n_labelled"] = int(lab.sum())
-    text = "\n".join(
-        f"{k:>20}: {v:.4f}" if isinstance(v, float) else f"{k:>20}: {v}" for k, v in result.items()
-    )
-    if "ce" in result:
+    lab = y >= 0 if y is not None else None
+
+    def report(k=None):
+        """The scores of the one map, or of map k of an ensemble."""
+        out = {}
+        if hasattr(model, "quantization_error"):
+            qe, te = model.quantization_error(X), model.topographic_error(X)
+            out["quantization_error"] = float(qe if k is None else qe[k])
+            out["topographic_error"] = float(te if k is None else te[k])
+        c = clusters if k is None else clusters[k]
+        if lab is not None and lab.any():
+            out.update(metrics.clustering_report(y[lab], c[lab]))
+            out["n_labelled"] = int(lab.sum())
+        return out
+
+    def lines(res, indent=""):
+        return [
+            f"{indent}{k:>20}: {v:.4f}" if isinstance(v, float) else f"{indent}{k:>20}: {v}"
+            for k, v in res.items()
+        ]
+
+    result = {"n_samples": int(X.shape[0])}
+    if clusters.ndim == 2:  # an ensemble: K maps, each scored on its own
+        maps = [report(k) for k in range(clusters.shape[0])]
+        result.update(n_maps=len(maps), maps=maps)
+        text = "\n".join(
+            lines({"n_samples": result["n_samples"], "n_maps": len(maps)})
+            + [ln for k, m in enumerate(maps) for ln in [f"map {k}:", *lines(m, "  ")]]
+        )
+    else:
+        result.update(report())
+        text = "\n".join(lines(result))
+    if "ce" in result or any("ce" in m for m in result.get("maps", ())):
         text += (
             "\n(ce: accuracy under the best one-to-one matching of clusters to classes, higher is"
             " better; with more clusters than classes, only as many clusters as classes count)"
@@ -186,7 +278,7 @@ def cmd_plot(args) -> None:
         raise SomlabError(f"plot {args.kind} needs --data")
     X = y = None
     if args.data:
-        X, y = load_data(args.data, _label_column(args.label_column))
+        X, y = _data(args)
     if args.kind in ("markers", "pies") and (y is None or not (y >= 0).any()):
         raise SomlabError(f"plot {args.kind} needs labelled data (use --label-column)")
     out = args.output or f"{args.kind}.png"
@@ -205,7 +297,13 @@ def cmd_plot(args) -> None:
     elif args.kind == "training":
         plotting.plot_training(model, path=out)
     else:
-        shape = tuple(int(v) for v in args.image_shape.split("x"))
+        shape = args.image_shape
+        n_features = getattr(model, "n_features_in_", None)
+        if n_features is not None and shape[0] * shape[1] != n_features:
+            raise SomlabError(
+                f"--image-shape {shape[0]}x{shape[1]} holds {shape[0] * shape[1]} pixels but "
+                f"the model has {n_features} features"
+            )
         plotting.plot_prototypes(model, image_shape=shape, path=out)
     _emit(args, {"plot": args.kind, "path": str(out)}, f"wrote {out}")
 
@@ -293,6 +391,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"somlab {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
+    def text_options(sp):
+        hd = sp.add_mutually_exclusive_group()
+        hd.add_argument(
+            "--header",
+            dest="header",
+            action="store_const",
+            const=True,
+            default="auto",
+            help="the first line of a text file holds column names (even numeric ones such as "
+            "400,410,420); default: a first line whose every cell is text is a header",
+        )
+        hd.add_argument(
+            "--no-header",
+            dest="header",
+            action="store_const",
+            const=False,
+            help="the first line of a text file is data",
+        )
+        sp.add_argument(
+            "--comment",
+            default=None,
+            metavar="CHAR",
+            help="skip what follows CHAR on a line of a text file (default: no comments, so "
+            "a row starting with #N/A is data)",
+        )
+
     def common(sp, data=True, labels=True):
         if data:
             sp.add_argument("data", help=DATA_HELP)
@@ -302,6 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
                 default=None,
                 help="label column of a CSV/TSV file: 'last', an index or a name",
             )
+            text_options(sp)
         sp.add_argument("--json", action="store_true", help="print machine-readable JSON")
 
     f = sub.add_parser(
@@ -364,7 +489,13 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("kind", choices=PLOTS)
     pl.add_argument("--data", default=None, help=DATA_HELP + " (needed by hits, markers, pies)")
     pl.add_argument("--label-column", default=None)
-    pl.add_argument("--image-shape", default="28x28", help="prototype image shape, e.g. 8x8")
+    text_options(pl)
+    pl.add_argument(
+        "--image-shape",
+        default=(28, 28),
+        type=_image_shape,
+        help="prototype image shape ROWSxCOLS, e.g. 8x8 (default 28x28)",
+    )
     pl.add_argument("-o", "--output", default=None, help="PNG to write (default KIND.png)")
     pl.add_argument("--device", default=None, help=LOAD_DEVICE_HELP)
     pl.add_argument("--json", action="store_true")
@@ -560,7 +691,7 @@ def main(argv=None) -> int:
     except BrokenPipeError:  # `somlab ... | head`: the reader left; not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except (SomlabError, ValueError, OSError, KeyError) as exc:
+    except (SomlabError, ValueError, OSError, KeyError, NotImplementedError) as exc:
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         print(f"somlab: error: {msg}", file=sys.stderr)
         return 2

@@ -16,6 +16,7 @@ import gzip
 import io
 import os
 import re
+import stat
 import zipfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -57,10 +58,23 @@ def _check_path(path: PathLike) -> Path:
         p = Path(os.fspath(path)).expanduser()
     except TypeError:
         raise DataError(f"expected a file path, got {type(path).__name__}") from None
-    if not p.exists():
-        raise DataError(f"file not found: {p}")
-    if p.is_dir():
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        raise DataError(f"file not found: {p}") from None
+    except PermissionError:  # e.g. a folder on the way that we may not enter
+        raise DataError(f"cannot read {p}: permission denied") from None
+    except OSError as exc:
+        raise DataError(f"cannot read {p}: {exc.strerror or _one_line(exc)}") from None
+    if stat.S_ISDIR(st.st_mode):
         raise DataError(f"expected a file, got a directory: {p}")
+    try:
+        with open(p, "rb"):
+            pass
+    except PermissionError:
+        raise DataError(f"cannot read {p}: permission denied") from None
+    except OSError as exc:
+        raise DataError(f"cannot read {p}: {exc.strerror or _one_line(exc)}") from None
     return p
 
 

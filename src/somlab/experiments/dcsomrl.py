@@ -10,7 +10,6 @@ latent codes, each with as many clusters as DC-SOMRL has prototypes.
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import math
 import shlex
 import statistics
@@ -309,8 +308,9 @@ def reproduce_dcsomrl(config: DCSOMRLConfig, out_dir="experiments/results", prog
         "paper": {k: [list(v) for v in rows] for k, rows in PAPER.items()},
     }
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
-    (out_dir / f"{stem}.md").write_text(render_markdown(result))
+    from .runner import write_report
+
+    write_report(out_dir, stem, result, render_markdown(result))
     return result
 
 

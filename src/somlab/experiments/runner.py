@@ -52,6 +52,7 @@ __all__ = [
     "run_job",
     "run_sweep",
     "score_model",
+    "write_report",
 ]
 
 #: ``--models`` name -> class in :mod:`somlab.relevance`.
@@ -246,6 +247,20 @@ def run_job(job: dict, model_factory=None, data_loader=None) -> dict:
 
 
 # ------------------------------------------------------------------------------ results file
+
+
+def write_report(out_dir, stem: str, table: dict, markdown: str) -> tuple[Path, Path]:
+    """Write ``OUT_DIR/STEM.json`` (strict JSON: NaN as null) and ``STEM.md``, each atomically
+    (:func:`somlab.persistence.atomic_write_text`): a kill or a full disk leaves the previous
+    report or the new one, never half of either."""
+    from ..cli import json_safe
+    from ..persistence import atomic_write_text
+
+    out_dir = Path(out_dir)
+    text = json.dumps(json_safe(table), indent=2, allow_nan=False) + "\n"
+    js = atomic_write_text(out_dir / f"{stem}.json", text, what="the report")
+    md = atomic_write_text(out_dir / f"{stem}.md", markdown, what="the report")
+    return js, md
 
 
 def read_results(path) -> dict[str, dict]:
@@ -490,7 +505,51 @@ def _execute(pending, model_factory, data_loader, n_jobs, backend="joblib", sche
     from joblib import Parallel, delayed
 
     par = Parallel(n_jobs=n_jobs, return_as="generator_unordered", pre_dispatch="2*n_jobs")
-    yield from par(delayed(run_job)(job, model_factory, data_loader) for job in pending)
+    parent = os.getpid()
+    run = delayed(_run_job_watching_parent)
+    yield from par(run(job, model_factory, data_loader, parent) for job in pending)
+
+
+#: How often a joblib worker checks that the sweep process is still there (seconds).
+PARENT_POLL_S = 0.5
+_watched_parent: int | None = None
+
+
+def _watch_parent(parent: int, poll: float = PARENT_POLL_S) -> None:
+    """In a worker process: a daemon thread that ends this process when ``parent`` (the sweep)
+    is gone, e.g. after a ``kill -9``; loky would keep an idle worker for minutes (its idle
+    timeout) and a busy one until its job ends.  Once per process."""
+    global _watched_parent
+    if _watched_parent == parent or os.getpid() == parent:
+        return
+    _watched_parent = parent
+    import threading
+
+    ppid = os.getppid()
+
+    def gone() -> bool:
+        if os.getppid() != ppid:  # re-parented: the process that started us has died
+            return True
+        try:
+            os.kill(parent, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:  # pragma: no cover - alive, another user's
+            return False
+        return False
+
+    def watch():
+        while not gone():
+            time.sleep(poll)
+        os._exit(1)  # the sweep is gone: nobody will read this job's record
+
+    threading.Thread(target=watch, name="somlab-parent-watch", daemon=True).start()
+
+
+def _run_job_watching_parent(job, model_factory, data_loader, parent: int) -> dict:
+    """:func:`run_job` in a joblib worker that ends itself when the sweep process dies."""
+    _watch_parent(parent)
+    return run_job(job, model_factory, data_loader)
 
 
 def _ensemble_groups(pending, model_factory):

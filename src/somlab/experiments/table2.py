@@ -19,7 +19,6 @@ figure, stretch: the best of the paper's three SOMs).
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import math
 import os
 import platform
@@ -816,8 +815,7 @@ def reproduce_table2(
     }
     table = build_table(sweep.records, config, meta)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / f"{stem}.json").write_text(json.dumps(table, indent=2, allow_nan=False) + "\n")
-    (out_dir / f"{stem}.md").write_text(render_markdown(table))
+    _runner.write_report(out_dir, stem, table, render_markdown(table))
     if plot:
         plot_table(table, out_dir / f"{stem}.png")
     return table

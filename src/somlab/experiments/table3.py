@@ -39,7 +39,6 @@ Fashion-MNIST under the paper protocol (best of 10).
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import math
 import numbers
 import shlex
@@ -949,8 +948,9 @@ def reproduce_table3(
         "paper": {d: {str(k): v for k, v in row.items()} for d, row in PAPER_ACC.items()},
     }
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / f"{stem}.json").write_text(json.dumps(table, indent=2, allow_nan=False) + "\n")
-    (out_dir / f"{stem}.md").write_text(render_markdown(table))
+    from .runner import write_report
+
+    write_report(out_dir, stem, table, render_markdown(table))
     if plot:
         plot_table(table, out_dir / f"{stem}.png")
     return table
@@ -1103,6 +1103,8 @@ def run_cli(args) -> None:
     cfg = config_from_args(args)
     table = reproduce_table3(cfg, out_dir=args.out_dir, progress=not args.quiet)
     if args.json:
-        print(json.dumps(table, indent=2, default=float))
+        from ..cli import json_text
+
+        print(json_text(table))
     else:
         print(summary_line(table, args.out_dir))
