@@ -121,7 +121,41 @@ def input_array(X, what: str):
             f"{what}: X must be an array, not the path {str(X)!r}; load it first, e.g. "
             "np.load(path, mmap_mode='r') (SOM.fit alone streams .npy files from a path)"
         )
+    if hasattr(X, "dtypes") and hasattr(X, "columns"):
+        _check_frame_columns(X, what)
     return X.detach().cpu() if isinstance(X, torch.Tensor) else X
+
+
+def _check_frame_columns(frame, what: str) -> None:
+    """A data frame's columns must be numbers: a timestamp column is refused by name (a silent
+    conversion would pick an origin and a unit for the user, and seconds since 1970 lose all
+    but minutes in float32); a text column is refused by name with its first bad value."""
+    for name, dt in frame.dtypes.items():
+        kind = getattr(dt, "kind", "O")
+        if kind in "biuf":
+            continue
+        if kind in "mM":
+            raise DataError(
+                f"{what}: column {name!r} holds {'durations' if kind == 'm' else 'timestamps'} "
+                f"({dt}); convert it to numbers first, e.g. seconds since the first: "
+                f"(df[{name!r}] - df[{name!r}].min()).dt.total_seconds(), or drop it"
+            )
+        col = frame[name]
+        try:
+            np.asarray(col, dtype=np.float64)
+        except (TypeError, ValueError):
+            bad = next((v for v in col if not _is_float(v)), None)
+            raise DataError(
+                f"{what}: column {name!r} is not numeric (dtype {dt}, e.g. {bad!r})"
+            ) from None
+
+
+def _is_float(v) -> bool:
+    try:
+        float(v)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def validate_X(estimator, X, reset: bool, what: str, dtype=(np.float64, np.float32)):
