@@ -396,6 +396,28 @@ def read_csv(
     own dtype). Integer-like labels are kept as integers; other labels are class names mapped
     in sorted order to ``0..C-1``; empty, ``?`` or ``NA`` labels are unlabelled (``-1``).
     """
+    try:
+        return _read_csv(path, label_column, delimiter, header, comment, unlabelled)
+    except DataError as exc:
+        if comment is None and _first_line_is_hash_comment(path):
+            raise DataError(
+                f"{exc} (the first line starts with '#': if it is a comment, pass comment='#', "
+                "on the command line --comment '#')"
+            ) from None
+        raise
+
+
+def _first_line_is_hash_comment(path) -> bool:
+    try:
+        text = _read_text(_check_path(path))
+    except DataError:
+        return False
+    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    cell = first.replace(";", ",").replace("\t", ",").split(",")[0].strip().lower()
+    return first.startswith("#") and cell not in _MISSING_TOKENS
+
+
+def _read_csv(path, label_column, delimiter, header, comment, unlabelled):
     import pandas as pd
 
     p = _check_path(path)
@@ -415,8 +437,8 @@ def read_csv(
     if first_idx is None:
         raise DataError(f"{source}: file is empty (no data rows)")
     first_text = lines[first_idx].split(comment, 1)[0] if comment else lines[first_idx]
-    if delimiter is None:
-        delimiter = _sniff_delimiter(first_text, _suffix(p))
+    if delimiter is None:  # from the first few lines, so that one odd line does not decide
+        delimiter = _sniff_delimiter("".join(lines[first_idx : first_idx + 5]), _suffix(p))
     first = _tokenize([first_text.rstrip("\r\n")], delimiter)[0]
     has_header = _header_choice(header, first, label_column, source)
     names = [t.strip().strip('"') for t in first] if has_header else None
