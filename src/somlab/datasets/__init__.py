@@ -1,9 +1,11 @@
 """Datasets for somlab: file readers, the bundled UCI folds of the SS-SOM papers, MNIST and
 Fashion-MNIST, and scikit-learn's toy sets.
 
-Every loader returns float32 features and int64 labels, with ``-1`` for unlabelled samples
-(scikit-learn's semi-supervised convention), and raises :class:`~somlab.DataError` with a
-one-line message on bad input.
+File readers (:func:`load_file`) return features in the file's precision (float64 for text,
+ARFF and Parquet; a ``.npy`` array's own float32 or float64) and never change the number of
+rows; the bundled sets (UCI, MNIST subset, toy) are float32. Labels are int64, with ``-1`` for
+unlabelled samples (scikit-learn's semi-supervised convention). Bad input raises
+:class:`~somlab.DataError` with a one-line message.
 """
 
 from ._images import load_fashion_mnist, load_mnist, load_mnist_subset, pixel_rows
