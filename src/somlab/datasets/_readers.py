@@ -465,6 +465,8 @@ def _read_csv(path, label_column, delimiter, header, comment, unlabelled):
             skip_blank_lines=True,
             skipinitialspace=True,
             quotechar='"',
+            # exact decimal -> float64 (pandas 3's default; earlier ones need asking for it)
+            **({"float_precision": "round_trip"} if int(pd.__version__.split(".")[0]) < 3 else {}),
         )
     except pd.errors.ParserError as exc:
         m = _PARSER_LINE.search(str(exc))
