@@ -170,3 +170,65 @@ def test_evaluate_explains_ce_and_output_to_a_folder_is_refused(tmp_path, capsys
     assert code == 0 and "higher is better" in out
     code, _, err = run(capsys, "fit", "toy:iris", "-o", str(tmp_path), "--quiet")
     assert code == 2 and "it is a folder" in err
+
+
+# ------------------------------------------------------------------ --scale (issue 18.5)
+
+
+@pytest.mark.parametrize("kind", ["minmax", "standard"])
+def test_fit_scale_is_stored_and_applied_by_predict_evaluate_and_plot(tmp_path, capsys, kind):
+    from somlab import SOM
+    from somlab.cli import fit_scaler, scale_with
+
+    rng = np.random.default_rng(0)
+    X = np.column_stack([rng.normal(1000, 50, 80), rng.random(80) * 1e-3, rng.random(80)])
+    path = tmp_path / "d.csv"
+    np.savetxt(path, X, delimiter=",", fmt="%.17g")
+    model = tmp_path / "m.somlab"
+    code, out, _ = run(
+        capsys, "fit", str(path), "--scale", kind, "-o", str(model), "--grid", "3x3",
+        "--epochs", "3", "--json",
+    )  # fmt: skip
+    assert code == 0 and json.loads(out)["scale"] == kind
+    som = load(model)
+    sc = som.scaler_
+    Xs = scale_with(sc, X)
+    if kind == "minmax":
+        np.testing.assert_allclose(Xs.min(0), 0, atol=1e-12)
+        np.testing.assert_allclose(Xs.max(0), 1, atol=1e-12)
+    else:
+        np.testing.assert_allclose(Xs.mean(0), 0, atol=1e-9)
+        np.testing.assert_allclose(Xs.std(0), 1, atol=1e-9)
+    assert sc == fit_scaler(kind, X)
+    # the stored map is the map trained on the scaled data
+    ref = SOM((3, 3), epochs=3, random_state=0).fit(Xs)
+    np.testing.assert_allclose(som.weights_, ref.weights_, rtol=1e-5, atol=1e-6)
+    code, out, _ = run(capsys, "predict", str(model), str(path), "--json")
+    assert json.loads(out)["predictions"] == som.predict(Xs).tolist()
+    code, out, _ = run(capsys, "evaluate", str(model), str(path), "--json")
+    assert json.loads(out)["quantization_error"] == pytest.approx(som.quantization_error(Xs))
+    png = tmp_path / "hits.png"
+    code, _, err = run(capsys, "plot", str(model), "hits", "--data", str(path), "-o", str(png))
+    assert code == 0 and png.is_file(), err
+    code, _, err = run(capsys, "predict", str(model), "toy:iris")  # 4 features, scaler has 3
+    assert code == 2 and "scaler expects 3 features" in err
+
+
+def test_edited_scaler_is_refused(tmp_path, capsys):
+    from safetensors import safe_open
+    from safetensors.numpy import save_file
+
+    from somlab import ModelFileError
+    from somlab.persistence import _digest
+
+    model = tmp_path / "m.somlab"
+    run(capsys, "fit", "toy:iris", "--scale", "standard", "-o", str(model), "--quiet")
+    with safe_open(str(model), framework="numpy") as f:
+        meta, arrays = dict(f.metadata()), {k: f.get_tensor(k) for k in f.keys()}
+    attrs = json.loads(meta["attributes"])
+    for bad in ({"kind": "log"}, dict(attrs["scaler_"], scale=[0, 1, 1, 1])):
+        meta["attributes"] = json.dumps(dict(attrs, scaler_=bad))
+        meta["sha256"] = _digest(arrays, meta["params"], meta["attributes"])
+        save_file(arrays, tmp_path / "bad.somlab", metadata=meta)
+        with pytest.raises(ModelFileError, match="scaler_"):
+            load(tmp_path / "bad.somlab")

@@ -137,6 +137,53 @@ def _image_shape(text: str) -> tuple[int, int]:
     raise argparse.ArgumentTypeError(f"must be ROWSxCOLS, e.g. 28x28, got {text!r}")
 
 
+# ------------------------------------------------------------------------------- scaling
+SCALES = ("minmax", "standard")
+
+
+def fit_scaler(kind: str, X) -> dict:
+    """``somlab fit --scale``'s scaler of ``X``: ``{"kind", "offset", "scale"}`` (float64
+    lists, one value per feature; NaN ignored), applied as ``(X - offset) / scale``.  "minmax"
+    maps each feature's range to [0, 1], "standard" gives mean 0 and standard deviation 1; a
+    constant feature gets scale 1."""
+    X = np.asarray(X, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        if kind == "minmax":
+            offset = np.nanmin(X, axis=0)
+            scale = np.nanmax(X, axis=0) - offset
+        elif kind == "standard":
+            offset = np.nanmean(X, axis=0)
+            scale = np.nanstd(X, axis=0)
+        else:
+            raise SomlabError(f"--scale must be one of {', '.join(SCALES)}, got {kind!r}")
+    offset = np.where(np.isfinite(offset), offset, 0.0)
+    scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+    return {"kind": kind, "offset": offset.tolist(), "scale": scale.tolist()}
+
+
+def apply_scaler(model, X):
+    """``X`` scaled with the scaler ``somlab fit --scale`` stored in the model (``scaler_``),
+    or ``X`` itself for a model without one.  The command line applies it before predict,
+    evaluate and plot; in Python, call it before ``model.predict`` (the estimator itself
+    does not scale)."""
+    return scale_with(getattr(model, "scaler_", None), X)
+
+
+def scale_with(sc: dict | None, X):
+    """``(X - offset) / scale`` with a scaler of :func:`fit_scaler` (``X`` when None)."""
+    if sc is None:
+        return X
+    offset = np.asarray(sc["offset"], dtype=np.float64)
+    scale = np.asarray(sc["scale"], dtype=np.float64)
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2 or X.shape[1] != offset.shape[0]:
+        raise DataError(
+            f"the model's scaler expects {offset.shape[0]} features, the data has "
+            f"{X.shape[1] if X.ndim == 2 else X.shape}"
+        )
+    return (X - offset) / scale
+
+
 # ------------------------------------------------------------------------------- commands
 def cmd_fit(args) -> None:
     from .som import SOM
@@ -160,7 +207,13 @@ def cmd_fit(args) -> None:
         random_state=args.seed,
         verbose=not (args.quiet or args.json),
     )
+    scaler = None
+    if args.scale != "none":
+        scaler = fit_scaler(args.scale, X)
+        X = scale_with(scaler, X)
     som.fit(X)
+    if scaler is not None:
+        som.scaler_ = scaler  # stored in the model file; predict, evaluate and plot apply it
     som.save(args.output)
     payload = {
         "model": str(args.output),
@@ -169,6 +222,7 @@ def cmd_fit(args) -> None:
         "grid": list(som.weights_.shape[:2]),
         "quantization_error": som.quantization_error_,
         "topographic_error": som.topographic_error_,
+        "scale": None if scaler is None else scaler["kind"],
     }
     _emit(
         args,
@@ -190,6 +244,7 @@ def cmd_predict(args) -> None:
 
     model = _load_model(args.model, args.device)
     X, _ = _data(args)
+    X = apply_scaler(model, X)
     pred = model.predict(X)
     if pred.shape[-1] != X.shape[0]:  # pragma: no cover - a model bug, never a silent change
         raise SomlabError(f"{pred.shape[-1]} predictions for {X.shape[0]} rows")
@@ -213,6 +268,7 @@ def cmd_evaluate(args) -> None:
 
     model = _load_model(args.model, args.device)
     X, y = _data(args)
+    X = apply_scaler(model, X)
     clusters = model.predict(X)
     lab = y >= 0 if y is not None else None
 
@@ -279,6 +335,7 @@ def cmd_plot(args) -> None:
     X = y = None
     if args.data:
         X, y = _data(args)
+        X = apply_scaler(model, X)
     if args.kind in ("markers", "pies") and (y is None or not (y >= 0).any()):
         raise SomlabError(f"plot {args.kind} needs labelled data (use --label-column)")
     out = args.output or f"{args.kind}.png"
@@ -468,6 +525,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     f.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     f.add_argument("--seed", type=int, default=0)
+    f.add_argument(
+        "--scale",
+        choices=("none", *SCALES),
+        default="none",
+        help="scale each feature before training: minmax to [0, 1] or standard (mean 0, std "
+        "1); the scaler is stored in the model and predict, evaluate and plot apply it "
+        "(QE and TE are then in scaled units)",
+    )
     f.add_argument("--quiet", action="store_true", help="no progress bar")
     f.set_defaults(func=cmd_fit)
 

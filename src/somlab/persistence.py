@@ -67,6 +67,7 @@ FITTED_ATTRIBUTES: dict[str, dict] = {
         "topographic_error_": "number",
         "history_": "dict",
         "feature_names_in_": ("array", "UO", ("F",)),
+        "scaler_": "scaler",  # set by `somlab fit --scale`
     },
     "SOMEnsemble": {
         "weights_": ("array", "f", ("K", "R", "C", "F")),
@@ -102,9 +103,26 @@ def _check_scalar(name: str, rule: str, value) -> None:
         "number": value is None or (isinstance(value, Real) and not isinstance(value, bool)),
         "bool": isinstance(value, bool),
         "dict": isinstance(value, dict),
+        "scaler": _is_scaler(value),
     }[rule]
     if not ok:
         raise ValueError(f"attribute {name} must be {rule}, got {type(value).__name__}")
+
+
+def _is_scaler(value) -> bool:
+    """The CLI's ``scaler_``: a kind and two lists of finite numbers, scales > 0 (their length
+    is checked against n_features_in_ in :func:`_check_state`)."""
+    if not isinstance(value, dict) or set(value) != {"kind", "offset", "scale"}:
+        return False
+    if value["kind"] not in ("minmax", "standard"):
+        return False
+    for key in ("offset", "scale"):
+        v = value[key]
+        if not isinstance(v, list) or not all(
+            isinstance(t, Real) and not isinstance(t, bool) and np.isfinite(t) for t in v
+        ):
+            return False
+    return len(value["offset"]) == len(value["scale"]) and all(t > 0 for t in value["scale"])
 
 
 def _check_state(model, arrays: dict, scalars: dict) -> None:
@@ -123,6 +141,9 @@ def _check_state(model, arrays: dict, scalars: dict) -> None:
     for name, rule in rules.items():
         if name in names and isinstance(rule, str):
             _check_scalar(name, rule, names[name])
+    sc = scalars.get("scaler_")
+    if sc is not None and len(sc["offset"]) != scalars.get("n_features_in_"):
+        raise ValueError("attribute scaler_ does not have one value per feature")
     sizes = {"F": scalars.get("n_features_in_"), "N": scalars.get("n_nodes_")}
     sizes["K"] = scalars.get("n_maps_")
     grid = getattr(model, "grid_shape", None)
