@@ -380,11 +380,12 @@ def cmd_datasets(args) -> None:
 def cmd_demo(args) -> None:
     from .demo import run_demo
 
-    summary = run_demo(Path(args.output), quiet=args.json, device=args.device)
+    summary = run_demo(Path(args.output), quiet=args.json, device=_check_device(args.device))
     _emit(args, summary, summary["text"])
 
 
 def cmd_reproduce(args) -> None:
+    _check_device(getattr(args, "device", None))
     if args.target == "dcsomrl":
         return cmd_reproduce_dcsomrl(args)
     from .experiments import table2

@@ -331,7 +331,7 @@ def _numeric_column(col, source: str, name: str, line_of) -> np.ndarray:
             out[i] = float(v)
         except (TypeError, ValueError):
             raise DataError(
-                f"{source}: line {line_of(i)}, column {name}: {str(v)!r} is not a number"
+                f"{source}: {line_of(i)}, column {name}: {str(v)!r} is not a number"
             ) from None
     return out
 
@@ -484,8 +484,8 @@ def _read_csv(path, label_column, delimiter, header, comment, unlabelled):
         )
     mapped = len(rec_numbers) == df.shape[0]  # False only with quoted line breaks
 
-    def line_of(i: int):
-        return rec_numbers[i] if mapped else f"of record {i + 1}"
+    def line_of(i: int) -> str:
+        return f"line {rec_numbers[i]}" if mapped else f"record {i + 1}"
 
     col_names = names if names is not None else [str(j + 1) for j in range(ncols)]
     y = None
