@@ -431,3 +431,12 @@ def test_worker_ends_when_the_sweep_process_is_killed(tmp_path):
     else:
         os.kill(worker, signal.SIGKILL)
         pytest.fail("the worker outlived its killed parent by 10 s")
+
+
+def test_header_options_on_a_binary_file_are_an_error(tmp_path):
+    f = tmp_path / "x.npy"
+    np.save(f, np.ones((3, 2)))
+    with pytest.raises(DataError, match="apply to text files"):
+        ds.load_file(f, header=True)
+    with pytest.raises(DataError, match="apply to text files"):
+        ds.load_file(f, comment="#")

@@ -299,9 +299,13 @@ def _tokenize(lines: list[str], delimiter: str | None) -> list[list[str]]:
     return [[t.strip() for t in row] for row in csv.reader(lines, delimiter=delimiter)]
 
 
+def _is_auto(header) -> bool:
+    return header is None or (isinstance(header, str) and header == "auto")
+
+
 def _header_choice(header, first: list[str], label_column, source: str) -> bool:
     """Whether the first record holds column names (see :func:`read_csv`, ``header``)."""
-    if header is None or (isinstance(header, str) and header == "auto"):
+    if _is_auto(header):
         if isinstance(label_column, str) and label_column != "last":
             return True  # a label column given by name: the names are on the first line
         return all(t.strip() and not _is_number_token(t) for t in first)
@@ -753,6 +757,8 @@ def load_file(
             f"a label column does not apply to {ext} files ({p.name}): a .npy holds features "
             "only; an .npz carries its labels under the key 'y'"
         )
+    if ext not in _TEXT_SUFFIXES and (not _is_auto(header) or comment is not None):
+        raise DataError(f"header and comment apply to text files, not to {ext} ({p.name})")
     if ext in _TEXT_SUFFIXES:
         return read_csv(
             p,
