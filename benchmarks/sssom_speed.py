@@ -20,7 +20,6 @@ import time
 
 import torch
 
-import somlab.relevance._fit as fit_module
 from somlab import LARFDSSOM, SSSOM, BatchSSSOM
 from somlab.datasets import load_uci, uci_folds
 from somlab.experiments.lhs import authors_settings
@@ -33,6 +32,7 @@ MODELS = {
     "sssom": (SSSOM, {}),
     "batchsssom": (BatchSSSOM, {}),
 }
+ENGINE = ["auto"]  # --torch-engine: "torch"
 DATASETS = ("breast", "diabetes", "glass", "liver", "shape", "vowel")
 # median train time per run of the authors' C++ (issue 9: settings 0-9, 9 folds, 1/10/100 %),
 # milliseconds; the range is over the label fractions
@@ -70,19 +70,19 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(1)
     if args.torch_engine:
-        fit_module.ONLINE_ENGINE = "torch"
+        ENGINE[0] = "torch"
     settings = authors_settings()[: args.settings]
     folds = uci_folds()[: args.folds]
     fractions = [float(f) for f in args.fractions.split(",")]
     datasets = args.datasets.split(",")
     print(
-        f"torch {torch.__version__}, 1 thread, engine {fit_module.ONLINE_ENGINE}; "
+        f"torch {torch.__version__}, 1 thread, engine {ENGINE[0]}; "
         f"{len(settings)} authors' settings x {len(folds)} folds x fractions {fractions}"
     )
-    # warm-up: compile or load the numba caches outside the timings
+    # warm-up outside the timings
     b = load_uci("glass", fold=folds[0], labelled=0.1)
     for cls, extra in MODELS.values():
-        cls(**settings[0], **extra).fit(b.X_train, b.y_train).predict(b.X_test)
+        cls(**settings[0], **extra, engine=ENGINE[0]).fit(b.X_train, b.y_train).predict(b.X_test)
 
     for name in args.models.split(","):
         cls, extra = MODELS[name]
@@ -101,7 +101,7 @@ def main():
                     y = None if unsupervised else b.y_train
                     for p in settings:
                         t0 = time.perf_counter()
-                        m = cls(**p, **extra).fit(b.X_train, y)
+                        m = cls(**p, **extra, engine=ENGINE[0]).fit(b.X_train, y)
                         t1 = time.perf_counter()
                         m.predict(b.X_test)
                         t2 = time.perf_counter()
