@@ -29,7 +29,7 @@ window, schedule):
 
 from libc.math cimport expf, fabsf, isfinite, sqrtf
 from libc.stdint cimport int64_t
-from libc.stdlib cimport free, malloc, qsort
+from libc.stdlib cimport abort, free, malloc, qsort
 from libc.string cimport memcpy
 
 import numpy as np
@@ -66,6 +66,7 @@ DEF F_CLONE_COPY = 128
 # contribution sort key: node << 45 | kind << 43 | key (key < 2**43)
 DEF NODE_SHIFT = 45
 DEF KIND_SHIFT = 43
+DEF N_SLOTS = 32
 
 N_STATE_PY = N_STATE
 FLAG_BITS = dict(
@@ -104,6 +105,8 @@ ctypedef struct Map:
     int64_t age
     int flags
     int64_t n_classes
+    void* wbuf[N_SLOTS]  # scratch buffers, grown on demand, kept for the whole run
+    size_t wsize[N_SLOTS]
 
 
 ctypedef struct Pair:
@@ -115,6 +118,19 @@ ctypedef struct Triple:
     float act
     int64_t key
     int64_t idx
+
+
+cdef void* _buf(Map* M, int slot, size_t nbytes) noexcept nogil:
+    """Scratch buffer ``slot`` of at least ``nbytes`` (grown geometrically, never shrunk)."""
+    cdef size_t size
+    if nbytes > M.wsize[slot]:
+        size = nbytes if nbytes > 2 * M.wsize[slot] else 2 * M.wsize[slot]
+        free(M.wbuf[slot])
+        M.wbuf[slot] = malloc(size)
+        if M.wbuf[slot] == NULL:
+            abort()
+        M.wsize[slot] = size
+    return M.wbuf[slot]
 
 
 cdef int _cmp_pair(const void* pa, const void* pb) noexcept nogil:
@@ -141,27 +157,26 @@ cdef int _cmp_triple(const void* pa, const void* pb) noexcept nogil:
     return (a.idx > b.idx) - (a.idx < b.idx)
 
 
-cdef void _argsort(const int64_t* keys, int64_t n, int64_t* order) noexcept nogil:
+cdef void _argsort(Map* M, const int64_t* keys, int64_t n, int64_t* order) noexcept nogil:
     """Stable argsort of ``keys[:n]`` into ``order``."""
     cdef Pair* buf
     cdef int64_t r
     if n <= 0:
         return
-    buf = <Pair*>malloc(n * sizeof(Pair))
+    buf = <Pair*>_buf(M, 26, n * sizeof(Pair))
     for r in range(n):
         buf[r].key = keys[r]
         buf[r].idx = r
     qsort(buf, n, sizeof(Pair), _cmp_pair)
     for r in range(n):
         order[r] = buf[r].idx
-    free(buf)
 
 
-cdef int64_t _groups(const int64_t* keys, int64_t n, int64_t* order, int64_t* starts) noexcept nogil:
+cdef int64_t _groups(Map* M, const int64_t* keys, int64_t n, int64_t* order, int64_t* starts) noexcept nogil:
     """Stable grouping: group g is ``order[starts[g]:starts[g + 1]]``, groups in ascending key,
     members in input order.  Returns the number of groups."""
     cdef int64_t r, g = 0
-    _argsort(keys, n, order)
+    _argsort(M, keys, n, order)
     for r in range(n):
         if r == 0 or keys[order[r]] != keys[order[r - 1]]:
             starts[g] = r
@@ -392,12 +407,11 @@ cdef void _apply(Map* M, const float* rows, const int64_t* c_key, const int64_t*
     cdef int64_t* order
     if nc <= 0:
         return
-    order = <int64_t*>malloc(nc * sizeof(int64_t))
-    _argsort(c_key, nc, order)
+    order = <int64_t*>_buf(M, 27, nc * sizeof(int64_t))
+    _argsort(M, c_key, nc, order)
     for r in range(nc):
         c = order[r]
         _update(M, c_key[c] >> NODE_SHIFT, rows + c_row[c] * M.m, <int>c_rate[c])
-    free(order)
 
 
 cdef void _insert_candidates(Map* M, const float* cand_X, const int64_t* cand_cls,
@@ -408,7 +422,7 @@ cdef void _insert_candidates(Map* M, const float* cand_X, const int64_t* cand_cl
     cdef int64_t r, c
     if n_cand <= 0:
         return
-    buf = <Triple*>malloc(n_cand * sizeof(Triple))
+    buf = <Triple*>_buf(M, 28, n_cand * sizeof(Triple))
     for r in range(n_cand):
         buf[r].act = cand_act[r]
         buf[r].key = cand_key[r]
@@ -419,7 +433,6 @@ cdef void _insert_candidates(Map* M, const float* cand_X, const int64_t* cand_cl
             break
         c = buf[r].idx
         _insert(M, cand_X + c * M.m, cand_cls[c])
-    free(buf)
 
 
 # --------------------------------------------------------------------------- one batch (§3)
@@ -427,13 +440,13 @@ cdef void _init_map(Map* M, const float* X, const int64_t* y, const int64_t* idx
                     int64_t n) noexcept nogil:
     """Empty map: one node per distinct label (ascending, unlabelled last) at its mean."""
     cdef int64_t i, k, g, lab, m = M.m
-    cdef int64_t* keys = <int64_t*>malloc(n * sizeof(int64_t))
-    cdef int64_t* order = <int64_t*>malloc(n * sizeof(int64_t))
-    cdef int64_t* starts = <int64_t*>malloc((n + 1) * sizeof(int64_t))
-    cdef float* x = <float*>malloc(m * sizeof(float))
+    cdef int64_t* keys = <int64_t*>_buf(M, 0, n * sizeof(int64_t))
+    cdef int64_t* order = <int64_t*>_buf(M, 1, n * sizeof(int64_t))
+    cdef int64_t* starts = <int64_t*>_buf(M, 2, (n + 1) * sizeof(int64_t))
+    cdef float* x = <float*>_buf(M, 3, m * sizeof(float))
     for i in range(n):
         keys[i] = y[idx[i]] if y[idx[i]] >= 0 else KEY - 1
-    g = _groups(keys, n, order, starts)
+    g = _groups(M, keys, n, order, starts)
     for k in range(g):
         if M.st[S_K] >= M.st[S_MAXN]:
             break
@@ -441,10 +454,6 @@ cdef void _init_map(Map* M, const float* X, const int64_t* y, const int64_t* idx
         lab = keys[order[starts[k]]]
         _insert(M, x, lab if lab != KEY - 1 else -1)
     _refresh_all(M, M.st[S_K])
-    free(keys)
-    free(order)
-    free(starts)
-    free(x)
 
 
 cdef void _stage_s(Map* M, const float* X, const int64_t* y, const int64_t* sel,
@@ -460,29 +469,29 @@ cdef void _stage_s(Map* M, const float* X, const int64_t* y, const int64_t* sel,
     cdef int64_t cap = M.cap
     cdef int64_t SH = <int64_t>nS if nS > 0 else 1
     # scratch (released at the end)
-    cdef float* A = <float*>malloc(SH * (K0 if K0 > 0 else 1) * sizeof(float))
-    cdef float* a = <float*>malloc(SH * sizeof(float))
-    cdef int64_t* w = <int64_t*>malloc(SH * sizeof(int64_t))
-    cdef int64_t* kind = <int64_t*>malloc(SH * sizeof(int64_t))
-    cdef float* rows = <float*>malloc(SH * m * sizeof(float))
-    cdef float* cand_X = <float*>malloc(SH * m * sizeof(float))
-    cdef int64_t* cand_cls = <int64_t*>malloc(SH * sizeof(int64_t))
-    cdef float* cand_act = <float*>malloc(SH * sizeof(float))
-    cdef int64_t* cand_key = <int64_t*>malloc(SH * sizeof(int64_t))
-    cdef int64_t* pos = <int64_t*>malloc(SH * sizeof(int64_t))  # batch positions r
-    cdef int64_t* gidx = <int64_t*>malloc(SH * sizeof(int64_t))  # their sample indices
-    cdef int64_t* keys = <int64_t*>malloc(SH * sizeof(int64_t))
-    cdef int64_t* order = <int64_t*>malloc(SH * sizeof(int64_t))
-    cdef int64_t* starts = <int64_t*>malloc((SH + 1) * sizeof(int64_t))
-    cdef int64_t* targets = <int64_t*>malloc(SH * sizeof(int64_t))
-    cdef int64_t* target_row = <int64_t*>malloc(SH * sizeof(int64_t))
-    cdef int64_t* target_key = <int64_t*>malloc(SH * sizeof(int64_t))
-    cdef int64_t* push_node = <int64_t*>malloc(SH * sizeof(int64_t))
-    cdef int64_t* push_row = <int64_t*>malloc(SH * sizeof(int64_t))
-    cdef int64_t* push_key = <int64_t*>malloc(SH * sizeof(int64_t))
-    cdef int64_t* sprime = <int64_t*>malloc(SH * sizeof(int64_t))
-    cdef int64_t* sp = <int64_t*>malloc(SH * sizeof(int64_t))
-    cdef int64_t* cidx = <int64_t*>malloc(SH * sizeof(int64_t))
+    cdef float* A = <float*>_buf(M, 0, SH * (K0 if K0 > 0 else 1) * sizeof(float))
+    cdef float* a = <float*>_buf(M, 1, SH * sizeof(float))
+    cdef int64_t* w = <int64_t*>_buf(M, 2, SH * sizeof(int64_t))
+    cdef int64_t* kind = <int64_t*>_buf(M, 3, SH * sizeof(int64_t))
+    cdef float* rows = <float*>_buf(M, 4, SH * m * sizeof(float))
+    cdef float* cand_X = <float*>_buf(M, 5, SH * m * sizeof(float))
+    cdef int64_t* cand_cls = <int64_t*>_buf(M, 6, SH * sizeof(int64_t))
+    cdef float* cand_act = <float*>_buf(M, 7, SH * sizeof(float))
+    cdef int64_t* cand_key = <int64_t*>_buf(M, 8, SH * sizeof(int64_t))
+    cdef int64_t* pos = <int64_t*>_buf(M, 9, SH * sizeof(int64_t))  # batch positions r
+    cdef int64_t* gidx = <int64_t*>_buf(M, 10, SH * sizeof(int64_t))  # their sample indices
+    cdef int64_t* keys = <int64_t*>_buf(M, 11, SH * sizeof(int64_t))
+    cdef int64_t* order = <int64_t*>_buf(M, 12, SH * sizeof(int64_t))
+    cdef int64_t* starts = <int64_t*>_buf(M, 13, (SH + 1) * sizeof(int64_t))
+    cdef int64_t* targets = <int64_t*>_buf(M, 14, SH * sizeof(int64_t))
+    cdef int64_t* target_row = <int64_t*>_buf(M, 15, SH * sizeof(int64_t))
+    cdef int64_t* target_key = <int64_t*>_buf(M, 16, SH * sizeof(int64_t))
+    cdef int64_t* push_node = <int64_t*>_buf(M, 17, SH * sizeof(int64_t))
+    cdef int64_t* push_row = <int64_t*>_buf(M, 18, SH * sizeof(int64_t))
+    cdef int64_t* push_key = <int64_t*>_buf(M, 19, SH * sizeof(int64_t))
+    cdef int64_t* sprime = <int64_t*>_buf(M, 20, SH * sizeof(int64_t))
+    cdef int64_t* sp = <int64_t*>_buf(M, 21, SH * sizeof(int64_t))
+    cdef int64_t* cidx = <int64_t*>_buf(M, 22, SH * sizeof(int64_t))
     cdef int64_t* c_key
     cdef int64_t* c_row
     cdef int64_t* c_rate
@@ -515,7 +524,7 @@ cdef void _stage_s(Map* M, const float* X, const int64_t* y, const int64_t* sel,
                 gidx[q] = sel[r]
                 keys[q] = w[r] * C1 + y[sel[r]] + 1
                 q += 1
-        g = _groups(keys, n_low, order, starts)
+        g = _groups(M, keys, n_low, order, starts)
         for k in range(g):
             lo = starts[k]
             hi = starts[k + 1]
@@ -536,7 +545,7 @@ cdef void _stage_s(Map* M, const float* X, const int64_t* y, const int64_t* sel,
                 gidx[q] = sel[r]
                 keys[q] = w[r] * C1 + y[sel[r]] + 1
                 q += 1
-        g = _groups(keys, n_high, order, starts)
+        g = _groups(M, keys, n_high, order, starts)
         room = M.st[S_MAXN] - M.st[S_K]
         prev_j = -1
         for k in range(g):
@@ -596,7 +605,7 @@ cdef void _stage_s(Map* M, const float* X, const int64_t* y, const int64_t* sel,
                 keys[n_nf] = w[cidx[q]] * C1 + y[sel[cidx[q]]] + 1
                 n_nf += 1
         if n_nf:
-            g = _groups(keys, n_nf, order, starts)
+            g = _groups(M, keys, n_nf, order, starts)
             for k in range(g):
                 lo = starts[k]
                 hi = starts[k + 1]
@@ -619,7 +628,7 @@ cdef void _stage_s(Map* M, const float* X, const int64_t* y, const int64_t* sel,
                         keys[z] = keys[z] * nS + z
                     sp[z] = sp[q]  # compacted in place (z <= q)
                     z += 1
-            g = _groups(keys, n_f, order, starts)
+            g = _groups(M, keys, n_f, order, starts)
             for k in range(g):
                 lo = starts[k]
                 hi = starts[k + 1]
@@ -644,9 +653,9 @@ cdef void _stage_s(Map* M, const float* X, const int64_t* y, const int64_t* sel,
     for q in range(n_push):
         n_contrib += 1 + _degree(M, sprime[q], K)
     if n_contrib > 0:
-        c_key = <int64_t*>malloc(n_contrib * sizeof(int64_t))
-        c_row = <int64_t*>malloc(n_contrib * sizeof(int64_t))
-        c_rate = <int64_t*>malloc(n_contrib * sizeof(int64_t))
+        c_key = <int64_t*>_buf(M, 23, n_contrib * sizeof(int64_t))
+        c_row = <int64_t*>_buf(M, 24, n_contrib * sizeof(int64_t))
+        c_rate = <int64_t*>_buf(M, 25, n_contrib * sizeof(int64_t))
         nc = 0
         for q in range(n_push):
             c_key[nc] = (push_node[q] << NODE_SHIFT) | push_key[q]  # kind 0
@@ -659,16 +668,9 @@ cdef void _stage_s(Map* M, const float* X, const int64_t* y, const int64_t* sel,
         for q in range(n_push):
             nc = _add_pulls(M, sprime[q], push_row[q], push_key[q], K, c_key, c_row, c_rate, nc)
         _apply(M, rows, c_key, c_row, c_rate, nc)
-        free(c_key)
-        free(c_row)
-        free(c_rate)
     # step 6
     _insert_candidates(M, cand_X, cand_cls, cand_act, cand_key, n_cand)
 
-    free(A); free(a); free(w); free(kind); free(rows); free(cand_X); free(cand_cls)
-    free(cand_act); free(cand_key); free(pos); free(gidx); free(keys); free(order)
-    free(starts); free(targets); free(target_row); free(target_key); free(push_node)
-    free(push_row); free(push_key); free(sprime); free(sp); free(cidx)
 
 
 cdef void _stage_u(Map* M, const float* X, const int64_t* sel, int64_t nU) noexcept nogil:
@@ -678,17 +680,17 @@ cdef void _stage_u(Map* M, const float* X, const int64_t* sel, int64_t nU) noexc
     cdef bint unit = (M.flags & F_UNIT_BATCH) != 0
     cdef bint per_sample = (M.flags & F_UNSUP_PER_SAMPLE) != 0
     cdef int64_t SH = nU if nU > 0 else 1
-    cdef float* act = <float*>malloc((K if K > 0 else 1) * sizeof(float))
-    cdef float* a = <float*>malloc(SH * sizeof(float))
-    cdef int64_t* w = <int64_t*>malloc(SH * sizeof(int64_t))
-    cdef int64_t* low = <int64_t*>malloc(SH * sizeof(int64_t))
-    cdef int64_t* high = <int64_t*>malloc(SH * sizeof(int64_t))
-    cdef int64_t* glow = <int64_t*>malloc(SH * sizeof(int64_t))
-    cdef int64_t* ghigh = <int64_t*>malloc(SH * sizeof(int64_t))
-    cdef int64_t* lk = <int64_t*>malloc(SH * sizeof(int64_t))
-    cdef int64_t* hk = <int64_t*>malloc(SH * sizeof(int64_t))
-    cdef int64_t* order = <int64_t*>malloc(SH * sizeof(int64_t))
-    cdef int64_t* starts = <int64_t*>malloc((SH + 1) * sizeof(int64_t))
+    cdef float* act = <float*>_buf(M, 0, (K if K > 0 else 1) * sizeof(float))
+    cdef float* a = <float*>_buf(M, 1, SH * sizeof(float))
+    cdef int64_t* w = <int64_t*>_buf(M, 2, SH * sizeof(int64_t))
+    cdef int64_t* low = <int64_t*>_buf(M, 3, SH * sizeof(int64_t))
+    cdef int64_t* high = <int64_t*>_buf(M, 4, SH * sizeof(int64_t))
+    cdef int64_t* glow = <int64_t*>_buf(M, 5, SH * sizeof(int64_t))
+    cdef int64_t* ghigh = <int64_t*>_buf(M, 6, SH * sizeof(int64_t))
+    cdef int64_t* lk = <int64_t*>_buf(M, 7, SH * sizeof(int64_t))
+    cdef int64_t* hk = <int64_t*>_buf(M, 8, SH * sizeof(int64_t))
+    cdef int64_t* order = <int64_t*>_buf(M, 9, SH * sizeof(int64_t))
+    cdef int64_t* starts = <int64_t*>_buf(M, 10, (SH + 1) * sizeof(int64_t))
     cdef float* rows
     cdef int64_t* c_key
     cdef int64_t* c_row
@@ -719,14 +721,14 @@ cdef void _stage_u(Map* M, const float* X, const int64_t* sel, int64_t nU) noexc
     if n_high:
         if M.flags & F_ALWAYS:
             _refresh_all(M, K)
-        g = _groups(hk, n_high, order, starts)
-        rows = <float*>malloc(g * m * sizeof(float))
+        g = _groups(M, hk, n_high, order, starts)
+        rows = <float*>_buf(M, 11, g * m * sizeof(float))
         n_contrib = 0
         for k in range(g):
             n_contrib += 1 + _degree(M, hk[order[starts[k]]], K)
-        c_key = <int64_t*>malloc(n_contrib * sizeof(int64_t))
-        c_row = <int64_t*>malloc(n_contrib * sizeof(int64_t))
-        c_rate = <int64_t*>malloc(n_contrib * sizeof(int64_t))
+        c_key = <int64_t*>_buf(M, 12, n_contrib * sizeof(int64_t))
+        c_row = <int64_t*>_buf(M, 13, n_contrib * sizeof(int64_t))
+        c_rate = <int64_t*>_buf(M, 14, n_contrib * sizeof(int64_t))
         nc = 0
         for k in range(g):
             lo = starts[k]
@@ -736,16 +738,12 @@ cdef void _stage_u(Map* M, const float* X, const int64_t* sel, int64_t nU) noexc
             _mean_rows(X, m, ghigh, order, lo, hi, rows + k * m)
             nc = _add_pulls(M, j, k, (6 * KEY + j) * KEY, K, c_key, c_row, c_rate, nc)
         _apply(M, rows, c_key, c_row, c_rate, nc)
-        free(rows)
-        free(c_key)
-        free(c_row)
-        free(c_rate)
     if n_low:
-        g = _groups(lk, n_low, order, starts)
-        rows = <float*>malloc(g * m * sizeof(float))
-        cand_cls = <int64_t*>malloc(g * sizeof(int64_t))
-        cand_act = <float*>malloc(g * sizeof(float))
-        cand_key = <int64_t*>malloc(g * sizeof(int64_t))
+        g = _groups(M, lk, n_low, order, starts)
+        rows = <float*>_buf(M, 15, g * m * sizeof(float))
+        cand_cls = <int64_t*>_buf(M, 16, g * sizeof(int64_t))
+        cand_act = <float*>_buf(M, 17, g * sizeof(float))
+        cand_key = <int64_t*>_buf(M, 18, g * sizeof(int64_t))
         for k in range(g):
             lo = starts[k]
             hi = starts[k + 1]
@@ -755,12 +753,6 @@ cdef void _stage_u(Map* M, const float* X, const int64_t* sel, int64_t nU) noexc
             cand_cls[k] = -1
             cand_key[k] = (5 * KEY + w[r0]) * KEY + (r0 if per_sample else 0)
         _insert_candidates(M, rows, cand_cls, cand_act, cand_key, g)
-        free(rows)
-        free(cand_cls)
-        free(cand_act)
-        free(cand_key)
-    free(act); free(a); free(w); free(low); free(high); free(glow); free(ghigh)
-    free(lk); free(hk); free(order); free(starts)
 
 
 cdef bint _batch(Map* M, const float* X, const int64_t* y, const int64_t* idx,
@@ -773,8 +765,8 @@ cdef bint _batch(Map* M, const float* X, const int64_t* y, const int64_t* idx,
     if M.st[S_K] == 0:
         _init_map(M, X, y, idx, n)
     else:
-        lab = <int64_t*>malloc(n * sizeof(int64_t))
-        unl = <int64_t*>malloc(n * sizeof(int64_t))
+        lab = <int64_t*>_buf(M, 29, n * sizeof(int64_t))
+        unl = <int64_t*>_buf(M, 30, n * sizeof(int64_t))
         for i in range(n):
             if y[idx[i]] >= 0:
                 lab[ql] = idx[i]
@@ -786,8 +778,6 @@ cdef bint _batch(Map* M, const float* X, const int64_t* y, const int64_t* idx,
             _stage_s(M, X, y, lab, ql)
         if qu:
             _stage_u(M, X, unl, qu)
-        free(lab)
-        free(unl)
     M.st[S_T] += 1 if (M.flags & F_UNIT_BATCH) else n
     if M.st[S_T] >= M.age:
         _close_window(M)
@@ -839,6 +829,12 @@ cdef class Run:
     cdef int64_t n_org
     cdef bint conv_cpp
 
+    def __cinit__(self):
+        cdef int k
+        for k in range(N_SLOTS):
+            self.M.wbuf[k] = NULL
+            self.M.wsize[k] = 0
+
     def __init__(self, cnp.ndarray X, cnp.ndarray y, dict bufs, cnp.ndarray rates,
                  float at32, float s32, float minwd32, double lp, int64_t age, int flags,
                  int64_t n_classes, int64_t B, int64_t n_org, bint conv_cpp):
@@ -882,6 +878,12 @@ cdef class Run:
             used = _run_chunk(&self.M, self.X, self.y, self.n, p, n_idx, self.B, self.n_org,
                               self.conv_cpp)
         return used
+
+    def __dealloc__(self):
+        cdef int k
+        for k in range(N_SLOTS):
+            free(self.M.wbuf[k])
+            self.M.wbuf[k] = NULL
 
     @property
     def done(self):
