@@ -12,8 +12,8 @@ from tqdm import tqdm
 from .._permap import PerMapMixin, is_listlike
 from .._utils import seeded_generator
 from ..persistence import SaveLoadMixin, _jsonable, _params_from_json
-from ._base import COMPAT_PRESETS
 from . import _compiled
+from ._base import COMPAT_PRESETS
 from ._fit import fit_many
 from ._multi_engine import MultiEngine
 from ._params import make_init
