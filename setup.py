@@ -20,7 +20,8 @@ extensions = [
     Extension(
         "somlab.relevance._kernel",
         ["src/somlab/relevance/_kernel.pyx"],
-        include_dirs=[np.get_include()],
+        depends=["src/somlab/relevance/_simd.h"],
+        include_dirs=[np.get_include(), "src/somlab/relevance"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=compile_args,
     )

@@ -186,24 +186,20 @@ cdef int64_t _groups(Map* M, const int64_t* keys, int64_t n, int64_t* order, int
 
 
 # --------------------------------------------------------------------------- kernels (SPEC §1)
+cdef extern from "_simd.h" nogil:
+    void somlab_weighted_sq(const float* x, const float* C, const float* omega, int64_t m,
+                            int64_t cap, int64_t K, float* act)
+
+
 cdef inline void _activations(Map* M, const float* x, int64_t K, float* act) noexcept nogil:
     """K1 + K2 for every active node: ``act[j] = sw_j / (sw_j + D_j(x) + eps)``."""
-    cdef int64_t i, j, cap = M.cap
-    cdef float xi, d, S, D
-    cdef const float* Ci
-    cdef const float* Oi
-    for j in range(K):
-        act[j] = 0.0
-    for i in range(M.m):
-        xi = x[i]
-        Ci = M.C + i * cap
-        Oi = M.omega + i * cap
-        for j in range(K):
-            d = xi - Ci[j]
-            act[j] += d * d * Oi[j]
+    cdef int64_t j
+    cdef float S, D
+    cdef bint squared = (M.flags & F_SQUARED) != 0
+    somlab_weighted_sq(x, M.C, M.omega, M.m, M.cap, K, act)
     for j in range(K):
         S = act[j]
-        D = S if (M.flags & F_SQUARED) else sqrtf(S)
+        D = S if squared else sqrtf(S)
         act[j] = M.sw[j] / (M.sw[j] + D + EPS)
 
 
