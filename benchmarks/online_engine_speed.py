@@ -1,9 +1,9 @@
 """Speed of the compiled online engine (SPEC.md §2, B = 1) against the torch engine and C++.
 
 Per UCI dataset (fold x1_k1, 10 % labels, the first settings of the authors' parameter file):
-the median wall time of one ``run_online`` (training only, after a warm-up call that compiles or
-loads the numba cache) and microseconds per presented sample (organisation + convergence); the
-same for the whole fit path (input checks + run_online + storing the map); the torch engine
+the median wall time of one ``run`` (training only, after a warm-up call that loads the
+extension) and microseconds per presented sample (organisation + convergence); the
+same for the whole fit path (input checks + run + storing the map); the torch engine
 (``SSSOM().fit``, batch size 1) on one setting; the authors' C++ medians per run.
 
     python benchmarks/online_engine_speed.py [--settings 5] [--repeats 5] [--torch-setting 3]
@@ -24,7 +24,8 @@ from somlab import SSSOM
 from somlab._utils import seeded_generator
 from somlab.datasets import load_uci
 from somlab.experiments.lhs import authors_settings
-from somlab.relevance import _online_numba as online
+from somlab.relevance import _compiled as online
+from somlab.relevance._fit import _to_node_state
 
 
 def prepared(setting: dict, X, y):
@@ -39,19 +40,19 @@ def prepared(setting: dict, X, y):
 
 
 def time_online(setting: dict, X, y, repeats: int):
-    """Median seconds of run_online and of the whole fit path; the run's history."""
+    """Median seconds of run and of the whole fit path; the run's history."""
     est, Xn, yn, p = prepared(setting, X, y)
     seed = setting["random_state"]
-    out = online.run_online(Xn, yn, p, seeded_generator(seed))  # warm-up (compile / cache)
+    out = online.run(Xn, yn, p, seeded_generator(seed))  # warm-up (compile / cache)
     run_t, fit_t = [], []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        online.run_online(Xn, yn, p, seeded_generator(seed))
+        online.run(Xn, yn, p, seeded_generator(seed))
         run_t.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         est, Xn2, yn2, p2 = prepared(setting, X, y)
-        o = online.run_online(Xn2, yn2, p2, seeded_generator(seed))
-        est._store_map(online.to_node_state(o), o["history"])
+        o = online.run(Xn2, yn2, p2, seeded_generator(seed))
+        est._store_map(_to_node_state(o), o["history"])
         fit_t.append(time.perf_counter() - t0)
     return statistics.median(run_t), statistics.median(fit_t), out
 
@@ -65,24 +66,24 @@ def main():
     ap.add_argument("--no-torch", action="store_true", help="skip the (slow) torch engine")
     args = ap.parse_args()
     if not online.available():
-        raise SystemExit("numba is not installed")
+        raise SystemExit("the compiled engine is not built (pip install -e .)")
     torch.set_num_threads(1)
     settings = authors_settings()[: args.settings]
     t0 = time.perf_counter()
     b = load_uci("glass", fold="x1_k1", labelled=args.fraction)
     _, Xn, yn, p = prepared(settings[0], b.X_train, b.y_train)
-    online.run_online(Xn, yn, p, seeded_generator(0))
-    print(f"first call (compile or load the numba cache): {time.perf_counter() - t0:.2f} s")
+    online.run(Xn, yn, p, seeded_generator(0))
+    print(f"first call (load the compiled extension): {time.perf_counter() - t0:.2f} s")
     ts = args.torch_setting
     print(
         f"torch {torch.__version__} (1 thread); {args.settings} authors' settings, fold x1_k1, "
         f"{args.fraction:.0%} labels; median over settings of the median of {args.repeats} runs"
     )
     head = (
-        f"{'dataset':<9} {'N':>4} {'K':>9} {'numba ms/run':>17} {'us/sample':>9} "
+        f"{'dataset':<9} {'N':>4} {'K':>9} {'compiled ms/run':>17} {'us/sample':>9} "
         f"{'fit ms':>7} {'C++ ms':>7} | {'torch s':>7} {'us/sample':>9} {'speed-up':>8}"
     )
-    print(f"numba ms/run: median [min-max] over settings; torch: setting {ts} only\n{head}")
+    print(f"compiled ms/run: median [min-max] over settings; torch: setting {ts} only\n{head}")
     for ds in DATASETS:
         b = load_uci(ds, fold="x1_k1", labelled=args.fraction)
         run_ms, fit_ms, us, ks = [], [], [], []
@@ -109,7 +110,7 @@ def main():
             line += f" | {torch_s:7.2f} {torch_s / n_pres * 1e6:9.0f} {torch_s / run_s:7.0f}x{flag}"
         print(line, flush=True)
     print(
-        "\nus/sample = run_online time / samples presented (organisation + convergence); "
+        "\nus/sample = run time / samples presented (organisation + convergence); "
         "C++ ms: the authors' C++ SS-SOM, median per run (issue 9)."
     )
 

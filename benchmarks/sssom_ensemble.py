@@ -6,7 +6,7 @@ UCI fold, time
 * ``ensemble``: one :class:`somlab.BatchSSSOMEnsemble` fit (K maps, one tensor program);
 * ``loop, torch engine``: K :class:`somlab.BatchSSSOM` fits with the tensorized engine, the one a
   GPU runs (timed on the first ``--single`` settings and scaled to K: it is linear in K);
-* ``loop, numba engine``: K fits on the CPU with the compiled per-map engine (the CPU default,
+* ``loop, compiled engine``: K fits on the CPU with the compiled per-map engine (the CPU default,
   one thread), what a user without the ensemble would run beside a GPU;
 
 and print settings per second and the ensemble's speed-up over each loop, side by side.  The
@@ -27,7 +27,6 @@ import numpy as np
 import torch
 
 import somlab
-import somlab.relevance._fit as fit_module
 from somlab import BatchSSSOM, BatchSSSOMEnsemble
 from somlab.datasets import load_uci
 from somlab.experiments.lhs import authors_settings
@@ -40,18 +39,14 @@ def _sync(device):
 
 def loop_time(settings, X, y, device, engine):
     """Seconds per setting of single fits, and the fitted maps."""
-    fit_module.ONLINE_ENGINE = "torch" if engine == "torch" else "auto"
-    try:
-        models = []
-        _sync(device)
-        t = time.perf_counter()
-        dev = "cpu" if engine == "numba" else device
-        for s in settings:
-            models.append(BatchSSSOM(**s, device=dev).fit(X, y))
-        _sync(device)
-        return (time.perf_counter() - t) / len(settings), models
-    finally:
-        fit_module.ONLINE_ENGINE = "auto"
+    models = []
+    _sync(device)
+    t = time.perf_counter()
+    dev = "cpu" if engine == "compiled" else device
+    for s in settings:
+        models.append(BatchSSSOM(**s, device=dev, engine=engine).fit(X, y))
+    _sync(device)
+    return (time.perf_counter() - t) / len(settings), models
 
 
 def main():
@@ -69,8 +64,8 @@ def main():
     X, y = b.X_train, b.y_train
     all_settings = authors_settings()
     ks = [int(k) for k in a.ks.split(",")]
-    engines = ["torch", "numba"]
-    # warm-up: compile the numba engine, load kernels
+    engines = ["torch", "compiled"]
+    # warm-up: load kernels
     BatchSSSOMEnsemble.from_settings(all_settings[:2], device=a.device).fit(X, y)
     for e in engines:
         loop_time(all_settings[:1], X, y, a.device, e)

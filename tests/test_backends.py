@@ -76,7 +76,7 @@ def ident(job) -> str:
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    """The joblib file of :func:`small_jobs` (in this process; also warms numba's cache)."""
+    """The joblib file of :func:`small_jobs` (in this process)."""
     path = tmp_path_factory.mktemp("joblib") / "runs.jsonl"
     res = runner.run_sweep(small_jobs(), path, n_jobs=1, progress=False)
     assert res.n_run == 12 and res.n_failed == 0
@@ -206,3 +206,36 @@ def test_cli_reproduce_table2_backend_dask(scheduler, tmp_path, capsys):
         main([*argv, "--backend", "ray", "--out-dir", str(tmp_path)])
     assert exit_info.value.code == 2
     assert "invalid choice: 'ray'" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- backend "compiled"
+def test_compiled_backend_writes_the_joblib_records(tmp_path):
+    """``backend="compiled"``: the relevance jobs of a split train together on threads of this
+    process (fit_many); the records equal joblib's (timings aside), an invalid setting is its
+    own error record, and a rerun resumes."""
+    import json
+
+    from somlab.experiments.lhs import authors_settings
+
+    settings = [dict(s, epochs=min(s["epochs"], 2), age_wins=min(s["age_wins"], 3))
+                for s in authors_settings()[:4]]  # fmt: skip
+    settings[1]["at"] = 1.5  # out of range
+    jobs = [
+        runner.make_job(model, "glass", frac, "x1_k1", i, p)
+        for model, frac in (("batchsssom", 0.1), ("sssom", 1.0), ("larfdssom", 0.0))
+        for i, p in enumerate(settings)
+    ]
+
+    def canonical(path):
+        recs = [json.loads(line) for line in open(path, encoding="utf-8")]
+        return sorted(
+            ({k: v for k, v in r.items() if k not in runner.TIMING_FIELDS} for r in recs),
+            key=lambda r: r["key"],
+        )
+
+    ref = runner.run_sweep(jobs, tmp_path / "joblib.jsonl", n_jobs=1, progress=False)
+    got = runner.run_sweep(jobs, tmp_path / "c.jsonl", backend="compiled", n_jobs=2, progress=False)
+    assert ref.n_failed == got.n_failed == 3 and got.n_run == len(jobs)
+    assert canonical(tmp_path / "c.jsonl") == canonical(tmp_path / "joblib.jsonl")
+    again = runner.run_sweep(jobs, tmp_path / "c.jsonl", backend="compiled", progress=False)
+    assert again.n_reused == len(jobs) - 3 and again.n_run == 3  # errors run again

@@ -1,6 +1,8 @@
 """BatchSSSOMEnsemble: K Batch SS-SOM settings trained as one tensor program equal K single
 fits node for node (prototypes, relevances, classes, edges, wins, history); errors."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -67,17 +69,20 @@ def _assert_same_map(got: BatchSSSOM, ref: BatchSSSOM):
 
 @pytest.mark.parametrize("engine", ["torch", "auto"])
 @pytest.mark.parametrize("flags", list(FLAG_SETS), ids=list(FLAG_SETS))
-def test_maps_equal_single_fits(vowel, flags, engine, monkeypatch):
+def test_maps_equal_single_fits(vowel, flags, engine):
     """The reference for each map is a single BatchSSSOM fit with the tensorized engine (SPEC
     §3, checked against the plain oracles elsewhere) and, where it applies, the compiled one."""
     X, y, X_test = vowel
-    ens = BatchSSSOMEnsemble.from_settings(SETTINGS, batch_size=16, **FLAG_SETS[flags])
+    ens = BatchSSSOMEnsemble.from_settings(
+        SETTINGS, batch_size=16, engine=engine, **FLAG_SETS[flags]
+    )
     ens.fit(X, y)
-    monkeypatch.setattr(fit_module, "ONLINE_ENGINE", engine)
     preds = ens.predict(X_test)
     assert preds.shape == (len(SETTINGS), X_test.shape[0])
     for k, params in enumerate(ens.get_map_params()):
-        ref = BatchSSSOM(**params).fit(X, y)
+        with warnings.catch_warnings():  # "auto": the named fallback for torch-only flags
+            warnings.simplefilter("ignore", fit_module.EngineFallbackWarning)
+            ref = BatchSSSOM(**params).fit(X, y)  # params hold the ensemble's engine
         _assert_same_map(ens.models_[k], ref)
         np.testing.assert_array_equal(preds[k], ref.predict(X_test))
     # the maps really differ (a broken per-map parameter would make them alike)
@@ -139,7 +144,9 @@ def test_errors(vowel):
     with pytest.raises(InvalidParameterError, match="'at'"):
         BatchSSSOMEnsemble(at=[0.9, 1.5]).fit(X, y)
     with pytest.raises(ValueError, match="fewer maps"):  # node ids would collide in sort keys
-        BatchSSSOMEnsemble(at=[0.9] * 400, max_nodes=3000).fit(X, y)
+        BatchSSSOMEnsemble(at=[0.9] * 400, max_nodes=3000, engine="torch").fit(X, y)
+    with pytest.raises(ValueError, match="engine='compiled' cannot run"):
+        BatchSSSOMEnsemble(at=[0.9, 0.95], labelled_conflict="clone", engine="compiled").fit(X, y)
     with pytest.raises(NotFittedError):
         BatchSSSOMEnsemble().predict(X)
     with pytest.raises(ValueError, match="batch_size is shared by all maps"):

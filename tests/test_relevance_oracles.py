@@ -6,6 +6,7 @@ from oracles import OracleBatchSSSOM, OracleSSSOM
 
 import somlab.relevance._fit as fit_module
 from somlab import LARFDSSOM, SSSOM, BatchSSSOM
+from somlab.relevance._fit import EngineFallbackWarning
 
 BASE = dict(
     at=0.9,
@@ -22,12 +23,10 @@ BASE = dict(
 )
 
 
-@pytest.fixture(params=["torch", "auto"])
-def engine(request, monkeypatch):
-    """Run the tests on the tensorized engine and on the compiled ones (numba)."""
-    if request.param == "auto" and not fit_module._online_numba.available():
-        pytest.skip("numba is not installed")
-    monkeypatch.setattr(fit_module, "ONLINE_ENGINE", request.param)
+@pytest.fixture(params=["torch", "compiled"])
+def engine(request):
+    """Run the tests on the tensorized engine and on the compiled one (the ``engine`` parameter,
+    as scikit-learn's KMeans tests run over ``algorithm``)."""
     return request.param
 
 
@@ -72,19 +71,19 @@ ONLINE_CASES = [
 def test_sssom_matches_oracle(seed, flags, frac, engine):
     X, y, _ = _data(seed, frac=frac)
     params = {**BASE, **flags}
-    model = SSSOM(**params, random_state=seed).fit(X, y)
+    model = SSSOM(**params, random_state=seed, engine=engine).fit(X, y)
     oracle = OracleSSSOM(**_oracle_kw(params, seed)).fit(X, y)
     _assert_same(model, oracle, X)
 
 
 def test_single_class_and_events_happen(engine):
     X, y, _ = _data(3, frac=1.0, n_classes=1)
-    model = SSSOM(**BASE, random_state=3).fit(X, y)
+    model = SSSOM(**BASE, random_state=3, engine=engine).fit(X, y)
     oracle = OracleSSSOM(**_oracle_kw(BASE, 3)).fit(X, y)
     _assert_same(model, oracle, X)
     params = {**BASE, "lp": 0.15}
     X, y, _ = _data(4, frac=0.5)
-    model = SSSOM(**params, random_state=4).fit(X, y)
+    model = SSSOM(**params, random_state=4, engine=engine).fit(X, y)
     oracle = OracleSSSOM(**_oracle_kw(params, 4)).fit(X, y)
     _assert_same(model, oracle, X)
     kinds = {e["kind"] for e in oracle.events_}
@@ -95,7 +94,7 @@ def test_single_class_and_events_happen(engine):
 @pytest.mark.parametrize("seed", [0, 2])
 def test_larfdssom_matches_oracle(seed, engine):
     X, _, _ = _data(seed)
-    model = LARFDSSOM(**BASE, random_state=seed).fit(X)
+    model = LARFDSSOM(**BASE, random_state=seed, engine=engine).fit(X)
     oracle = OracleSSSOM(**_oracle_kw(BASE, seed), filter_noise=True).fit(X)
     _assert_same(model, oracle, X)
     np.testing.assert_array_equal(model.labels_, oracle.predict(X))
@@ -118,12 +117,14 @@ BATCH_CASES = [
 def test_batch_sssom_matches_oracle(seed, flags, frac, engine):
     X, y, _ = _data(seed, frac=frac)
     params = {**BASE, "batch_size": 32, **flags}
-    model = BatchSSSOM(**params, random_state=seed).fit(X, y)
-    if engine == "auto":  # the compiled engine where it implements the flags
-        p = model._effective(len(X))
-        assert fit_module._batch_numba.supports(p) == (
-            flags.get("capacity") != "all_or_nothing" and "labelled_conflict" not in flags
-        )
+    compiled_ok = flags.get("capacity") != "all_or_nothing" and "labelled_conflict" not in flags
+    if engine == "compiled" and not compiled_ok:  # a clear error, or auto's named fallback
+        with pytest.raises(ValueError, match="engine='compiled' cannot run"):
+            BatchSSSOM(**params, random_state=seed, engine="compiled").fit(X, y)
+        with pytest.warns(EngineFallbackWarning, match="capacity|labelled_conflict"):
+            model = BatchSSSOM(**params, random_state=seed, engine="auto").fit(X, y)
+    else:
+        model = BatchSSSOM(**params, random_state=seed, engine=engine).fit(X, y)
     bs = params.pop("batch_size")
     oracle_flags = {k: params.pop(k) for k in list(params) if k not in BASE}
     oracle = OracleBatchSSSOM(**_oracle_kw(params, seed), batch_size=bs, **oracle_flags)
@@ -132,16 +133,41 @@ def test_batch_sssom_matches_oracle(seed, flags, frac, engine):
 
 
 @pytest.mark.parametrize("seed", [0, 5])
-def test_batch_of_one_equals_sssom(seed, monkeypatch):
+def test_batch_of_one_equals_sssom(seed, engine):
     X, y, _ = _data(seed, frac=0.4)
-    monkeypatch.setattr(fit_module, "ONLINE_ENGINE", "torch")
-    a = BatchSSSOM(**BASE, batch_size=1, random_state=seed).fit(X, y)
-    b = SSSOM(**BASE, random_state=seed).fit(X, y)
-    np.testing.assert_array_equal(a.prototypes_, b.prototypes_)  # one kernel: bit for bit
+    a = BatchSSSOM(**BASE, batch_size=1, random_state=seed, engine=engine).fit(X, y)
+    b = SSSOM(**BASE, random_state=seed, engine=engine).fit(X, y)
+    for name in ("prototypes_", "relevances_", "distance_averages_", "adjacency_", "node_wins_"):
+        # one kernel: bit for bit
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    assert a.history_ == b.history_
     np.testing.assert_array_equal(a.predict(X), b.predict(X))
-    if fit_module._online_numba.available():  # SSSOM as shipped (compiled engine)
-        monkeypatch.setattr(fit_module, "ONLINE_ENGINE", "auto")
-        c = SSSOM(**BASE, random_state=seed).fit(X, y)
-        assert c.n_nodes_ == a.n_nodes_
-        np.testing.assert_allclose(c.prototypes_, a.prototypes_, rtol=0, atol=1e-5)
-        np.testing.assert_array_equal(c.predict(X), a.predict(X))
+    # and the two engines agree at B = 1 (to float rounding, structure exactly)
+    c = SSSOM(**BASE, random_state=seed, engine="torch").fit(X, y)
+    assert c.n_nodes_ == a.n_nodes_
+    np.testing.assert_allclose(c.prototypes_, a.prototypes_, rtol=0, atol=1e-5)
+    np.testing.assert_array_equal(c.adjacency_, a.adjacency_)
+    np.testing.assert_array_equal(c.predict(X), a.predict(X))
+
+
+def test_allow_lists_cover_flags():
+    """Every FLAGS value is implemented by some engine; a new one no engine lists fails."""
+    fit_module.check_allow_lists()
+    flags = {**fit_module.FLAGS, "distance": (*fit_module.FLAGS["distance"], "new_metric")}
+    with pytest.raises(ImportError, match="no engine implements distance='new_metric'"):
+        fit_module.check_allow_lists(flags=flags)
+    flags = {**fit_module.FLAGS, "new_flag": ("a", "b")}
+    with pytest.raises(ImportError, match="missing \\['new_flag'\\]"):
+        fit_module.check_allow_lists(flags=flags)
+
+
+def test_engine_parameter_is_validated():
+    X, y, _ = _data(0)
+    with pytest.raises(ValueError, match="engine"):
+        SSSOM(engine="numba").fit(X, y)
+    assert SSSOM().get_params()["engine"] == "auto"
+    with pytest.raises(ValueError, match="distance='reference'"):
+        SSSOM(**BASE, distance="reference", engine="compiled").fit(X, y)
+    with pytest.warns(EngineFallbackWarning, match="distance='reference'"):
+        m = SSSOM(**BASE, distance="reference", random_state=0).fit(X, y)
+    assert m.n_nodes_ >= 1

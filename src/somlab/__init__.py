@@ -3,15 +3,28 @@
 The public surface is short: estimators (:class:`SOM`, :class:`SOMEnsemble`, the relevance
 maps, :class:`DCSOMRL`), :func:`load`, and the modules ``somlab.nn``, ``somlab.metrics``,
 ``somlab.plotting``, ``somlab.datasets``, ``somlab.compat`` and ``somlab.distributed``.
+
+``import somlab`` is cheap: the estimators (and torch, scikit-learn behind them) are imported
+on first use of their name (PEP 562 module ``__getattr__``).
 """
 
+from importlib import import_module
+
 from ._errors import DataError, ModelFileError, SomlabError
-from .deep import DCSOMRL
-from .persistence import load
-from .relevance import LARFDSSOM, SSSOM, BatchSSSOM, BatchSSSOMEnsemble
-from .som import SOM, SOMEnsemble
 
 __version__ = "0.1.0"
+
+#: public name -> submodule that defines it (imported on first access)
+_LAZY = {
+    "SOM": ".som",
+    "SOMEnsemble": ".som",
+    "LARFDSSOM": ".relevance",
+    "SSSOM": ".relevance",
+    "BatchSSSOM": ".relevance",
+    "BatchSSSOMEnsemble": ".relevance",
+    "DCSOMRL": ".deep",
+    "load": ".persistence",
+}
 
 __all__ = [
     "SOM",
@@ -27,3 +40,16 @@ __all__ = [
     "load",
     "__version__",
 ]
+
+
+def __getattr__(name):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'somlab' has no attribute {name!r}")
+    value = getattr(import_module(module, __name__), name)
+    globals()[name] = value  # later accesses skip __getattr__
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

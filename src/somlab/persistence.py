@@ -415,6 +415,12 @@ def load(path, device=None):
             f"{', '.join(READABLE_VERSIONS)}; upgrade somlab to load it"
         )
     cls = _REGISTRY.get(meta.get("class", ""))
+    if cls is None:  # `import somlab` is lazy: register the estimators, then look again
+        import somlab
+
+        for name in somlab._LAZY:
+            getattr(somlab, name)
+        cls = _REGISTRY.get(meta.get("class", ""))
     if cls is None:
         raise ModelFileError(f"{path} holds an unknown model class {meta.get('class')!r}")
     if "sha256" not in meta and version != "1":

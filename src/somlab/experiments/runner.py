@@ -61,9 +61,12 @@ MODEL_CLASSES = {"larfdssom": "LARFDSSOM", "sssom": "SSSOM", "batchsssom": "Batc
 #: Fields of a record that are measurements of time (they differ between identical runs).
 TIMING_FIELDS = ("fit_s", "predict_s", "cpu_s")
 
-#: Where :func:`run_sweep` runs its jobs: joblib processes on this machine, a Dask cluster, or
-#: one BatchSSSOMEnsemble per data split in this process.
-BACKENDS = ("joblib", "dask", "ensemble")
+#: Where :func:`run_sweep` runs its jobs: joblib processes on this machine, a Dask cluster,
+#: one BatchSSSOMEnsemble per data split in this process, or "compiled": the relevance-map jobs
+#: of each split trained together by the compiled engine on threads of this process.
+BACKENDS = ("joblib", "dask", "ensemble", "compiled")
+#: most jobs one call of the compiled engine trains at once (backend "compiled")
+COMPILED_MAX_JOBS = 256
 #: most maps one BatchSSSOMEnsemble trains at once (backend "ensemble")
 ENSEMBLE_MAX_MAPS = 512
 
@@ -498,6 +501,9 @@ def _execute(pending, model_factory, data_loader, n_jobs, backend="joblib", sche
     if backend == "dask":
         yield from _execute_dask(pending, model_factory, data_loader, n_jobs, scheduler)
         return
+    if backend == "compiled":
+        yield from _execute_compiled(pending, model_factory, data_loader, n_jobs)
+        return
     if n_jobs == 1 or len(pending) == 1:
         for job in pending:
             yield run_job(job, model_factory, data_loader)
@@ -666,6 +672,76 @@ def _run_ensemble(jobs, data_loader, split):
                 cpu_s=fit_cpu + time.process_time() - c0,
             )
             yield rec
+
+
+def _execute_compiled(pending, model_factory, data_loader, n_jobs=-1):
+    """Backend "compiled": the LARFDSSOM / SS-SOM / Batch SS-SOM jobs of one data split train
+    together (:func:`somlab.relevance._fit.fit_many`: the compiled engine on ``n_jobs`` threads
+    with the GIL released, -1 = every core), each scored as :func:`run_job` scores a single
+    fit (same records; ``fit_s`` and ``cpu_s`` are the call's shares per job).  Jobs of other
+    models or of a custom factory run with joblib; a job whose parameters are invalid, and every
+    job of a call that fails, runs on its own (its record names its error)."""
+    from ..relevance._fit import fit_many
+
+    groups: dict = {}
+    rest = []
+    for job in pending:
+        if job["model"] not in MODEL_CLASSES or model_factory is not None:
+            rest.append(job)
+            continue
+        groups.setdefault((job["dataset"], job["fold"], job["fraction"]), []).append(job)
+    threads = None if n_jobs in (None, -1) else max(1, int(n_jobs))
+    loader = data_loader if data_loader is not None else load_split
+    for (dataset, fold, fraction), group in groups.items():
+        X_train, y_train, X_test, y_test = loader(dataset, fold, fraction)
+        y_train = np.asarray(y_train)
+        n_labelled = int((y_train >= 0).sum())
+        for start in range(0, len(group), COMPILED_MAX_JOBS):
+            jobs, models = [], []
+            for job in group[start : start + COMPILED_MAX_JOBS]:
+                try:
+                    model = default_model_factory(job["model"], dict(job["params"]))
+                    model._validate_params()
+                except Exception:
+                    yield run_job(job, None, data_loader)
+                    continue
+                jobs.append(job)
+                models.append(model)
+            if not jobs:
+                continue
+            with _one_torch_thread():
+                cpu0, t0 = time.process_time(), time.perf_counter()
+                try:
+                    fit_many(models, X_train, y_train, n_threads=threads)
+                except Exception:  # each job again on its own: its error names its setting
+                    for job in jobs:
+                        yield run_job(job, None, data_loader)
+                    continue
+                fit_s = (time.perf_counter() - t0) / len(jobs)
+                fit_cpu = (time.process_time() - cpu0) / len(jobs)
+                for job, model in zip(jobs, models):
+                    rec = {k: job[k] for k in ("key", "model", "dataset", "fraction", "fold")}
+                    rec.update(setting=job["setting"], params=job["params"])
+                    rec.update(n_train=int(len(y_train)), n_labelled=n_labelled)
+                    rec.update(n_test=int(len(y_test)))
+                    c0, t1 = time.process_time(), time.perf_counter()
+                    try:
+                        scores = score_model(model, X_test, y_test, supervised=n_labelled > 0)
+                    except Exception as exc:  # as run_job: one failed run must not end a sweep
+                        rec["error"] = _one_line(exc)
+                        rec["cpu_s"] = fit_cpu + time.process_time() - c0
+                        yield rec
+                        continue
+                    rec.update(scores)
+                    rec.update(
+                        n_nodes=int(model.n_nodes_),
+                        fit_s=fit_s,
+                        predict_s=time.perf_counter() - t1,
+                        cpu_s=fit_cpu + time.process_time() - c0,
+                    )
+                    yield rec
+    if rest:
+        yield from _execute(rest, model_factory, data_loader, n_jobs)
 
 
 def _run_job_on_worker(job, model_factory=None, data_loader=None) -> dict:

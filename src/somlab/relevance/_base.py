@@ -122,6 +122,7 @@ class RelevanceMapBase(SaveLoadMixin, BaseEstimator):
         "compat": [StrOptions(set(COMPAT_PRESETS)), None],
         "unlabelled_value": [Integral],
         "device": [str, None],
+        "engine": [StrOptions({"auto", "compiled", "torch"})],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         **{name: [StrOptions(set(values))] for name, values in FLAGS.items()},

@@ -46,6 +46,10 @@ PARAMS = """
         Label that marks unlabelled samples in ``y`` besides −1 (the papers' files use 999).
         In string or object labels, ``"-1"``, its string form and ``None`` mark them too.
     device : str, default="cpu"
+    engine : {{"auto", "compiled", "torch"}}, default="auto"
+        Training engine: "compiled" (the Cython kernel, CPU only), "torch" (any device, every
+        flag) or "auto": the compiled one on the CPU when it implements the flags, else torch
+        (on the CPU with an EngineFallbackWarning naming the flags).
     random_state : int or None
         Seeds the one generator behind sample order and random initialisation.
     verbose : bool, default=False

@@ -17,6 +17,24 @@ import torch
 from ..core.relevance import activation_matrix, node_update
 from ._nodes import NodeState
 
+#: SPEC §5 flag values this engine implements (all of them), checked against FLAGS in _fit.
+SUPPORTED = {
+    "distance": ("weighted", "weighted_sq", "reference"),
+    "conn_metric": ("euclid", "sq"),
+    "count_unit": ("sample", "batch"),
+    "unsup_insert": ("group", "per_sample"),
+    "capacity": ("greedy", "all_or_nothing"),
+    "conflict_update": ("grouped", "per_sample"),
+    "labelled_conflict": ("push", "clone"),
+    "connection_refresh": ("events", "always"),
+    "convergence": ("cpp", "reference", "none"),
+    "label_fallback": ("any", "within_at"),
+    "init": ("first_sample", "random"),
+    "sampling": ("permutation", "replacement"),
+    "unsup_threshold": ("sample", "mean"),
+    "clone_wins": ("zero", "copy"),
+}
+
 _KEY = 1 << 20  # key components (node ids, labels + 1, batch positions) stay below this
 
 

@@ -1,42 +1,186 @@
-"""fit() shared by the three relevance maps: run an engine on encoded labels, store the map."""
+"""fit() shared by the three relevance maps: choose an engine, run it on encoded labels, store
+the map; :func:`fit_many` trains many settings of the same data at once.
+
+Two engines (the estimators' ``engine`` parameter):
+
+* ``"compiled"`` -- :mod:`._compiled`, the Cython kernel built at install time: SPEC §3 with §2
+  as its batch size 1 case, CPU only;
+* ``"torch"`` -- :mod:`._engine`, tensorized, any device, every flag of SPEC §5.
+
+``"auto"`` (the default) takes the compiled engine on the CPU when it implements the flags, else
+the torch engine -- with an :class:`EngineFallbackWarning` naming the flags when on the CPU.
+
+Each engine declares the flag values it supports (``SUPPORTED`` in its module); this module
+checks those allow-lists against :data:`._base.FLAGS` when it is imported, so a new flag or value
+that no engine lists fails the import instead of being ignored silently.
+"""
 
 from __future__ import annotations
 
+import warnings
+
+import numpy as np
+
 from .._utils import seeded_generator
-from . import _batch_numba, _online_numba
-from ._base import COMPAT_PRESETS
-from ._engine import Engine
+from . import _compiled
+from . import _engine as _torch_engine
+from ._base import COMPAT_PRESETS, FLAGS
 
-#: "auto": on the CPU, the compiled engines (numba) when the flags are theirs -- SPEC §2's
-#: per-sample engine when batch_size == 1, SPEC §3's mini-batch engine otherwise; "torch":
-#: always the tensorized engine (tests use it to check every engine against the oracles).
-ONLINE_ENGINE = "auto"
+ENGINES = ("auto", "compiled", "torch")
+_DECLARED = {"compiled": _compiled.SUPPORTED, "torch": _torch_engine.SUPPORTED}
 
 
-def compiled_engine(p: dict, device) -> str | None:
-    """Which compiled engine runs ``p`` on ``device``: "online", "batch" or None (torch)."""
-    if ONLINE_ENGINE != "auto" or device.type != "cpu" or not _online_numba.available():
-        return None
-    if int(p.get("batch_size", 1)) == 1 and _online_numba.supports(p):
-        return "online"
-    if _batch_numba.supports(p):
-        return "batch"
-    return None
+class EngineFallbackWarning(UserWarning):
+    """``engine="auto"`` on the CPU runs the torch engine: the compiled one lacks a flag."""
 
 
-def fit_relevance_map(est, X, y, batch_size: int):
+def check_allow_lists(declared=None, flags=None) -> None:
+    """Each engine's allow-list names every flag of ``FLAGS`` with known values only, and every
+    value of ``FLAGS`` is supported by at least one engine."""
+    declared = _DECLARED if declared is None else declared
+    flags = FLAGS if flags is None else flags
+    for name, allowed in declared.items():
+        if set(allowed) != set(flags):
+            missing, extra = sorted(set(flags) - set(allowed)), sorted(set(allowed) - set(flags))
+            raise ImportError(
+                f"engine {name!r}: allow-list flags differ from FLAGS "
+                f"(missing {missing}, unknown {extra})"
+            )
+        for flag, values in allowed.items():
+            unknown = set(values) - set(flags[flag])
+            if unknown:
+                raise ImportError(f"engine {name!r}: {flag} lists unknown values {unknown}")
+    for flag, values in flags.items():
+        for v in values:
+            if not any(v in allowed[flag] for allowed in declared.values()):
+                raise ImportError(f"no engine implements {flag}={v!r}")
+
+
+check_allow_lists()
+
+
+def _torch_unsupported(p: dict) -> list[str]:
+    return [
+        f"{flag}={p[flag]!r}"
+        for flag, values in _torch_engine.SUPPORTED.items()
+        if flag in p and p[flag] not in values
+    ]
+
+
+def select_engine(engine: str, p: dict, device) -> str:
+    """``"compiled"`` or ``"torch"`` for the effective parameters ``p`` on ``device``."""
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    if engine == "torch":
+        bad = _torch_unsupported(p)
+        if bad:
+            raise ValueError(f"engine='torch' does not implement {', '.join(bad)}")
+        return "torch"
+    reasons = []
+    if device.type != "cpu":
+        reasons.append(f"it runs on the CPU only (device={str(device)!r})")
+    elif not _compiled.available():
+        reasons.append(f"the extension is not built ({_compiled._IMPORT_ERROR})")
+    else:
+        bad = _compiled.unsupported(p)
+        if bad:
+            reasons.append("it does not implement " + ", ".join(bad))
+    if not reasons:
+        return "compiled"
+    if engine == "compiled":
+        raise ValueError(
+            f"engine='compiled' cannot run this fit: {'; '.join(reasons)}; use engine='torch' "
+            "or 'auto'"
+        )
+    if device.type == "cpu":  # on CUDA the torch engine is the engine, not a fallback
+        warnings.warn(
+            f"engine='auto' falls back to the torch engine: the compiled engine "
+            f"{'; '.join(reasons)}",
+            EngineFallbackWarning,
+            stacklevel=4,
+        )
+    return "torch"
+
+
+def _prepare(est, X, y, batch_size: int):
     Xt, y_idx, dev = est._prepare_fit(X, y)
     p = est._effective(Xt.shape[0])
     p["n_classes"] = len(est.classes_)
     if "batch_size" not in COMPAT_PRESETS.get(est.compat or "", {}):  # a C++ preset: B = 1
         p["batch_size"] = batch_size
+    return Xt, y_idx, dev, p
+
+
+def _store_compiled(est, out: dict) -> None:
+    est._store_map(_to_node_state(out), out["history"])
+
+
+def _to_node_state(out: dict):
+    """A compiled result as a :class:`~._nodes.NodeState` for ``_store_map``."""
+    import torch
+
+    from ._nodes import NodeState
+
+    K, m = out["C"].shape
+    state = NodeState(max(K, 1), m, torch.float32, "cpu")
+    state.K = K
+    state.C[:K] = torch.from_numpy(out["C"])
+    state.delta[:K] = torch.from_numpy(out["delta"])
+    state.omega[:K] = torch.from_numpy(out["omega"])
+    state.wins[:K] = torch.from_numpy(out["wins"])
+    state.classes[:K] = torch.from_numpy(out["classes"])
+    state.adj[:K, :K] = torch.from_numpy(out["adj"])
+    return state
+
+
+def fit_relevance_map(est, X, y, batch_size: int):
+    Xt, y_idx, dev, p = _prepare(est, X, y, batch_size)
     gen = seeded_generator(est.random_state)
-    kind = compiled_engine(p, dev)
-    if kind is not None:
-        run = _online_numba.run_online if kind == "online" else _batch_numba.run_batch
-        out = run(Xt.numpy(), y_idx.numpy(), p, gen)
-        est._store_map(_online_numba.to_node_state(out, dev), out["history"])
+    if select_engine(getattr(est, "engine", "auto"), p, dev) == "compiled":
+        _store_compiled(est, _compiled.run(Xt.numpy(), y_idx.numpy(), p, gen))
         return est
-    engine = Engine(Xt, y_idx, p, gen)
+    engine = _torch_engine.Engine(Xt, y_idx, p, gen)
     est._store_map(engine.run(), engine.history)
     return est
+
+
+def fit_many(estimators, X, y=None, n_threads: int | None = None) -> list:
+    """Fit many relevance maps on the same ``X, y`` at once; returns the fitted estimators.
+
+    ``estimators`` holds unfitted LARFDSSOM / SSSOM / BatchSSSOM instances (fitted in place and
+    returned) or ``(cls, params)`` pairs / param dicts with a ``"model"`` key naming the class.
+    Maps the compiled engine runs (engine "auto" or "compiled" on the CPU) train together on
+    ``n_threads`` threads (default: the usable cores) with the GIL released; the others fit one
+    after the other with ``est.fit``.  Each result equals ``est.fit(X, y)`` on its own.
+    """
+    from . import LARFDSSOM, SSSOM, BatchSSSOM
+
+    classes = {"LARFDSSOM": LARFDSSOM, "SSSOM": SSSOM, "BatchSSSOM": BatchSSSOM}
+    ests = []
+    for e in estimators:
+        if isinstance(e, tuple):
+            cls, params = e
+            e = cls(**params)
+        elif isinstance(e, dict):
+            params = dict(e)
+            e = classes[params.pop("model")](**params)
+        ests.append(e)
+    jobs, owners = [], []
+    for e in ests:
+        fy = None if isinstance(e, LARFDSSOM) else y  # LARFDSSOM.fit ignores labels
+        bs = int(e.batch_size) if isinstance(e, BatchSSSOM) else 1
+        Xt, y_idx, dev, p = _prepare(e, X, fy, bs)
+        if select_engine(getattr(e, "engine", "auto"), p, dev) == "compiled":
+            jobs.append((Xt.numpy(), y_idx.numpy(), p, seeded_generator(e.random_state)))
+            owners.append(e)
+        else:
+            e.fit(X, fy) if fy is not None else e.fit(X)
+    for e, out in zip(owners, _compiled.run_many(jobs, n_threads)):
+        _store_compiled(e, out)
+        if isinstance(e, LARFDSSOM):  # as LARFDSSOM.fit
+            e.labels_ = e.predict(X)
+    return ests
+
+
+def as_arrays(out: dict) -> dict:  # pragma: no cover - small convenience for benchmarks
+    return {k: np.asarray(v) for k, v in out.items() if k != "history"}

@@ -37,6 +37,7 @@ PARAMETERS = {
     "compat": None,
     "unlabelled_value": -1,
     "device": "cpu",
+    "engine": "auto",
     "random_state": None,
     "verbose": False,
 }

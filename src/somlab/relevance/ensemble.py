@@ -12,7 +12,9 @@ from tqdm import tqdm
 from .._permap import PerMapMixin, is_listlike
 from .._utils import seeded_generator
 from ..persistence import SaveLoadMixin, _jsonable, _params_from_json
+from . import _compiled
 from ._base import COMPAT_PRESETS
+from ._fit import fit_many
 from ._multi_engine import MultiEngine
 from ._params import make_init
 from .batch_sssom import BatchSSSOM
@@ -69,10 +71,11 @@ class BatchSSSOMEnsemble(SaveLoadMixin, PerMapMixin, BaseEstimator):
 
     Notes
     -----
-    On a CPU the compiled engine of a single :class:`BatchSSSOM` (numba) is far faster per
-    setting (about 75x at K = 128 on a UCI set, benchmarks/RESULTS.md): sweep there with
-    joblib.  The ensemble is for GPUs, where a batch step's kernel launches serve all K maps
-    (``benchmarks/sssom_ensemble.py --device cuda``).
+    On a CPU (``engine`` "auto" with flags the compiled engine implements, or "compiled") the
+    K maps train as K compiled single fits spread over the cores with the GIL released
+    (:func:`somlab.relevance._fit.fit_many`): each map is then exactly its single fit.  The
+    tensor program (``engine="torch"``, and CUDA) is for GPUs, where a batch step's kernel
+    launches serve all K maps (``benchmarks/sssom_ensemble.py --device cuda``).
     """
 
     __init__ = make_init()
@@ -117,6 +120,9 @@ class BatchSSSOMEnsemble(SaveLoadMixin, PerMapMixin, BaseEstimator):
         for m in models:
             m._validate_params()  # each map's values, with BatchSSSOM's messages
         first = models[0]
+        if self._compiled(models, X):  # the CPU: K compiled fits on the cores, GIL released
+            fit_many(models, X, y)
+            return self._set_models(models)
         Xt, y_idx, dev = first._prepare_fit(X, y)
         params = []
         for m in models:
@@ -134,6 +140,25 @@ class BatchSSSOMEnsemble(SaveLoadMixin, PerMapMixin, BaseEstimator):
                 if hasattr(first, name):
                     setattr(m, name, getattr(first, name))
             m._store_map(engine.map_state(k), engine.history[k])
+        return self._set_models(models)
+
+    def _compiled(self, models, X) -> bool:
+        """Whether every map runs on the compiled engine (``engine`` "auto" or "compiled" on the
+        CPU with flags it implements); "compiled" that cannot is the single fit's error."""
+        if self.engine == "torch":
+            return False
+        from .._utils import resolve_device
+
+        dev = resolve_device(self.device)
+        if self.engine == "compiled":
+            return True  # fit_many raises the single fit's clear error where one cannot
+        if dev.type != "cpu" or not _compiled.available():
+            return False
+        n = max(1, len(X))
+        return all(_compiled.supports(m._effective(n)) for m in models)
+
+    def _set_models(self, models):
+        first = models[0]
         self.models_ = models
         self.n_maps_ = len(models)
         self.n_nodes_ = np.array([m.n_nodes_ for m in models])

@@ -1,4 +1,4 @@
-"""The compiled online engine (SPEC.md §2, B = 1) agrees with the plain oracle OracleSSSOM.
+"""The compiled engine at batch size 1 (SPEC.md §2) agrees with the plain oracle OracleSSSOM.
 
 Structure must be identical (number of nodes, node classes, adjacency, history counters) and
 prototypes / relevances agree to 1e-5; predictions computed from the returned arrays (loaded into
@@ -12,10 +12,9 @@ from oracles import OracleSSSOM
 
 from somlab import LARFDSSOM, SSSOM
 from somlab._utils import seeded_generator
-from somlab.relevance import _online_numba as online
+from somlab.relevance import _compiled as online
 from somlab.relevance._engine import Engine
-
-pytestmark = pytest.mark.skipif(not online.available(), reason="numba is not installed")
+from somlab.relevance._fit import _to_node_state
 
 BASE = dict(
     at=0.9,
@@ -59,8 +58,8 @@ def _fit_online(cls, params, seed, X, y):
     p = est._effective(Xt.shape[0])
     p["n_classes"] = len(est.classes_)
     p["batch_size"] = 1
-    out = online.run_online(Xt.numpy(), y_idx.numpy(), p, seeded_generator(seed))
-    est._store_map(online.to_node_state(out), out["history"])
+    out = online.run(Xt.numpy(), y_idx.numpy(), p, seeded_generator(seed))
+    est._store_map(_to_node_state(out), out["history"])
     return est, out, y_idx.numpy()
 
 
@@ -185,7 +184,8 @@ def test_supports_and_rejects():
     p = SSSOM(**BASE)._effective(60)
     assert online.supports({**p, "batch_size": 1})
     for bad in (
-        {"batch_size": 8},
+        {"batch_size": 8, "capacity": "all_or_nothing"},
+        {"batch_size": 8, "unsup_threshold": "mean"},
         {"distance": "reference"},
         {"convergence": "reference"},
         {"labelled_conflict": "clone"},
@@ -194,7 +194,7 @@ def test_supports_and_rejects():
         q = {**p, "batch_size": 1, **bad}
         assert not online.supports(q)
         with pytest.raises(NotImplementedError):
-            online.run_online(np.zeros((3, 2), np.float32), np.full(3, -1), q, torch.Generator())
+            online.run(np.zeros((3, 2), np.float32), np.full(3, -1), q, torch.Generator())
 
 
 def test_same_seed_same_map_and_generator_order():

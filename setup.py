@@ -1,0 +1,30 @@
+"""Build the compiled relevance engine (src/somlab/relevance/_kernel.pyx) with Cython.
+
+Everything else about the package lives in pyproject.toml.  -O3 and no -march=native, so that
+wheels are portable; -ffp-contract=off keeps float32 rounding identical to the oracles on
+machines where the compiler could fuse multiply-adds.
+"""
+
+import sys
+
+import numpy as np
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+if sys.platform == "win32":
+    compile_args = ["/O2", "/fp:precise"]
+else:
+    compile_args = ["-O3", "-ffp-contract=off", "-fno-math-errno"]
+
+extensions = [
+    Extension(
+        "somlab.relevance._kernel",
+        ["src/somlab/relevance/_kernel.pyx"],
+        depends=["src/somlab/relevance/_simd.h"],
+        include_dirs=[np.get_include(), "src/somlab/relevance"],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        extra_compile_args=compile_args,
+    )
+]
+
+setup(ext_modules=cythonize(extensions, compiler_directives={"language_level": "3"}))
