@@ -43,9 +43,14 @@ from ._draw import (
     plot_training,
     plot_umatrix,
 )
+from ._nodes import plot_clusters, plot_node_values, plot_target_map, target_map
 from ._relevance import plot_relevances, relevance_matrix
 
 __all__ = [
+    "target_map",
+    "plot_target_map",
+    "plot_node_values",
+    "plot_clusters",
     "best_matching_nodes",
     "class_distribution",
     "class_markers",

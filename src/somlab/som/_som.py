@@ -36,12 +36,13 @@ from ..datasets._stream import (
 )
 from ..metrics._som import topographic_error_from_bmus
 from ..persistence import SaveLoadMixin
+from ._cluster import MapAnalysisMixin
 
 MODES = ("batch", "minibatch", "online")
 INITS = ("pca", "random", "sample")
 
 
-class SOM(SaveLoadMixin, TransformerMixin, BaseEstimator):
+class SOM(MapAnalysisMixin, SaveLoadMixin, TransformerMixin, BaseEstimator):
     """Kohonen Self-Organizing Map.
 
     Parameters
