@@ -9,13 +9,15 @@ from ._errors import DataError, ModelFileError, SomlabError
 from .deep import DCSOMRL
 from .persistence import load
 from .relevance import LARFDSSOM, SSSOM, BatchSSSOM, BatchSSSOMEnsemble
-from .som import SOM, SOMEnsemble
+from .som import SOM, SOMClassifier, SOMEnsemble, SOMRegressor
 
 __version__ = "0.1.0"
 
 __all__ = [
     "SOM",
     "SOMEnsemble",
+    "SOMClassifier",
+    "SOMRegressor",
     "LARFDSSOM",
     "SSSOM",
     "BatchSSSOM",
