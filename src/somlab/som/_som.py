@@ -639,7 +639,12 @@ class SOM(MapAnalysisMixin, SaveLoadMixin, TransformerMixin, BaseEstimator):
         return d.cpu().numpy()
 
     def score(self, X, y=None):
-        """Negative quantization error of ``X`` (higher is better)."""
+        """Negative quantization error of ``X`` (higher is better).
+
+        The QE alone always improves as sigma shrinks (sigma -> 0 is k-means), so a grid
+        search on this score picks the smallest sigma even where that map folds; pass
+        ``scoring=somlab.metrics.make_som_scorer()`` to weigh in the topographic error.
+        """
         return -self.quantization_error(X)
 
     def quantization_error(self, X) -> float:
