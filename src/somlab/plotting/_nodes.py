@@ -20,7 +20,6 @@ from ._draw import (
     _colorbar,
     _draw_cells,
     _figsize,
-    _legend_above,
     _save,
     _use_hex,
     node_xy,
@@ -60,12 +59,13 @@ def plot_node_values(
     vmax=None,
     annotate=False,
     fmt="{:.2g}",
+    bad="0.88",
     grid=None,
 ):
     """Colour every node by ``values`` (shape ``(n_nodes,)`` row-major, or ``(rows, cols)``).
 
     Works on rectangular and hexagonal maps (hexagons at the lattice positions).  NaN values
-    are left blank (e.g. nodes without data).
+    (e.g. nodes without data) are drawn in the colour ``bad`` (light grey).
 
     Parameters
     ----------
@@ -90,6 +90,10 @@ def plot_node_values(
     V = _node_array(values, grid).astype(float)
     hexagonal = _use_hex(grid, hexagonal)
     ax = _axes(ax, _figsize(grid, hexagonal))
+    import matplotlib
+
+    cmap = matplotlib.colormaps[cmap] if isinstance(cmap, str) else cmap
+    cmap = cmap.with_extremes(bad=bad)
     m = _draw_cells(ax, V, grid, hexagonal, cmap, vmin=vmin, vmax=vmax)
     if colorbar:
         _colorbar(ax, m, label or "value")
@@ -180,7 +184,14 @@ def plot_clusters(
         handles = [Patch(facecolor=c, label=n) for c, n in zip(cols, shown)]
         if len(real) < len(classes):
             handles.append(Patch(facecolor=(0.85, 0.85, 0.85), label="noise"))
-        _legend_above(ax, handles, title="cluster")
+        ax.legend(
+            handles=handles,
+            title="cluster",
+            loc="upper left",
+            bbox_to_anchor=(1.01, 1.0),
+            frameon=False,
+            ncol=1 if len(handles) <= 12 else 2,
+        )
     _save(ax.figure, path)
     return ax
 
