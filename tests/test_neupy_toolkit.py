@@ -177,3 +177,22 @@ def test_map_in_data_space_3d_and_feature_choice():
     assert ax2.get_xlabel() == "feature 1"
     with pytest.raises(ValueError, match="features must be"):
         P.plot_data_space(som, X, features=(0, 9))
+
+
+def test_new_options_survive_save_load_and_clone(tmp_path):
+    from sklearn.base import clone
+
+    import somlab
+
+    X = _data()
+    som = SOM(
+        (4, 4), radius=1.5, sigma_decay="linear@3", mode="online", epochs=3, random_state=0
+    ).fit(X)
+    som.cluster(2)
+    path = som.save(tmp_path / "m.somlab")
+    back = somlab.load(path)
+    assert back.radius == 1.5 and back.sigma_decay == "linear@3"
+    np.testing.assert_array_equal(back.predict(X), som.predict(X))
+    np.testing.assert_array_equal(back.predict_cluster(X), som.predict_cluster(X))
+    again = clone(som).fit(X)
+    np.testing.assert_array_equal(again.weights_, som.weights_)
