@@ -232,7 +232,6 @@ class SOM(MapAnalysisMixin, SaveLoadMixin, TransformerMixin, BaseEstimator):
         grid = self.grid_
         dev = resolve_device(self.device)
         dt = resolve_dtype(self.dtype)
-        self._check_neighbourhood_options()
         sigma0 = float(self.sigma) if self.sigma is not None else max(grid.shape) / 2.0
         sigma1 = float(self.sigma_end) if self.sigma_end is not None else min(1.0, sigma0)
         if self.neighbourhood == "winner":  # no neighbourhood: sigma plays no part
@@ -240,6 +239,10 @@ class SOM(MapAnalysisMixin, SaveLoadMixin, TransformerMixin, BaseEstimator):
         lr0 = float(self.learning_rate)
         lr1 = float(self.learning_rate_end) if self.learning_rate_end is not None else lr0 / 100
         return grid, dev, dt, (sigma0, sigma1), (lr0, lr1)
+
+    def _validate_params(self):
+        super()._validate_params()
+        self._check_neighbourhood_options()
 
     def _check_neighbourhood_options(self):
         """Staircase schedule names, sigma = 0 and radius: valid only where they mean
