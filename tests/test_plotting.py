@@ -134,9 +134,60 @@ def test_expanded_umatrix_between_cells_equal_distances_random():
             assert E[2 * r + 1, 2 * c] == pytest.approx(np.linalg.norm(W[r, c] - W[r + 1, c]))
 
 
-def test_expanded_umatrix_rejects_hexagonal(soms):
-    with pytest.raises(ValueError, match="rectangular"):
-        P.expanded_umatrix(soms["hex"])
+def test_expanded_umatrix_hexagonal_by_hand():
+    # 2x2 hexagonal map: (0,0) x=0, (0,1) x=1, (1,0) x=0.5, (1,1) x=1.5 (odd row shifted)
+    W = np.array([[[0.0, 0.0], [3.0, 4.0]], [[0.0, 1.0], [3.0, 0.0]]])
+    E = P.expanded_umatrix(W, grid=Grid(2, 2, "hexagonal"))
+    assert E.shape == (3, 4)
+    d = {
+        "00-01": 5.0,
+        "10-11": math.sqrt(10),
+        "00-10": 1.0,
+        "01-10": math.sqrt(18),
+        "01-11": 4.0,
+    }
+    assert E[0, 1] == pytest.approx(d["00-01"])
+    assert E[2, 2] == pytest.approx(d["10-11"])
+    assert E[1, 0] == pytest.approx(d["00-10"])  # midpoint x = 0.25
+    assert E[1, 1] == pytest.approx(d["01-10"])  # x = 0.75
+    assert E[1, 2] == pytest.approx(d["01-11"])  # x = 1.25
+    assert E[0, 0] == pytest.approx((5 + 1) / 2)
+    assert E[0, 2] == pytest.approx((5 + math.sqrt(18) + 4) / 3)
+    assert E[2, 1] == pytest.approx((1 + math.sqrt(18) + math.sqrt(10)) / 3)
+    assert E[2, 3] == pytest.approx((4 + math.sqrt(10)) / 2)
+    assert np.isnan(E[0, 3]) and np.isnan(E[1, 3]) and np.isnan(E[2, 0])
+
+
+def test_expanded_umatrix_hexagonal_nodes_are_the_umatrix(soms):
+    som = soms["hex"]
+    E = P.expanded_umatrix(som)
+    rows, cols = som.grid_.shape
+    r, c = np.divmod(np.arange(rows * cols), cols)
+    np.testing.assert_allclose(E[2 * r, 2 * c + r % 2], P.umatrix(som).ravel())
+    # every edge of the lattice has its own cell: finite cells = nodes + edges
+    n_edges = len(som.grid_.neighbours_within(1.0 + 1e-6))
+    assert np.isfinite(E).sum() == rows * cols + n_edges
+    ax = P.plot_expanded_umatrix(som)
+    assert len(ax.collections[0].get_paths()) == rows * cols + n_edges
+
+
+def test_umatrix_in_the_maps_own_distance(iris):
+    X = iris[0]
+    cos = SOM((4, 4), distance="cosine", epochs=3, random_state=0).fit(X)
+    W = cos.weights_.reshape(16, -1)
+    a, b = W[0], W[1]  # nodes (0,0) and (0,1) are adjacent
+    want = 1 - a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-8)
+    E = P.expanded_umatrix(cos)
+    assert E[0, 1] == pytest.approx(want)
+    assert not np.allclose(P.umatrix(cos), P.umatrix(cos.weights_))  # array: Euclidean
+    np.testing.assert_allclose(P.umatrix(cos), P.umatrix(cos.weights_, distance="cosine"))
+    man = SOM((4, 4), distance="manhattan", epochs=3, random_state=0).fit(X)
+    Wm = man.weights_.reshape(16, -1)
+    assert P.expanded_umatrix(man)[0, 1] == pytest.approx(np.abs(Wm[0] - Wm[1]).sum())
+    ax = P.plot_umatrix(cos)
+    assert np.allclose(np.asarray(ax.images[0].get_array()), P.umatrix(cos))
+    with pytest.raises(ValueError, match="distance must be one of"):
+        P.umatrix(cos, distance="hamming")
 
 
 # ---------------------------------------------------------------- data on the map

@@ -18,6 +18,8 @@ __version__ = "0.1.0"
 _LAZY = {
     "SOM": ".som",
     "SOMEnsemble": ".som",
+    "SOMClassifier": ".som",
+    "SOMRegressor": ".som",
     "LARFDSSOM": ".relevance",
     "SSSOM": ".relevance",
     "BatchSSSOM": ".relevance",
@@ -29,6 +31,8 @@ _LAZY = {
 __all__ = [
     "SOM",
     "SOMEnsemble",
+    "SOMClassifier",
+    "SOMRegressor",
     "LARFDSSOM",
     "SSSOM",
     "BatchSSSOM",

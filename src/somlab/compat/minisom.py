@@ -7,20 +7,25 @@ and gives the same numbers for the same ``random_seed``:
   input_len``), ``_activation_map``, ``_xx``/``_yy`` (MiniSom's euclidean coordinates, hexagonal
   rows shifted as MiniSom does), and a ``numpy.random.RandomState`` consumed in the same order
   (initial weights, :meth:`MiniSom.random_weights_init`, shuffles in :meth:`MiniSom.train`);
-* neighbourhood values come from :mod:`somlab.core.neighbourhoods` (gaussian and mexican hat on the
-  euclidean coordinates, bubble and triangle on integer indices, as MiniSom), distances from
-  :func:`somlab.core.distances.pairwise_distances` (the direct, tie-stable form for euclidean),
-  decays from :func:`somlab.core.schedules.decay` where its formula is MiniSom's, and
-  ``train_batch_offline``'s sums from :func:`somlab.core.updates.accumulate`;
+* sequential training (``train``, ``train_random``, ``train_batch``) runs MiniSom's per-step
+  formulas in float64 numpy, in MiniSom's order of operations, with the work that does not change
+  between steps done once (:meth:`MiniSom._numpy_steps`): the weights are MiniSom's bit for bit
+  and the steps are faster than MiniSom's own (``benchmarks/minisom_compat.py``); the decays are
+  MiniSom's literal formulas;
+* the neighbourhood methods (``_gaussian`` ...) come from :mod:`somlab.core.neighbourhoods`
+  (gaussian and mexican hat on the euclidean coordinates, bubble and triangle on integer indices,
+  as MiniSom), distances of many samples from :func:`somlab.core.distances.pairwise_distances`
+  (the direct, tie-stable form for euclidean), and ``train_batch_offline``'s sums from
+  :func:`somlab.core.updates.accumulate`;
 * methods whose result does not depend on the order of the samples (quantization, win_map,
   activation_response, labels_map, distortion_measure, batch-offline accumulation) find the best
   matching units of all samples at once instead of calling :meth:`MiniSom.winner` in a loop.
 
-Agreement with MiniSom 2.3.6 is to the last few bits, not bit for bit: ``torch.exp`` and
-``numpy.exp`` differ by one ulp on some inputs, the gaussian kernel evaluates
-``exp(-(dx^2 + dy^2) / d)`` where MiniSom multiplies two exponentials, and reductions sum in a
-different order.  Weights after training agree to ~1e-13 relative; a best matching unit can only
-differ on a tie closer than that.
+Outside sequential training, agreement with MiniSom 2.3.6 is to the last few bits, not bit for
+bit: ``torch.exp`` and ``numpy.exp`` differ by one ulp on some inputs, the gaussian kernel
+evaluates ``exp(-(dx^2 + dy^2) / d)`` where MiniSom multiplies two exponentials, and reductions
+sum in a different order (~1e-13 relative).  A map without nodes or features (``MiniSom(0, 5,
+4)``) is refused with a ValueError where MiniSom fails later inside training.
 
 Deliberate replications of MiniSom 2.3.6 quirks (so that results stay identical):
 
@@ -28,8 +33,6 @@ Deliberate replications of MiniSom 2.3.6 quirks (so that results stay identical)
   (the kernel's Chebyshev distance is ``max |x - w|``); it is implemented here as a small adapter;
 * ``quantization``, ``quantization_error`` and ``topographic_error`` always use the euclidean
   distance, whatever ``activation_distance`` is;
-* ``linear_decay_to_zero`` keeps MiniSom's literal formula ``lr * (1 - t / T)``: the kernel's
-  ``start + (end - start) * p`` rounds differently near ``t = T`` (relative error above 1e-12).
 """
 
 from __future__ import annotations
@@ -46,7 +49,6 @@ import torch
 from ..core.distances import best_matching_units, pairwise_distances
 from ..core.grids import grid_distance
 from ..core.neighbourhoods import NEIGHBOURHOODS
-from ..core.schedules import decay
 from ..core.updates import accumulate, grouped_sum
 
 __all__ = [
@@ -65,10 +67,7 @@ __all__ = [
 
 _CHUNK_ELEMENTS = 1 << 22  # bound on [chunk, n_nodes] (or [chunk, n_nodes, m]) temporaries
 _DISP_TABLE_NODES2 = 1 << 20  # cache all centre displacements up to 1024 nodes (16 MiB)
-_TABLE_ELEMENTS = 1 << 20  # neighbourhood values tabulated at once during train()
-# train() tabulates neighbourhoods while (distinct sigmas * nodes^2) <= steps * _TABLE_GAIN:
-# always with use_epochs (one sigma per epoch), per step only for maps of up to ~22 nodes.
-_TABLE_GAIN = 500
+_STEP_TABLE_NODES2 = 1 << 20  # train() keeps squared centre offsets for maps of <= 1024 nodes
 
 
 # ------------------------------------------------------------------------ helpers
@@ -84,53 +83,33 @@ def _to_t(a) -> torch.Tensor:
     return torch.from_numpy(a)
 
 
-_SCALAR_TYPES = (int, float, np.integer, np.floating)
-
-
-def _kernel_decay_ok(*vals) -> bool:
-    """Plain real scalars and a positive total: the decay kernel applies."""
-    return all(isinstance(v, _SCALAR_TYPES) for v in vals) and vals[-1] > 0
-
-
 # ------------------------------------------------------------------------ decays
+# MiniSom's formulas in MiniSom's order of operations, so that the values are identical (its
+# own tests compare them with ==); somlab.core.schedules writes some of them differently.
 def asymptotic_decay(dynamic_parameter, t, max_iter):
     """``value / (1 + t / (max_iter / 2))``: decays asymptotically to a third of its start."""
-    if _kernel_decay_ok(dynamic_parameter, t, max_iter):
-        # start / (1 + 2 t/T): bit-identical to MiniSom (scaling by 2 is exact).
-        return decay("asymptotic", dynamic_parameter, 0.0, t, max_iter)
     return dynamic_parameter / (1 + t / (max_iter / 2))
 
 
 def inverse_decay_to_zero(learning_rate, t, max_iter):
     """``lr * C / (C + t)`` with ``C = max_iter / 100``: inverse-time decay towards zero."""
-    if _kernel_decay_ok(learning_rate, t, max_iter) and learning_rate > 0:
-        # inverse_time with end = start / 101 is the same formula (agrees to ~1 ulp).
-        return decay("inverse_time", learning_rate, learning_rate / 101.0, t, max_iter)
     C = max_iter / 100.0
     return learning_rate * C / (C + t)
 
 
 def linear_decay_to_zero(learning_rate, t, max_iter):
-    """``lr * (1 - t / max_iter)``: linear decay to zero.
-
-    Kept literal: the kernel's ``start + (0 - start) * p`` loses up to ``ulp * T`` relative
-    accuracy near the end of training.
-    """
+    """``lr * (1 - t / max_iter)``: linear decay to zero."""
     return learning_rate * (1 - t / max_iter)
 
 
 def inverse_decay_to_one(sigma, t, max_iter):
     """``sigma / (1 + t (sigma - 1) / max_iter)``: inverse-time decay towards one."""
-    if _kernel_decay_ok(sigma, t, max_iter):
-        return decay("inverse_time", sigma, 1.0, t, max_iter)
     C = (sigma - 1) / max_iter
     return sigma / (1 + (t * C))
 
 
 def linear_decay_to_one(sigma, t, max_iter):
     """``sigma + t (1 - sigma) / max_iter``: linear decay to one."""
-    if _kernel_decay_ok(sigma, t, max_iter):
-        return decay("linear", sigma, 1.0, t, max_iter)
     return sigma + (t * (1 - sigma) / max_iter)
 
 
@@ -166,6 +145,37 @@ _NEIGHBOURHOOD_NAMES = {gaussian: "gaussian", mexican_hat: "mexican_hat", bubble
 _NEIGHBOURHOOD_NAMES[triangle] = "triangle"  # the class's wrappers are added below it
 # gaussian and mexican hat use MiniSom's euclidean coordinates, bubble and triangle the indices
 _USES_EUCLIDEAN = {"gaussian": True, "mexican_hat": True, "bubble": False, "triangle": False}
+
+
+# MiniSom's distance formulas for one sample ``x [m]`` against flat weights ``w [k, m]`` with
+# ``d = x - w`` already computed: the same reductions over the last axis as on ``[x, y, m]``.
+def _step_euclidean(x, w, d):
+    return np.sqrt(np.add.reduce(d * d, axis=-1))
+
+
+def _step_manhattan(x, w, d):
+    return np.add.reduce(np.abs(d), axis=-1)
+
+
+def _step_chebyshev(x, w, d):
+    return np.max(d, axis=-1)
+
+
+def _step_cosine(x, w, d):
+    # np.linalg.norm inlined as numpy computes it: sqrt of the sum of squares over an axis,
+    # sqrt(x . x) for a whole 1-D array (in float64 for integers)
+    num = (w * x).sum(axis=-1)
+    xf = x if x.dtype.kind == "f" else x.astype(float)
+    denum = np.multiply(np.sqrt(np.add.reduce(w * w, axis=-1)), np.sqrt(xf.dot(xf)))
+    return 1 - num / (denum + 1e-8)
+
+
+_STEP_DISTANCES = {
+    "euclidean": _step_euclidean,
+    "manhattan": _step_manhattan,
+    "chebyshev": _step_chebyshev,
+    "cosine": _step_cosine,
+}
 
 
 # ------------------------------------------------------------------------ distances
@@ -298,6 +308,14 @@ class MiniSom:
         random_seed=None,
         sigma_decay_function="asymptotic_decay",
     ):
+        # A map without nodes or features: MiniSom fails later, deep in training
+        # (ZeroDivisionError, argmin of an empty sequence); refuse it here, clearly.
+        for name, v in (("x", x), ("y", y), ("input_len", input_len)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(
+                    f"MiniSom needs a positive integer {name} (map rows x, columns y, "
+                    f"features input_len), got {name}={v!r}"
+                )
         # Same checks, warnings and random draws as MiniSom 2.3.6, in the same order.
         if sigma > np.sqrt(x * x + y * y):
             warn("Warning: sigma might be too high for the dimension of the map.", stacklevel=2)
@@ -688,7 +706,6 @@ class MiniSom:
         else:
             fixed_points = {}
 
-        n_steps = num_iteration * data_len if use_epochs else num_iteration
         if use_epochs:
 
             def get_decay_rate(iteration_index):
@@ -698,92 +715,132 @@ class MiniSom:
             def get_decay_rate(iteration_index):
                 return int(iteration_index)
 
-        tables = self._tabulated_neighbourhoods(get_decay_rate, num_iteration, n_steps)
-        if tables is None:  # MiniSom's loop
-            for t, iteration in enumerate(iterations):
+        if not self._numpy_steps(data, iterations, get_decay_rate, num_iteration, fixed_points):
+            for t, iteration in enumerate(iterations):  # MiniSom's loop
                 self.update(
                     data[iteration],
                     fixed_points.get(iteration, self.winner(data[iteration])),
                     get_decay_rate(t),
                     num_iteration,
                 )
-        else:  # the same steps, neighbourhoods read from tables built a block at a time
-            y = self._weights.shape[1]
-            lr_decay, sigma_decay = self._learning_rate_decay_function, self._sigma_decay_function
-            for t, iteration in enumerate(iterations):
-                x = data[iteration]
-                win = fixed_points.get(iteration, self.winner(x))
-                decay_rate = get_decay_rate(t)
-                eta = lr_decay(self._learning_rate, decay_rate, num_iteration)
-                rows = tables(t)
-                if rows is None:
-                    sig = sigma_decay(self._sigma, decay_rate, num_iteration)
-                    h = self.neighborhood(win, sig)
-                else:
-                    h = rows[int(win[0]) * y + int(win[1])]
-                self._weights += np.einsum("ij, ijk->ijk", h * eta, x - self._weights)
         if verbose:
             print("\n quantization error:", self.quantization_error(data))
 
-    def _tabulated_neighbourhoods(self, get_decay_rate, num_iteration, n_steps):
-        """Neighbourhood rows for :meth:`train`, tabulated over blocks of steps, or None.
+    def _numpy_steps(self, data, iterations, get_decay_rate, num_iteration, fixed_points):
+        """MiniSom's training steps in plain float64 numpy, with MiniSom's formulas in
+        MiniSom's order; returns False (nothing done) when :meth:`train` must run MiniSom's
+        own loop instead (a subclass replacing ``update``, ``winner`` or ``_activate``, a
+        user neighbourhood function, data or weights numpy cannot take as they are).
 
-        MiniSom evaluates ``neighborhood(win, sigma_t)`` at every step; here the kernel is
-        evaluated once per block of steps for every centre at the block's sigmas (sigma decays
-        are pure functions of the step), which replaces a few small tensor operations per step
-        by one numpy lookup.  Returns ``tables(t) -> [x*y, x, y]`` array for step ``t``, or None
-        (a subclass overriding the step, a user neighbourhood function, or a map so large that
-        per-step evaluation is cheaper): then :meth:`train` runs MiniSom's loop as is.
+        Per step ``x = data[i]``: ``d = x - w`` (once, shared by the euclidean distance and
+        the update, as both compute it from the same weights), the winner
+        ``argmin_j dist(x, w_j)``, then ``w += (h(winner, sigma_t) * eta_t) * d``.  The work
+        MiniSom repeats every step and that does not depend on it (the squared offsets
+        ``(xx - xx_c)^2`` of the gaussian and mexican hat, for maps of up to 1,024 nodes) is
+        computed once; nothing else is reordered, so the weights are MiniSom's bit for bit.
         """
-        if self._overridden("update"):
-            return None
         name = self._neighbourhood_name()
-        if name is None:
-            return None
-        disp = self._coords(_USES_EUCLIDEAN[name], table=True)
-        if disp is None:
-            return None
-        k = disp.shape[0] * disp.shape[1]
-        fn = NEIGHBOURHOODS[name]
-        sigma_decay = self._sigma_decay_function
-        block = max(1, min(n_steps, _TABLE_ELEMENTS // (k * k)))
-        state = {"start": 0, "stop": 0, "rows": None, "slot": None}
+        metric = self._metric_name()
+        if name is None or self._overridden("update", "winner", "_activate"):
+            return False
+        W3 = self._weights
+        if not (
+            type(W3) is np.ndarray
+            and W3.dtype == np.float64
+            and W3.ndim == 3
+            and W3.flags.c_contiguous
+            and W3.flags.writeable
+        ):
+            return False
+        try:
+            X = np.asarray(data)
+        except (TypeError, ValueError):
+            return False
+        if X.ndim != 2 or X.dtype.kind not in "fiu" or X.shape[1] != W3.shape[2]:
+            return False
+        rows, cols, m = W3.shape
+        k = rows * cols
+        Wf = W3.reshape(k, m)  # a view: the steps write into self._weights
+        neighbourhood = self._step_neighbourhood(name, rows, cols)
+        distance = _STEP_DISTANCES.get(metric)
+        lr_decay, sigma_decay = self._learning_rate_decay_function, self._sigma_decay_function
+        lr0, sigma0 = self._learning_rate, self._sigma
+        fixed = {i: int(r) * cols + int(c) for i, (r, c) in fixed_points.items()}
+        dist = None
+        for t, i in enumerate(iterations):
+            x = X[i]
+            d = np.subtract(x, Wf)
+            if distance is None:  # a user distance: MiniSom's winner, on the 3-D weights
+                win = self.winner(x)
+                c = int(win[0]) * cols + int(win[1])
+            else:
+                dist = distance(x, Wf, d)
+                c = int(dist.argmin())
+            c = fixed.get(i, c)
+            rate = get_decay_rate(t)
+            eta = lr_decay(lr0, rate, num_iteration)
+            sig = sigma_decay(sigma0, rate, num_iteration)
+            g = neighbourhood(c, sig) * eta
+            d *= g[:, None]
+            Wf += d
+        if dist is not None:  # the activation MiniSom's last winner() call left
+            self._activation_map = dist.reshape(rows, cols)
+        return True
 
-        def build(start):
-            stop = min(n_steps, start + block)
-            state["start"], state["stop"], state["rows"] = start, stop, None
-            sig = np.array(
-                [
-                    float(sigma_decay(self._sigma, get_decay_rate(t), num_iteration))
-                    for t in range(start, stop)
-                ]
-            )
-            uniq, slot = np.unique(sig, return_inverse=True)
-            if uniq.size * k * k > (stop - start) * _TABLE_GAIN:
-                return False  # more kernel work than per-step calls would cost
-            try:  # the kernels are elementwise in sigma: a [u, 1, ...] tensor broadcasts
-                s = torch.from_numpy(uniq).view((uniq.size,) + (1,) * (disp.dim() + 1))
-                h = fn(disp.unsqueeze(0), s)
-            except Exception:
-                return False
-            if h.numel() != uniq.size * k * k:
-                return False
-            state["slot"] = slot
-            state["rows"] = h.reshape((uniq.size, k) + tuple(disp.shape[:2])).numpy()
-            return True
+    def _step_neighbourhood(self, name, rows, cols):
+        """``h(c, sigma) -> [rows * cols]`` for :meth:`_numpy_steps`: MiniSom's ``_gaussian``,
+        ``_mexican_hat``, ``_bubble`` or ``_triangle`` at flat centre ``c``, flattened."""
+        if name in ("bubble", "triangle"):
+            neigx, neigy = self._neigx, self._neigy
 
-        if not build(0):
-            return None
+            if name == "bubble":
 
-        def tables(t):
-            """``[x*y, x, y]`` rows for step ``t``, or None: evaluate per step."""
-            if t >= state["stop"]:
-                build(state["stop"])
-            if state["rows"] is None:
-                return None
-            return state["rows"][state["slot"][t - state["start"]]]
+                def h(c, sigma):
+                    c0, c1 = divmod(c, cols)
+                    ax = np.logical_and(neigx > c0 - sigma, neigx < c0 + sigma)
+                    ay = np.logical_and(neigy > c1 - sigma, neigy < c1 + sigma)
+                    return (np.outer(ax, ay) * 1.0).ravel()
 
-        return tables
+                return h
+
+            def h(c, sigma):
+                c0, c1 = divmod(c, cols)
+                tx = (-abs(c0 - neigx)) + sigma
+                ty = (-abs(c1 - neigy)) + sigma
+                tx[tx < 0] = 0.0
+                ty[ty < 0] = 0.0
+                return np.outer(tx, ty).ravel()
+
+            return h
+        xf = np.ascontiguousarray(self._xx.T).ravel()  # node (i, j) at i * cols + j
+        yf = np.ascontiguousarray(self._yy.T).ravel()
+        if xf.size * xf.size <= _STEP_TABLE_NODES2:
+            SX = np.power(xf[None, :] - xf[:, None], 2)  # row c: (xx - xx_c)^2
+            SY = np.power(yf[None, :] - yf[:, None], 2)
+
+            def offsets(c):
+                return SX[c], SY[c]
+        else:
+
+            def offsets(c):
+                return np.power(xf - xf[c], 2), np.power(yf - yf[c], 2)
+
+        if name == "gaussian":
+
+            def h(c, sigma):
+                sx, sy = offsets(c)
+                d = 2 * sigma * sigma
+                return np.exp(-sx / d) * np.exp(-sy / d)
+
+            return h
+
+        def h(c, sigma):  # mexican hat
+            sx, sy = offsets(c)
+            p = sx + sy
+            d = 2 * sigma * sigma
+            return np.exp(-p / d) * (1 - 2 / d * p)
+
+        return h
 
     def train_random(self, data, num_iteration, verbose=False):
         """Trains the SOM picking samples at random from data."""

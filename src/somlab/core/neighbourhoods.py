@@ -8,9 +8,17 @@ MiniSom 2.3 so that :class:`somlab.compat.MiniSom` can use them unchanged:
 * mexican_hat:   exp(-p / (2 sigma^2)) * (1 - p / sigma^2),  p = dr^2 + dc^2
 * bubble:        1 if |dr| < sigma and |dc| < sigma else 0   (a box, per axis)
 * triangle:      max(sigma - |dr|, 0) * max(sigma - |dc|, 0)  (per axis)
+* winner:        1 at the winner, 0 elsewhere: no neighbour moves (sigma is ignored; winner-only
+  or "hard" competitive learning, k-means in batch mode)
+
+:class:`CutOff` multiplies any of them by a radius cut-off, ``[|d| <= ratio * sigma]``: with
+the gaussian it is NeuPy's ``learning_radius`` (nodes beyond it are not updated) times a
+gaussian fall-off of width ``std``.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 
@@ -36,12 +44,36 @@ def triangle(disp: torch.Tensor, sigma: float) -> torch.Tensor:
     return t[..., 0] * t[..., 1]
 
 
+def winner(disp: torch.Tensor, sigma: float) -> torch.Tensor:
+    return (disp == 0).all(-1).to(disp.dtype)
+
+
 NEIGHBOURHOODS = {
     "gaussian": gaussian,
     "mexican_hat": mexican_hat,
     "bubble": bubble,
     "triangle": triangle,
+    "winner": winner,
 }
+
+
+@dataclass(frozen=True)
+class CutOff:
+    """``fn(disp, sigma) * [|disp| <= ratio * sigma]``: a neighbourhood cut at a radius that
+    shrinks with sigma (``ratio`` = cut-off radius / sigma at the start of training).
+
+    Grid distances are compared with a relative tolerance of 1e-9, so that a node at exactly
+    the radius (a lattice neighbour at distance 1, up to rounding) is inside.
+    """
+
+    fn: object
+    ratio: float
+
+    def __call__(self, disp: torch.Tensor, sigma) -> torch.Tensor:
+        h = self.fn(disp, sigma)
+        limit = (self.ratio * sigma) ** 2 * (1.0 + 1e-9)
+        inside = (disp * disp).sum(-1) <= limit
+        return h * inside.to(h.dtype)
 
 
 def get_neighbourhood(name: str):

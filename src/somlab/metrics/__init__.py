@@ -1,4 +1,5 @@
-"""Metrics of SPEC.md §8: clustering error (CE), accuracy, purity, NMI, ARI, QE and TE."""
+"""Metrics of SPEC.md §8: clustering error (CE), accuracy, purity, NMI, ARI, QE and TE; and a
+model-selection scorer for SOMs weighing QE against TE (:func:`make_som_scorer`)."""
 
 from ._clustering import (
     accuracy,
@@ -10,6 +11,7 @@ from ._clustering import (
     purity,
     subspace_clustering_error,
 )
+from ._scoring import make_som_scorer, som_score
 from ._som import quantization_error, topographic_error
 
 __all__ = [
@@ -18,9 +20,11 @@ __all__ = [
     "clustering_error",
     "clustering_report",
     "contingency",
+    "make_som_scorer",
     "nmi",
     "purity",
     "quantization_error",
+    "som_score",
     "subspace_clustering_error",
     "topographic_error",
 ]

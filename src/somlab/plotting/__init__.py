@@ -14,6 +14,7 @@ from ._arrays import (
     component_planes,
     expanded_umatrix,
     hit_map,
+    prototype_distance,
     prototype_mosaic,
     umatrix,
 )
@@ -43,9 +44,18 @@ from ._draw import (
     plot_training,
     plot_umatrix,
 )
+from ._nodes import plot_clusters, plot_node_values, plot_target_map, target_map
 from ._relevance import plot_relevances, relevance_matrix
+from ._space import grid_edges, plot_data_space
 
 __all__ = [
+    "prototype_distance",
+    "plot_data_space",
+    "grid_edges",
+    "target_map",
+    "plot_target_map",
+    "plot_node_values",
+    "plot_clusters",
     "best_matching_nodes",
     "class_distribution",
     "class_markers",

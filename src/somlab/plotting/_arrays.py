@@ -18,6 +18,7 @@ __all__ = [
     "component_planes",
     "expanded_umatrix",
     "hit_map",
+    "prototype_distance",
     "prototype_mosaic",
     "umatrix",
 ]
@@ -131,23 +132,59 @@ def _check_y(y, n: int) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- distance maps
-def umatrix(som_or_weights, grid: Grid | None = None) -> np.ndarray:
-    """U-matrix: mean Euclidean distance from each prototype to its grid neighbours.
+PROTOTYPE_DISTANCES = ("euclidean", "sqeuclidean", "manhattan", "chebyshev", "cosine")
 
-    ``U[r, c] = mean_{j in N(r, c)} ||w_(r,c) - w_j||`` where ``N`` holds the nodes adjacent on
-    the grid, as the topographic error counts them (``Grid.adjacency_radius``): the
+
+def _map_distance(som_or_weights, distance) -> str:
+    """The distance a map's plots measure prototypes in: ``distance`` when given, else the
+    estimator's own ``distance`` parameter, else Euclidean (a bare weights array)."""
+    if distance is None:  # a relevance map's own "distance" is not a prototype distance
+        distance = getattr(som_or_weights, "distance", None)
+        return distance if distance in PROTOTYPE_DISTANCES else "euclidean"
+    if distance not in PROTOTYPE_DISTANCES:
+        raise ValueError(f"distance must be one of {PROTOTYPE_DISTANCES}, got {distance!r}")
+    return distance
+
+
+def prototype_distance(a: np.ndarray, b: np.ndarray, distance: str = "euclidean") -> np.ndarray:
+    """Distance between paired prototypes ``a[..., m]`` and ``b[..., m]`` (float64), in the
+    SOM's metric: cosine is ``1 - a.b / (|a| |b| + 1e-8)`` as in best-matching-unit search."""
+    diff = a - b
+    if distance == "euclidean":
+        return np.linalg.norm(diff, axis=-1)
+    if distance == "sqeuclidean":
+        return (diff * diff).sum(-1)
+    if distance == "manhattan":
+        return np.abs(diff).sum(-1)
+    if distance == "chebyshev":
+        return np.abs(diff).max(-1)
+    if distance == "cosine":
+        num = (a * b).sum(-1)
+        return 1.0 - num / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1) + 1e-8)
+    raise ValueError(f"distance must be one of {PROTOTYPE_DISTANCES}, got {distance!r}")
+
+
+def umatrix(som_or_weights, grid: Grid | None = None, distance=None) -> np.ndarray:
+    """U-matrix: mean distance from each prototype to its grid neighbours.
+
+    ``U[r, c] = mean_{j in N(r, c)} dist(w_(r,c), w_j)`` where ``N`` holds the nodes adjacent
+    on the grid, as the topographic error counts them (``Grid.adjacency_radius``): the
     8-neighbourhood on rectangular maps, the six lattice neighbours on hexagonal maps, wrapped
     around on toroidal maps.  A node without neighbours (a 1x1 map) gets 0.
+
+    ``distance`` (see :data:`PROTOTYPE_DISTANCES`) defaults to the map's own ``distance`` (a
+    cosine SOM gets a cosine U-matrix), Euclidean for a bare weights array.
 
     Returns
     -------
     ndarray of shape (rows, cols)
     """
     W, grid = as_map(som_or_weights, grid)
+    distance = _map_distance(som_or_weights, distance)
     flat = W.reshape(grid.n_nodes, -1)
     edges = grid.neighbours_within(grid.adjacency_radius()).numpy()  # [n_edges, 2], i < j
     i, j = edges[:, 0], edges[:, 1]
-    d = np.linalg.norm(flat[i] - flat[j], axis=1)
+    d = prototype_distance(flat[i], flat[j], distance)
     n = grid.n_nodes
     total = np.bincount(i, d, n) + np.bincount(j, d, n)
     count = np.bincount(i, minlength=n) + np.bincount(j, minlength=n)
@@ -155,30 +192,40 @@ def umatrix(som_or_weights, grid: Grid | None = None) -> np.ndarray:
     return U.reshape(grid.shape)
 
 
-def expanded_umatrix(som_or_weights, grid: Grid | None = None) -> np.ndarray:
-    """U-matrix with cells between nodes, shape ``(2*rows - 1, 2*cols - 1)`` (rectangular maps).
+def expanded_umatrix(som_or_weights, grid: Grid | None = None, distance=None) -> np.ndarray:
+    """U-matrix with cells between nodes (NeuPy's expanded heat map).
 
-    Node ``(r, c)`` sits at cell ``(2r, 2c)``.  As in NeuPy's expanded heat map:
+    Rectangular maps: shape ``(2*rows - 1, 2*cols - 1)``; node ``(r, c)`` sits at cell
+    ``(2r, 2c)``:
 
-    * ``E[2r, 2c+1] = ||w_(r,c) - w_(r,c+1)||`` and ``E[2r+1, 2c] = ||w_(r,c) - w_(r+1,c)||``:
+    * ``E[2r, 2c+1] = dist(w_(r,c), w_(r,c+1))`` and ``E[2r+1, 2c] = dist(w_(r,c), w_(r+1,c))``:
       the cell between two adjacent nodes holds their prototype distance;
     * ``E[2r+1, 2c+1]`` = mean of the two diagonal distances
-      ``||w_(r,c) - w_(r+1,c+1)||`` and ``||w_(r,c+1) - w_(r+1,c)||``;
+      ``dist(w_(r,c), w_(r+1,c+1))`` and ``dist(w_(r,c+1), w_(r+1,c))``;
     * ``E[2r, 2c]`` = mean of the (up to four) between-node cells next to it.
 
-    A toroidal map's wrap-around distances have no cell here, so they are left out.
+    Hexagonal maps: the nodes and the midpoints of the lattice edges form a hexagonal lattice
+    of half the spacing, returned in the same "odd-r" layout as the map, shape
+    ``(2*rows - 1, 2*cols)``: cell ``(R, J)`` sits at row coordinate ``R * sqrt(3)/4`` and
+    column coordinate ``(J + 0.5 * (R % 2)) / 2``.  Node ``(r, c)`` is cell
+    ``(2r, 2c + r % 2)`` and holds the mean distance to its (up to six) neighbours; the cell
+    at the midpoint of two adjacent nodes holds their distance; cells outside the map are NaN.
+
+    ``distance`` defaults to the map's own (see :func:`umatrix`).  A toroidal map's
+    wrap-around distances have no cell here, so they are left out.
     """
     W, grid = as_map(som_or_weights, grid)
-    if grid.topology != "rectangular":
-        raise ValueError("expanded_umatrix needs a rectangular map; use umatrix for hexagonal maps")
+    distance = _map_distance(som_or_weights, distance)
+    if grid.topology == "hexagonal":
+        return _expanded_hex(W, grid, distance)
     rows, cols, _ = W.shape
     E = np.zeros((2 * rows - 1, 2 * cols - 1))
-    horiz = np.linalg.norm(W[:, 1:] - W[:, :-1], axis=-1)  # [rows, cols-1]
-    vert = np.linalg.norm(W[1:] - W[:-1], axis=-1)  # [rows-1, cols]
+    horiz = prototype_distance(W[:, 1:], W[:, :-1], distance)  # [rows, cols-1]
+    vert = prototype_distance(W[1:], W[:-1], distance)  # [rows-1, cols]
     E[0::2, 1::2] = horiz
     E[1::2, 0::2] = vert
-    diag = np.linalg.norm(W[1:, 1:] - W[:-1, :-1], axis=-1)
-    anti = np.linalg.norm(W[1:, :-1] - W[:-1, 1:], axis=-1)
+    diag = prototype_distance(W[1:, 1:], W[:-1, :-1], distance)
+    anti = prototype_distance(W[1:, :-1], W[:-1, 1:], distance)
     E[1::2, 1::2] = 0.5 * (diag + anti)
     total = np.zeros((rows, cols))
     count = np.zeros((rows, cols))
@@ -191,6 +238,26 @@ def expanded_umatrix(som_or_weights, grid: Grid | None = None) -> np.ndarray:
     count[:-1] += 1
     count[1:] += 1
     E[0::2, 0::2] = np.divide(total, count, out=np.zeros_like(total), where=count > 0)
+    return E
+
+
+def _expanded_hex(W: np.ndarray, grid: Grid, distance: str) -> np.ndarray:
+    rows, cols, _ = W.shape
+    flat = W.reshape(grid.n_nodes, -1)
+    plain = Grid(rows, cols, "hexagonal")  # no wrap-around edges
+    edges = plain.neighbours_within(1.0 + 1e-6).numpy()
+    i, j = edges[:, 0], edges[:, 1]
+    d = prototype_distance(flat[i], flat[j], distance)
+    r, c = np.divmod(np.arange(grid.n_nodes), cols)
+    x2 = 2 * c + r % 2  # twice the column coordinate
+    E = np.full((2 * rows - 1, 2 * cols), np.nan)
+    R = r[i] + r[j]
+    J = (x2[i] + x2[j]) // 2  # (2 * midpoint x) - 0.5 * (R % 2), an integer
+    E[R, J] = d
+    n = grid.n_nodes
+    total = np.bincount(i, d, n) + np.bincount(j, d, n)
+    count = np.bincount(i, minlength=n) + np.bincount(j, minlength=n)
+    E[2 * r, x2] = np.divide(total, count, out=np.zeros(n), where=count > 0)
     return E
 
 

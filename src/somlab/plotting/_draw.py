@@ -19,6 +19,7 @@ from matplotlib.ticker import MaxNLocator
 
 from ..core.grids import HEX_ROW_HEIGHT, Grid
 from ._arrays import (
+    _map_distance,
     as_map,
     class_distribution,
     class_markers,
@@ -190,7 +191,16 @@ def _legend_above(ax, handles, title=None):
 
 
 # ---------------------------------------------------------------- distance maps
-def plot_umatrix(som, ax=None, path=None, hexagonal=None, cmap="bone_r", colorbar=True, grid=None):
+def plot_umatrix(
+    som,
+    ax=None,
+    path=None,
+    hexagonal=None,
+    cmap="bone_r",
+    colorbar=True,
+    grid=None,
+    distance=None,
+):
     """Draw the U-matrix (:func:`umatrix`): light = close prototypes, dark = cluster borders.
 
     Parameters
@@ -198,11 +208,14 @@ def plot_umatrix(som, ax=None, path=None, hexagonal=None, cmap="bone_r", colorba
     som : fitted SOM, or weights array with ``grid``
     hexagonal : bool or None
         Draw hexagons at the hexagonal lattice positions; None: when the map is hexagonal.
+    distance : str or None
+        Prototype distance; None: the SOM's own ``distance`` (Euclidean for an array).
     """
     W, grid = as_map(som, grid)
+    distance = _map_distance(som, distance)
     hexagonal = _use_hex(grid, hexagonal)
     ax = _axes(ax, _figsize(grid, hexagonal))
-    m = _draw_cells(ax, umatrix(W, grid), grid, hexagonal, cmap)
+    m = _draw_cells(ax, umatrix(W, grid, distance), grid, hexagonal, cmap)
     if colorbar:
         _colorbar(ax, m, "mean distance to neighbours")
     ax.set_title("U-matrix")
@@ -210,20 +223,42 @@ def plot_umatrix(som, ax=None, path=None, hexagonal=None, cmap="bone_r", colorba
     return ax
 
 
-def plot_expanded_umatrix(som, ax=None, path=None, cmap="bone_r", colorbar=True, grid=None):
-    """Draw :func:`expanded_umatrix`; node ``(r, c)`` is centred at ``x = c, y = r``."""
+def plot_expanded_umatrix(
+    som, ax=None, path=None, cmap="bone_r", colorbar=True, grid=None, distance=None
+):
+    """Draw :func:`expanded_umatrix`; node ``(r, c)`` is centred at its map position.
+
+    Rectangular maps: square cells, node ``(r, c)`` at ``x = c, y = r``.  Hexagonal maps:
+    hexagons of half the node spacing at the nodes and at the midpoints of the lattice edges.
+    ``distance``: see :func:`plot_umatrix`.
+    """
     W, grid = as_map(som, grid)
-    E = expanded_umatrix(W, grid)
-    ax = _axes(ax, _figsize(grid, False))
-    m = ax.imshow(
-        E,
-        cmap=cmap,
-        interpolation="nearest",
-        extent=(-0.25, grid.cols - 0.75, grid.rows - 0.75, -0.25),
-    )
-    _frame(ax, grid, False)
-    ax.set_xlim(-0.25, grid.cols - 0.75)
-    ax.set_ylim(grid.rows - 0.75, -0.25)
+    distance = _map_distance(som, distance)
+    E = expanded_umatrix(W, grid, distance)
+    hexagonal = grid.topology == "hexagonal"
+    ax = _axes(ax, _figsize(grid, hexagonal))
+    if hexagonal:
+        R, J = np.nonzero(np.isfinite(E))
+        x = (J + 0.5 * (R % 2)) / 2
+        y = R * HEX_ROW_HEIGHT / 2
+        cells = [
+            RegularPolygon((a, b), numVertices=6, radius=HEX_RADIUS / 2, orientation=0.0)
+            for a, b in zip(x, y)
+        ]
+        m = PatchCollection(cells, cmap=cmap, edgecolors="face", linewidths=0.2)
+        m.set_array(E[R, J])
+        ax.add_collection(m)
+        _frame(ax, grid, True)
+    else:
+        m = ax.imshow(
+            E,
+            cmap=cmap,
+            interpolation="nearest",
+            extent=(-0.25, grid.cols - 0.75, grid.rows - 0.75, -0.25),
+        )
+        _frame(ax, grid, False)
+        ax.set_xlim(-0.25, grid.cols - 0.75)
+        ax.set_ylim(grid.rows - 0.75, -0.25)
     if colorbar:
         _colorbar(ax, m, "distance between prototypes")
     ax.set_title("U-matrix with cells between nodes")
@@ -329,6 +364,7 @@ def plot_markers(
     W, grid = as_map(som, grid)
     hexagonal = _use_hex(grid, hexagonal)
     pos, labels = class_markers(som if hasattr(som, "weights_") else W, X, y, grid)
+    distance = _map_distance(som, None)
     classes = np.unique(labels)
     names = _class_names(classes, names)
     colors = _class_colors(len(classes), colors)
@@ -336,7 +372,7 @@ def plot_markers(
     if len(markers) < len(classes):
         raise ValueError(f"markers has {len(markers)} entries for {len(classes)} classes")
     ax = _axes(ax, _figsize(grid, hexagonal))
-    m = _draw_cells(ax, umatrix(W, grid), grid, hexagonal, cmap)
+    m = _draw_cells(ax, umatrix(W, grid, distance), grid, hexagonal, cmap)
     if colorbar:
         _colorbar(ax, m, "mean distance to neighbours")
     xy = node_xy(grid, hexagonal)[pos[:, 0] * grid.cols + pos[:, 1]]

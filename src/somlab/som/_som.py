@@ -25,8 +25,8 @@ from .._utils import (
 )
 from ..core.distances import METRICS, best_matching_units, pairwise_distances
 from ..core.grids import TOPOLOGIES, Grid, grid_distance, parse_grid
-from ..core.neighbourhoods import NEIGHBOURHOODS, get_neighbourhood
-from ..core.schedules import SCHEDULES, decay
+from ..core.neighbourhoods import NEIGHBOURHOODS, CutOff, get_neighbourhood
+from ..core.schedules import SCHEDULES, decay, parse_schedule
 from ..core.updates import sequential_steps, spread, winner_sums
 from ..datasets._stream import (
     DEFAULT_CHUNK_SIZE,
@@ -36,12 +36,13 @@ from ..datasets._stream import (
 )
 from ..metrics._som import topographic_error_from_bmus
 from ..persistence import SaveLoadMixin
+from ._cluster import MapAnalysisMixin
 
 MODES = ("batch", "minibatch", "online")
 INITS = ("pca", "random", "sample")
 
 
-class SOM(SaveLoadMixin, TransformerMixin, BaseEstimator):
+class SOM(MapAnalysisMixin, SaveLoadMixin, TransformerMixin, BaseEstimator):
     """Kohonen Self-Organizing Map.
 
     Parameters
@@ -54,18 +55,29 @@ class SOM(SaveLoadMixin, TransformerMixin, BaseEstimator):
         Wrap the grid around both axes.
     distance : {"euclidean", "sqeuclidean", "manhattan", "chebyshev", "cosine"}
         Data-to-prototype distance used to find best-matching units.
-    neighbourhood : {"gaussian", "bubble", "mexican_hat", "triangle"}, default="gaussian"
+    neighbourhood : {"gaussian", "bubble", "mexican_hat", "triangle", "winner"}, default="gaussian"
+        "winner": winner-only training, no neighbour is updated (sigma is ignored and may be
+        0; the batch mode is then k-means on the prototypes).
+    radius : float or None, default=None
+        Cut-off of the neighbourhood in grid units at the start of training: nodes farther
+        from the winner are not updated; it shrinks in proportion to sigma.  With the gaussian
+        it is NeuPy's ``learning_radius`` times a gaussian fall-off of width ``sigma`` (NeuPy's
+        ``std``).  None: no cut-off.
     sigma : float or None, default=None
-        Initial neighbourhood radius in grid units; None means ``max(rows, cols) / 2``.
+        Initial neighbourhood radius in grid units; None means ``max(rows, cols) / 2``
+        (0 with ``neighbourhood="winner"``, the only one that accepts 0).
     sigma_end : float or None, default=None
         Final radius (None: ``min(1, sigma)``); ignored by the "asymptotic" and "constant" decays.
     sigma_decay : {"linear", "asymptotic", "exponential", "inverse_time", "constant"}
+        or "<name>@<k>", a staircase: the schedule held constant over ``k`` equal parts of
+        training (NeuPy's "reduce every n epochs" is ``k = epochs / n``; see
+        :mod:`somlab.core.schedules`).
     learning_rate : float, default=0.5
         Initial learning rate of the "online" and "minibatch" modes (the exact batch SOM has none).
     learning_rate_end : float or None, default=None
         Final learning rate (None: ``learning_rate / 100``).
     learning_rate_decay : str, default="asymptotic"
-        One of the decay schedules above (MiniSom's default).
+        One of the decay schedules above, staircases included (MiniSom's default).
     epochs : int, default=10
         Passes over the data.
     mode : {"batch", "minibatch", "online"}, default="batch"
@@ -141,12 +153,13 @@ class SOM(SaveLoadMixin, TransformerMixin, BaseEstimator):
         "toroidal": ["boolean"],
         "distance": [StrOptions(set(METRICS))],
         "neighbourhood": [StrOptions(set(NEIGHBOURHOODS))],
-        "sigma": [Interval(Real, 0, None, closed="neither"), None],
-        "sigma_end": [Interval(Real, 0, None, closed="neither"), None],
-        "sigma_decay": [StrOptions(set(SCHEDULES))],
+        "radius": [Interval(Real, 0, None, closed="neither"), None],
+        "sigma": [Interval(Real, 0, None, closed="left"), None],
+        "sigma_end": [Interval(Real, 0, None, closed="left"), None],
+        "sigma_decay": [StrOptions(set(SCHEDULES)), str],  # staircases: parse_schedule
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "learning_rate_end": [Interval(Real, 0, None, closed="neither"), None],
-        "learning_rate_decay": [StrOptions(set(SCHEDULES))],
+        "learning_rate_decay": [StrOptions(set(SCHEDULES)), str],
         "epochs": [Interval(Integral, 1, None, closed="left")],
         "mode": [StrOptions(set(MODES))],
         "init": [StrOptions(set(INITS)), "array-like"],
@@ -167,6 +180,7 @@ class SOM(SaveLoadMixin, TransformerMixin, BaseEstimator):
         toroidal=False,
         distance="euclidean",
         neighbourhood="gaussian",
+        radius=None,
         sigma=None,
         sigma_end=None,
         sigma_decay="linear",
@@ -189,6 +203,7 @@ class SOM(SaveLoadMixin, TransformerMixin, BaseEstimator):
         self.toroidal = toroidal
         self.distance = distance
         self.neighbourhood = neighbourhood
+        self.radius = radius
         self.sigma = sigma
         self.sigma_end = sigma_end
         self.sigma_decay = sigma_decay
@@ -219,9 +234,41 @@ class SOM(SaveLoadMixin, TransformerMixin, BaseEstimator):
         dt = resolve_dtype(self.dtype)
         sigma0 = float(self.sigma) if self.sigma is not None else max(grid.shape) / 2.0
         sigma1 = float(self.sigma_end) if self.sigma_end is not None else min(1.0, sigma0)
+        if self.neighbourhood == "winner":  # no neighbourhood: sigma plays no part
+            sigma0 = sigma1 = 0.0
         lr0 = float(self.learning_rate)
         lr1 = float(self.learning_rate_end) if self.learning_rate_end is not None else lr0 / 100
         return grid, dev, dt, (sigma0, sigma1), (lr0, lr1)
+
+    def _validate_params(self):
+        super()._validate_params()
+        self._check_neighbourhood_options()
+
+    def _check_neighbourhood_options(self):
+        """Staircase schedule names, sigma = 0 and radius: valid only where they mean
+        something (sigma = 0 with winner-only training, a cut-off with a neighbourhood)."""
+        for name in ("sigma_decay", "learning_rate_decay"):
+            try:
+                parse_schedule(getattr(self, name))
+            except ValueError as e:
+                raise ValueError(f"{name}: {e}") from None
+        winner = self.neighbourhood == "winner"
+        if not winner and 0 in (self.sigma, self.sigma_end):
+            raise ValueError(
+                f"sigma=0 (or sigma_end=0) leaves no neighbourhood for "
+                f"neighbourhood={self.neighbourhood!r}; pass neighbourhood='winner' for "
+                "winner-only training, or a positive sigma"
+            )
+        if winner and self.radius is not None:
+            raise ValueError("radius cuts a neighbourhood; neighbourhood='winner' has none")
+
+    def _neighbourhood_function(self):
+        """h(disp, sigma) of ``neighbourhood``, cut at ``radius`` (shrinking with sigma)."""
+        fn = get_neighbourhood(self.neighbourhood)
+        if self.radius is None or self.neighbourhood == "winner":
+            return fn
+        sigma0 = float(self.sigma) if self.sigma is not None else max(self.grid_.shape) / 2.0
+        return CutOff(fn, float(self.radius) / sigma0)
 
     def _check_X(self, X, reset: bool) -> np.ndarray:
         """Shape, dtype and feature checks; NaN and inf are left to :meth:`_tensor`."""
@@ -472,7 +519,7 @@ class SOM(SaveLoadMixin, TransformerMixin, BaseEstimator):
             grid,
             grid.coordinates(torch.float64, dev),
             grid.periods(),
-            get_neighbourhood(self.neighbourhood),
+            self._neighbourhood_function(),
             self.distance,
             self.missing == "ignore",
             data.row_blocks,
@@ -595,7 +642,12 @@ class SOM(SaveLoadMixin, TransformerMixin, BaseEstimator):
         return d.cpu().numpy()
 
     def score(self, X, y=None):
-        """Negative quantization error of ``X`` (higher is better)."""
+        """Negative quantization error of ``X`` (higher is better).
+
+        The QE alone always improves as sigma shrinks (sigma -> 0 is k-means), so a grid
+        search on this score picks the smallest sigma even where that map folds; pass
+        ``scoring=somlab.metrics.make_som_scorer()`` to weigh in the topographic error.
+        """
         return -self.quantization_error(X)
 
     def quantization_error(self, X) -> float:
