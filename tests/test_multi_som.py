@@ -236,8 +236,10 @@ def test_grid_shapes_inputs_and_divergence_are_checked():
     with pytest.raises(DataError, match="X contains NaN; clean the data") as info:
         SOMEnsemble((3, 3)).fit(Xn)
     assert "HistGradientBoosting" not in str(info.value)
+    with pytest.raises(DataError, match="overflow float32"):
+        SOMEnsemble((3, 3)).fit(X * 1e30)
     with pytest.raises(DataError, match="squared distances overflow float32"):
-        SOMEnsemble((3, 3)).fit(X * 1e20)
+        SOMEnsemble((3, 3), distance="sqeuclidean").fit(X * 1e20)
     with pytest.raises(DataError, match="map 1: training diverged.*lower learning_rate"):
         SOMEnsemble(
             (3, 3), mode="minibatch", batch_size=1, learning_rate=[0.5, 100.0], random_state=0

@@ -210,22 +210,29 @@ def test_diverging_training_and_overflowing_data_are_refused(tmp_path):
     with pytest.raises(
         DataError, match="training diverged: the prototypes are not finite.*lower learning_rate"
     ):
-        SOM((3, 3), mode="online", learning_rate=100, random_state=0).fit(X)
+        with pytest.warns(RuntimeWarning, match="learning_rate=100 > 2"):
+            SOM((3, 3), mode="online", learning_rate=100, random_state=0).fit(X)
     big = X * 1e20
+    # Euclidean distances are centred and scaled before the expansion: 1e20 trains in float32
+    som = SOM((3, 3), random_state=0).fit(big)
+    assert np.isfinite(som.quantization_error_) and len(set(som.labels_)) > 1
+    huge = X * 1e30  # the per-node sums of the updates would overflow
+    with pytest.raises(DataError, match="overflow float32.*dtype='float64'"):
+        SOM((3, 3)).fit(huge)
     with pytest.raises(DataError, match="squared distances overflow float32.*dtype='float64'"):
-        SOM((3, 3)).fit(big)
+        SOM((3, 3), distance="sqeuclidean").fit(big)
     with pytest.raises(DataError, match="squared distances overflow float32"):
         SOM((3, 3), distance="cosine").fit(big.astype(np.float32))
     som = SOM((3, 3), dtype="float64", random_state=0).fit(big)
     assert np.isfinite(som.quantization_error_) and len(set(som.labels_)) > 1
     assert len(set(SOM((3, 3), distance="manhattan", random_state=0).fit(big).labels_)) > 1
     with pytest.raises(DataError, match="overflow float32"):
-        SOM((3, 3)).fit(X).predict(big)
+        SOM((3, 3)).fit(X).predict(huge)
     # streamed data is not scanned for its magnitude: the overflow shows in the first epochs
     np.save(tmp_path / "big.npy", big.astype(np.float32))
     for mode in ("batch", "minibatch", "online"):
         with pytest.raises(DataError, match="distances to the prototypes overflow float32"):
-            SOM((3, 3), mode=mode, chunk_size=50).fit(tmp_path / "big.npy")
+            SOM((3, 3), mode=mode, distance="sqeuclidean", chunk_size=50).fit(tmp_path / "big.npy")
     W0 = np.zeros((3, 3, 4))
     W0[1, 1, 2] = np.nan
     with pytest.raises(DataError, match="init array contains NaN or inf"):

@@ -11,6 +11,8 @@ the sum (a partial distance over the observed features).
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 METRICS = ("euclidean", "sqeuclidean", "manhattan", "chebyshev", "cosine")
@@ -22,10 +24,74 @@ def _chunk_rows(n_cols: int, width: int = 1) -> int:
     return max(1, _ELEMENT_BUDGET // max(1, n_cols * width))
 
 
+def reference_point(W: torch.Tensor) -> torch.Tensor:
+    """A per-feature reference near the prototypes ``W [k, m]``: their mean, ``[m]``.
+
+    Computed in float64 and rounded once to ``W``'s dtype.  Any point gives the same distances
+    mathematically; one near the data keeps the matmul expansion from cancelling (see
+    :func:`centred`).
+    """
+    return W.double().mean(0).to(W.dtype)
+
+
+def _pow2_scale(*tensors: torch.Tensor) -> float:
+    """A power of two ``s`` with ``s * max|t|`` in [0.5, 1) (1.0 for all-zero or non-finite).
+
+    Multiplying by a power of two is exact, so a scaled computation rounds exactly as the
+    unscaled one would, minus its underflow (tiny data) and overflow (huge data).
+    """
+    big = max(float(t.abs().amax()) if t.numel() else 0.0 for t in tensors)
+    if not math.isfinite(big) or big == 0.0:
+        return 1.0
+    e = math.frexp(big)[1]  # big = f * 2**e, 0.5 <= f < 1
+    return math.ldexp(1.0, -e)
+
+
+def centred(x: torch.Tensor, w: torch.Tensor, ref: torch.Tensor | None = None, *, nan=False):
+    """``x`` and ``w`` moved by ``-ref`` (default :func:`reference_point` of ``w``) and scaled by
+    one power of two: ``(xc [n, m], wc [k, m], s)`` with ``||x - w|| = ||xc - wc|| / s``.
+
+    The expansion ``|x|^2 + |w|^2 - 2 x.w`` loses every digit that tells nodes apart when the
+    data sit far from zero (``U(0, 1) + 1000`` in float32) and under- or overflows for tiny or
+    huge scales (``1e-21``, ``1e20``); on centred, unit-scale values it is as exact as on data
+    near zero.  ``nan``: ``x`` may hold NaN (missing values), which stays NaN.
+    """
+    if ref is None:
+        ref = reference_point(w)
+    xc, wc = x - ref, w - ref
+    s = _pow2_scale(torch.nan_to_num(xc, nan=0.0) if nan else xc, wc)
+    if s != 1.0:
+        xc.mul_(s)
+        wc.mul_(s)
+    return xc, wc, s
+
+
+# A squared distance smaller than this share of ``|xc|^2 + |wc|^2`` lost more than about
+# 2**6 float eps to the expansion's cancellation: it is recomputed in the direct form.
+REFINE_SHARE = 2.0**-6
+
+
+def sq_expansion(xc: torch.Tensor, wc: torch.Tensor, w_sq: torch.Tensor):
+    """``(|xc|^2 + (|wc|^2 - 2 xc.wc)`` clamped at 0 ``[n, k]``, ``|xc|^2 [n, 1]``) of centred
+    data (:func:`centred`): one ``addmm`` and one add, no ``[n, k]`` temporary."""
+    x_sq = (xc * xc).sum(1, keepdim=True)
+    d = torch.addmm(w_sq.unsqueeze(0), xc, wc.T, alpha=-2.0)
+    return d.add_(x_sq).clamp_min_(0.0), x_sq
+
+
+def refine_sq(d2: torch.Tensor, x_sq, w_sq, xc, wc, j) -> torch.Tensor:
+    """``d2 [n]``, the expansion's squared distances of centred samples ``xc [n, m]`` to their
+    units ``j [n]``, with the rows where cancellation may have cost digits (``d2 <
+    REFINE_SHARE (|xc|^2 + |wc_j|^2)``) recomputed as ``sum (xc - wc_j)^2``."""
+    bad = torch.nonzero(d2 < REFINE_SHARE * (x_sq.view(-1) + w_sq[j])).squeeze(1)
+    if bad.numel():
+        diff = xc[bad] - wc[j[bad]]
+        d2 = d2.index_put((bad,), (diff * diff).sum(-1))
+    return d2
+
+
 def _sq_euclidean_matmul(x: torch.Tensor, w: torch.Tensor, w_sq: torch.Tensor) -> torch.Tensor:
-    # ||x||^2 + ||w||^2 - 2 x.w, clamped: fast for large m; no threshold depends on last digits.
-    d = (x * x).sum(1, keepdim=True) + w_sq.unsqueeze(0) - 2.0 * (x @ w.T)
-    return d.clamp_min_(0.0)
+    return sq_expansion(x, w, w_sq)[0]
 
 
 def _masked_block(x: torch.Tensor, w: torch.Tensor, metric: str) -> torch.Tensor:
@@ -35,8 +101,7 @@ def _masked_block(x: torch.Tensor, w: torch.Tensor, metric: str) -> torch.Tensor
     o = obs.to(x.dtype)
     if metric in ("euclidean", "sqeuclidean"):
         d = (x0 * x0).sum(1, keepdim=True) - 2.0 * (x0 @ w.T) + o @ (w * w).T
-        d = d.clamp_min_(0.0)
-        return d.sqrt_() if metric == "euclidean" else d
+        return d.clamp_min_(0.0)  # squared; callers (centred data) take the root
     if metric == "cosine":
         num = x0 @ w.T
         wn = (o @ (w * w).T).sqrt()
@@ -46,6 +111,17 @@ def _masked_block(x: torch.Tensor, w: torch.Tensor, metric: str) -> torch.Tensor
     return diff.sum(-1) if metric == "manhattan" else diff.amax(-1)
 
 
+def _unit_rows(t: torch.Tensor) -> torch.Tensor:
+    """``t`` scaled by one power of two to unit magnitude when its values are tiny or huge
+    (below 2**-20 or above 2**20): their norms would under- or overflow.  In between ``t`` is
+    left as it is, so that MiniSom's ``1 - x.w / (|x| |w| + 1e-8)``, whose ``1e-8`` is not
+    scale-free, keeps its values there."""
+    big = float(torch.nan_to_num(t, nan=0.0).abs().amax()) if t.numel() else 0.0
+    if big == 0.0 or not math.isfinite(big) or 2.0**-20 <= big <= 2.0**20:
+        return t
+    return t * _pow2_scale(torch.nan_to_num(t, nan=0.0))
+
+
 def pairwise_distances(
     X: torch.Tensor,
     W: torch.Tensor,
@@ -53,6 +129,7 @@ def pairwise_distances(
     *,
     missing: bool = False,
     exact: bool = False,
+    ref: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Distances from every sample to every prototype, ``[n, k]``.
 
@@ -64,6 +141,12 @@ def pairwise_distances(
     missing : leave NaN features of ``X`` out of each distance
     exact : use the direct difference form for (sq)euclidean instead of the matmul expansion
         (slower, but bit-stable near ties; the MiniSom compatibility layer uses it)
+    ref : [m] tensor, optional
+        The point data and prototypes are centred on before the (sq)euclidean expansion
+        (default: the prototypes' mean, :func:`reference_point`); a fit passes one fixed point
+        so that every chunk and every map rounds alike.  Data and prototypes are also scaled
+        by a power of two (:func:`centred`), so offsets such as ``+1000`` and scales such as
+        ``1e-21`` or ``1e20`` give the distances of data near zero.
     """
     if metric not in METRICS:
         raise ValueError(f"distance must be one of {METRICS}, got {metric!r}")
@@ -71,24 +154,42 @@ def pairwise_distances(
     out = torch.empty(n, k, dtype=X.dtype, device=X.device)
     broadcast = missing and metric in ("manhattan", "chebyshev")
     step = _chunk_rows(k, X.shape[1] if broadcast else 1)
-    w_sq = (W * W).sum(1) if metric in ("euclidean", "sqeuclidean") else None
-    w_norm = W.norm(dim=1) if metric == "cosine" else None
+    squared = metric in ("euclidean", "sqeuclidean")
+    if squared and ref is None and not exact:
+        ref = reference_point(W)
+    if metric == "cosine":
+        W = _unit_rows(W)
+        w_norm = W.norm(dim=1)
     for s in range(0, n, step):
         x = X[s : s + step]
-        if missing:
+        if metric == "cosine":  # as MiniSom: 1 - x.w / (|x| |w| + 1e-8), on unit-scale rows
+            x = _unit_rows(x)
+        if missing and metric != "cosine":
+            if squared:
+                xc, wc, sc = centred(x, W, ref, nan=True)
+                d = _masked_block(xc, wc, metric)
+                out[s : s + step] = (
+                    d.sqrt_().div_(sc) if metric == "euclidean" else d.div_(sc).div_(sc)
+                )
+            else:
+                out[s : s + step] = _masked_block(x, W, metric)
+        elif missing:
             out[s : s + step] = _masked_block(x, W, metric)
-        elif metric in ("euclidean", "sqeuclidean"):
+        elif squared:
             if exact:
                 d = torch.cdist(x, W, compute_mode="donot_use_mm_for_euclid_dist")
                 out[s : s + step] = d if metric == "euclidean" else d * d
             else:
-                d = _sq_euclidean_matmul(x, W, w_sq)
-                out[s : s + step] = d.sqrt_() if metric == "euclidean" else d
+                xc, wc, sc = centred(x, W, ref)
+                d = _sq_euclidean_matmul(xc, wc, (wc * wc).sum(1))
+                out[s : s + step] = (
+                    d.sqrt_().div_(sc) if metric == "euclidean" else d.div_(sc).div_(sc)
+                )
         elif metric == "manhattan":
             out[s : s + step] = torch.cdist(x, W, p=1.0)
         elif metric == "chebyshev":
             out[s : s + step] = torch.cdist(x, W, p=float("inf"))
-        else:  # cosine, as MiniSom: 1 - x.w / (|x| |w| + 1e-8)
+        else:
             out[s : s + step] = 1.0 - (x @ W.T) / (x.norm(dim=1, keepdim=True) * w_norm + 1e-8)
     return out
 
@@ -102,25 +203,45 @@ def best_matching_units(
     missing: bool = False,
     exact: bool = False,
     node_mask: torch.Tensor | None = None,
+    ref: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Indices and distances of the ``k`` closest prototypes of each sample, ``[n, k]`` each.
 
     Ties go to the lowest node index; ``node_mask`` (``[k_nodes]`` bool) excludes inactive nodes.
-    Computed chunk by chunk, so memory is O(chunk * n_nodes).
+    Computed chunk by chunk, so memory is O(chunk * n_nodes).  (Sq)euclidean winners come from
+    the expansion on centred, scaled data (see ``ref`` in :func:`pairwise_distances`), ranked
+    by squared distance; the best unit's distance is recomputed in the direct form where the
+    expansion may have lost digits (:func:`refine_sq`), so a quantization error is exact to
+    rounding.
     """
     n, n_nodes = X.shape[0], W.shape[0]
     idx = torch.empty(n, k, dtype=torch.long, device=X.device)
     dist = torch.empty(n, k, dtype=X.dtype, device=X.device)
     step = _chunk_rows(n_nodes, 4)
+    fast = metric in ("euclidean", "sqeuclidean") and not exact and not missing
+    if fast:
+        if ref is None:
+            ref = reference_point(W)
     for s in range(0, n, step):
-        d = pairwise_distances(X[s : s + step], W, metric, missing=missing, exact=exact)
+        x = X[s : s + step]
+        if fast:  # squared distances of centred data, scaled by sc**2
+            xc, wc, sc = centred(x, W, ref)
+            w_sq = (wc * wc).sum(1)
+            d, x_sq = sq_expansion(xc, wc, w_sq)
+        else:
+            d = pairwise_distances(x, W, metric, missing=missing, exact=exact, ref=ref)
         if node_mask is not None:
             d = d.masked_fill(~node_mask.unsqueeze(0), float("inf"))
         for r in range(k):
             # argmin returns the first minimum: ties go to the lowest index, deterministically.
             j = d.argmin(1)
             idx[s : s + step, r] = j
-            dist[s : s + step, r] = d.gather(1, j.unsqueeze(1)).squeeze(1)
+            dv = d.gather(1, j.unsqueeze(1)).squeeze(1)
+            if fast:
+                if r == 0:
+                    dv = refine_sq(dv, x_sq, w_sq, xc, wc, j)
+                dv = dv.sqrt_().div_(sc) if metric == "euclidean" else dv.div_(sc).div_(sc)
+            dist[s : s + step, r] = dv
             if r + 1 < k:
                 d.scatter_(1, j.unsqueeze(1), float("inf"))
     return idx, dist

@@ -138,6 +138,7 @@ def sequential_steps(
     rates,
     periods=None,
     refresh: int = 256,
+    ref: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Online (per-sample) Euclidean SOM steps, in place: ``w_j += lr_t h_t(b, j) (x_t - w_j)``.
 
@@ -149,7 +150,13 @@ def sequential_steps(
     ``lerp_``, so each step reads the prototypes twice and allocates nothing of size ``[k, m]``.
     On CPU the loop runs on one thread: per-sample tensors are too small to share, and a second
     thread that is descheduled stalls every operation (measured 10-50x slower on 2 busy cores).
+
+    The steps run on data and prototypes centred on ``ref`` ``[m]`` (default: the prototypes'
+    mean) and scaled by a power of two (:func:`somlab.core.distances.centred`): the winner
+    search is an expansion, which cancels on data far from zero or under/overflows for tiny
+    or huge scales; the update ``w + g (x - w)`` commutes with the shift and the scale.
     """
+    from .distances import centred, reference_point
     from .neighbourhoods import gaussian
 
     n_nodes = coords.shape[0]
@@ -162,14 +169,18 @@ def sequential_steps(
     pt = (
         None if periods is None else torch.tensor(periods, dtype=coords.dtype, device=coords.device)
     )
-    xx = (X[torch.as_tensor(order, device=X.device)] ** 2).sum(1).tolist() if len(order) else []
+    Xo = X[torch.as_tensor(order, dtype=torch.long, device=X.device)]
+    ref = reference_point(W) if ref is None else ref
+    Xo, Wc, scale = centred(Xo, W, ref)
+    W.copy_(Wc)
+    xx = (Xo**2).sum(1).tolist() if len(order) else []
     threads = torch.get_num_threads()
     if W.device.type == "cpu":
         torch.set_num_threads(1)
     try:
         wsq = (W * W).sum(1)
-        for t, i in enumerate(order):
-            x = X[i]
+        for t in range(len(order)):
+            x = Xo[t]
             dist = torch.addmv(wsq, W, x, alpha=-2.0)  # |w|^2 - 2 w.x
             b = int(torch.argmin(dist))
             sigma, rate = float(sigmas[t]), float(rates[t])
@@ -192,6 +203,7 @@ def sequential_steps(
                 wsq.addcmul_(g, g, value=xx[t])
     finally:
         torch.set_num_threads(threads)
+        W.div_(scale).add_(ref)
     return W
 
 

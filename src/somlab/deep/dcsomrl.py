@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -342,6 +343,7 @@ class DCSOMRL(SaveLoadMixin, ClusterMixin, TransformerMixin, BaseEstimator):
         self.n_prototypes_ = int(som.n_active)
         self.history_ = history
         self.labels_ = self._predict_codes(self._codes(Xt))
+        _warn_if_collapsed(history, self.labels_)
         return self
 
     # ------------------------------------------------------------------ inference
@@ -452,3 +454,23 @@ def _progress(verbose, total, desc):
 
 
 __all__ = ["DCSOMRL", "PRESETS"]
+
+
+def _warn_if_collapsed(history: dict, labels: np.ndarray) -> None:
+    """Warn when training visibly failed: a loss that is not finite, or every sample in one
+    cluster (``learning_rate=1e6`` collapses the codes onto one prototype)."""
+    losses = [v for k in ("pretrain_loss", "loss") for v in history.get(k, [])]
+    if any(not math.isfinite(float(v)) for v in losses):
+        warnings.warn(
+            "DCSOMRL training diverged: the loss is not finite; lower learning_rate",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    elif len(labels) > 1 and np.unique(labels).size == 1:
+        warnings.warn(
+            f"DCSOMRL put all {len(labels)} samples in one cluster: training collapsed "
+            "(a learning_rate too large for the autoencoder, or too few prototypes); "
+            "lower learning_rate or check the SOM layer's parameters",
+            RuntimeWarning,
+            stacklevel=3,
+        )

@@ -14,6 +14,11 @@ def _as_inputs(X, weights):
     W = np.asarray(weights, dtype=np.float64)
     if W.ndim != 3:
         raise DataError(f"weights must have shape (rows, cols, n_features), got {W.shape}")
+    if not np.isfinite(W).all():
+        raise DataError(
+            "weights contain NaN or inf: the map is not usable (did its training diverge? "
+            "lower the learning rate, or scale the data)"
+        )
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2 or X.shape[0] == 0:
         raise DataError(f"X must be a non-empty 2-D array, got shape {X.shape}")

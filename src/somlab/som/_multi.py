@@ -35,6 +35,7 @@ from .._utils import (
     resolve_dtype,
     validate_X,
 )
+from ..core.distances import REFINE_SHARE, _pow2_scale, _unit_rows
 from ..core.grids import Grid, grid_distance, parse_grid
 from ..core.neighbourhoods import get_neighbourhood
 from ..core.schedules import decay
@@ -83,9 +84,10 @@ def _distance_block(x, W, metric, w_sq, w_norm):
     ``x`` is ``[c, m]`` (shared samples) or ``[K, c, m]``; ``W`` is ``[K, N, m]``.  Returns
     ``(d, shared)``: ``d [c, K, N]`` when the samples are shared (one matrix product with all
     ``K * N`` prototypes), else ``[K, c, N]`` (a batched product).  The arithmetic is that of
-    :func:`somlab.core.distances.pairwise_distances`, step for step
-    (``(||x||^2 + ||w||^2) - 2 x.w``, clamped, then the square root), so winners, ties included,
-    are the ones a single :class:`SOM` finds.
+    :func:`somlab.core.distances.best_matching_units`, step for step: for (sq)euclidean, the
+    squared distances ``||x||^2 + (||w||^2 - 2 x.w)``, clamped, of centred data (scaled by a
+    power of two, undone by the caller), so winners, ties included, are the ones a single
+    :class:`SOM` finds.
     """
     K, N, m = W.shape
     shared = x.dim() == 2
@@ -93,36 +95,73 @@ def _distance_block(x, W, metric, w_sq, w_norm):
         xk = x.expand(K, *x.shape) if shared else x
         d = torch.cdist(xk, W, p=1.0 if metric == "manhattan" else float("inf"))
         return d, False
-    if shared:
-        G = (x @ W.reshape(K * N, m).T).view(x.shape[0], K, N)
-    else:
-        G = torch.bmm(x, W.transpose(1, 2))
-    w_dim = 0 if shared else 1  # where the sample axis goes in the [K, N] prototype terms
     if metric == "cosine":  # as MiniSom and SOM: 1 - x.w / (|x| |w| + 1e-8)
+        G = (
+            (x @ W.reshape(K * N, m).T).view(x.shape[0], K, N)
+            if shared
+            else torch.bmm(x, W.transpose(1, 2))
+        )
+        w_dim = 0 if shared else 1
         xn = x.norm(dim=1).view(-1, 1, 1) if shared else x.norm(dim=2, keepdim=True)
         return 1.0 - G / (xn * w_norm.unsqueeze(w_dim) + 1e-8), shared
+    # squared distances of centred data (scaled by scale**2), as core.distances.sq_expansion
     x_sq = (x * x).sum(-1, keepdim=True)
-    x_sq = x_sq.view(-1, 1, 1) if shared else x_sq  # [c, 1, 1] or [K, c, 1]
-    d = torch.add(x_sq, w_sq.unsqueeze(w_dim))
-    d.sub_(G, alpha=2.0).clamp_min_(0.0)
-    return (d.sqrt_() if metric == "euclidean" else d), shared
+    if shared:
+        d = torch.addmm(w_sq.reshape(1, K * N), x, W.reshape(K * N, m).T, alpha=-2.0)
+        d = d.view(x.shape[0], K, N).add_(x_sq.view(-1, 1, 1))
+    else:
+        d = torch.baddbmm(w_sq.unsqueeze(1), x, W.transpose(1, 2), alpha=-2.0).add_(x_sq)
+    return d.clamp_min_(0.0), shared
 
 
-def _iter_winners(X, W, metric: str, k: int, budget: int):
+def map_references(W: torch.Tensor) -> torch.Tensor:
+    """Each map's :func:`~somlab.core.distances.reference_point`, ``[K, m]`` (what a single
+    :class:`SOM` of that map centres its distances on)."""
+    return W.double().mean(1).to(W.dtype)
+
+
+def _centred_block(x, W, refs):
+    """``x`` and ``W`` centred on each map's reference and scaled by one power of two, as
+    :func:`somlab.core.distances.centred` does for one map: ``(xc, Wc, s)``.  When every map
+    has the same reference the samples stay shared (``xc [c, m]``), else ``xc [K, c, m]``."""
+    if x.dim() == 2 and bool((refs == refs[0]).all()):
+        xc, Wc = x - refs[0], W - refs[0]
+    else:
+        xc = (x if x.dim() == 3 else x.unsqueeze(0)) - refs.unsqueeze(1)
+        Wc = W - refs.unsqueeze(1)
+    s = _pow2_scale(xc, Wc)
+    if s != 1.0:
+        xc.mul_(s)
+        Wc.mul_(s)
+    return xc, Wc, s
+
+
+def _iter_winners(X, W, metric: str, k: int, budget: int, refs=None):
     """Best ``k`` units of every sample in every map, a chunk of samples at a time.
 
     ``X`` is ``[n, m]`` (the same samples for all maps) or ``[K, n, m]``; ``W`` is
     ``[K, N, m]``.  Yields ``(start, stop, idx [K, c, k], dist [K, c, k])``; ties go to the
-    lowest node index, as in :func:`somlab.core.distances.best_matching_units`.
+    lowest node index, as in :func:`somlab.core.distances.best_matching_units`.  (Sq)euclidean
+    distances are centred on ``refs [K, m]`` (default: :func:`map_references` of ``W``) before
+    the expansion and the returned ones recomputed in the direct form, as a single map does.
     """
     K, N, m = W.shape
     n = X.shape[-2]
     step = max(1, budget // (K * max(N, m)))  # also bounds the [K, c, m] copies of a chunk
-    w_sq = (W * W).sum(2) if metric in ("euclidean", "sqeuclidean") else None
-    w_norm = W.norm(dim=2) if metric == "cosine" else None
+    squared = metric in ("euclidean", "sqeuclidean")
+    if squared and refs is None:
+        refs = map_references(W)
+    w_norm = _unit_rows(W).norm(dim=2) if metric == "cosine" else None
+    Wu = _unit_rows(W) if metric == "cosine" else W
     for s in range(0, n, step):
         x = X[..., s : s + step, :]
-        d, shared = _distance_block(x, W, metric, w_sq, w_norm)
+        if squared:
+            xc, Wc, sc = _centred_block(x, W, refs)
+            w_sq = (Wc * Wc).sum(2)
+            d, shared = _distance_block(xc, Wc, metric, w_sq, None)
+        else:
+            xu = _unit_rows(x) if metric == "cosine" else x
+            d, shared = _distance_block(xu, Wu, metric, None, w_norm)
         idx, dist = [], []
         for r in range(k):
             dv, j = d.min(-1, keepdim=True)  # the first minimum: ties go to the lowest index
@@ -131,14 +170,31 @@ def _iter_winners(X, W, metric: str, k: int, budget: int):
             j, dv = j.squeeze(-1), dv.squeeze(-1)
             if shared:  # [c, K] -> [K, c]
                 j, dv = j.T, dv.T
+            if squared:
+                if r == 0:
+                    dv = _refine(dv, xc, Wc, w_sq, j)
+                dv = dv.sqrt_().div_(sc) if metric == "euclidean" else dv.div_(sc).div_(sc)
             idx.append(j)
             dist.append(dv)
         yield s, s + x.shape[-2], torch.stack(idx, -1), torch.stack(dist, -1)
 
 
-def _winners(X, W, metric: str, budget: int) -> torch.Tensor:
+def _refine(dv, xc, Wc, w_sq, j):
+    """:func:`somlab.core.distances.refine_sq` for K maps: ``dv, j [K, c]``, ``xc [c, m]`` or
+    ``[K, c, m]``, ``Wc [K, N, m]``; the same rows are recomputed with the same arithmetic."""
+    x_sq = (xc * xc).sum(-1)  # [c] or [K, c]
+    x_sq = x_sq.unsqueeze(0) if x_sq.dim() == 1 else x_sq
+    kk, rr = torch.nonzero(dv < REFINE_SHARE * (x_sq + w_sq.gather(1, j))).unbind(1)
+    if kk.numel():
+        xs = xc[rr] if xc.dim() == 2 else xc[kk, rr]
+        diff = xs - Wc[kk, j[kk, rr]]
+        dv = dv.index_put((kk, rr), (diff * diff).sum(-1))
+    return dv
+
+
+def _winners(X, W, metric: str, budget: int, refs=None) -> torch.Tensor:
     """Best unit of every sample in every map, ``[K, n]``."""
-    parts = [idx[..., 0] for _, _, idx, _ in _iter_winners(X, W, metric, 1, budget)]
+    parts = [idx[..., 0] for _, _, idx, _ in _iter_winners(X, W, metric, 1, budget, refs)]
     return parts[0] if len(parts) == 1 else torch.cat(parts, 1)
 
 
@@ -370,6 +426,8 @@ class SOMEnsemble(SaveLoadMixin, PerMapMixin, BaseEstimator):
             "budgets": _budgets(dev),
             "sched": self._schedules(params, grid),
             "gens": gens,
+            # the point every epoch centres its distances on (SOM's: the initial map's mean)
+            "refs": map_references(W),
         }
         hist = {
             k: [] for k in ("sigma", "learning_rate", "quantization_error", "topographic_error")
@@ -387,7 +445,8 @@ class SOMEnsemble(SaveLoadMixin, PerMapMixin, BaseEstimator):
                     hist["topographic_error"].append(metrics[1])
             else:
                 W = self._minibatch_epoch(Xt, W, epoch, ctx, hist)
-                last = self._evaluate(Xt, W, kk, ctx, labels=epoch == self.epochs - 1)
+                final = epoch == self.epochs - 1
+                last = self._evaluate(Xt, W, kk, ctx, labels=final, refs=None if final else "fit")
                 hist["quantization_error"].append(last[0])
                 hist["topographic_error"].append(last[1])
         if last is None:
@@ -437,7 +496,8 @@ class SOMEnsemble(SaveLoadMixin, PerMapMixin, BaseEstimator):
         C = torch.zeros(K, N, 1, dtype=X.dtype, device=X.device)
         kk = 2 if N > 1 else 1
         qe, te = self._metric_sums(K, X.device)
-        for s, e, idx, dist in _iter_winners(X, W, self.distance, kk, ctx["budgets"][0]):
+        it = _iter_winners(X, W, self.distance, kk, ctx["budgets"][0], ctx["refs"])
+        for s, e, idx, dist in it:
             self._add_metrics(qe, te, idx, dist, ctx)
             batched_grouped_sum(idx[..., 0], X[s:e], N, S, C)
         centres = torch.arange(N, device=X.device)
@@ -472,7 +532,7 @@ class SOMEnsemble(SaveLoadMixin, PerMapMixin, BaseEstimator):
         for b in range(n_steps):
             sel = order[..., b * step : (b + 1) * step]
             xb = X[sel]  # [B, m] or [K, B, m]
-            bmu = _winners(xb, W, self.distance, dist_budget)  # [K, B]
+            bmu = _winners(xb, W, self.distance, dist_budget, ctx["refs"])  # [K, B]
             num, den = accumulate_many(
                 ctx["coords"], bmu, xb, ctx["fn"], sig_t[b], ctx["periods"], h_budget
             )
@@ -495,12 +555,16 @@ class SOMEnsemble(SaveLoadMixin, PerMapMixin, BaseEstimator):
             d = grid_distance(ctx["coords"], idx[..., 0], idx[..., 1], ctx["periods"])
             te += (d > grid.adjacency_radius()).sum(1)
 
-    def _evaluate(self, X, W, kk, ctx, labels=True):
-        """QE [K], TE [K] and (optionally) the winners ``[K, n]`` (numpy) of ``X`` in every map."""
+    def _evaluate(self, X, W, kk, ctx, labels=True, refs=None):
+        """QE [K], TE [K] and (optionally) the winners ``[K, n]`` (numpy) of ``X`` in every map.
+
+        ``refs="fit"``: centre on the fit's references (a history entry, as SOM measures it);
+        None: on ``W``'s own (the final map, as ``predict`` does)."""
         K, n = W.shape[0], X.shape[0]
         qe, te = self._metric_sums(K, X.device)
         out = np.empty((K, n), dtype=np.int64) if labels else None
-        for s, e, idx, dist in _iter_winners(X, W, self.distance, kk, ctx["budgets"][0]):
+        refs = ctx["refs"] if refs == "fit" else None
+        for s, e, idx, dist in _iter_winners(X, W, self.distance, kk, ctx["budgets"][0], refs):
             self._add_metrics(qe, te, idx, dist, ctx)
             if labels:
                 out[:, s:e] = idx[..., 0].cpu().numpy()

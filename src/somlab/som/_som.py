@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from dataclasses import dataclass
 from numbers import Integral, Real
 
@@ -23,7 +24,7 @@ from .._utils import (
     resolve_dtype,
     validate_X,
 )
-from ..core.distances import METRICS, best_matching_units, pairwise_distances
+from ..core.distances import METRICS, best_matching_units, pairwise_distances, reference_point
 from ..core.grids import TOPOLOGIES, Grid, grid_distance, parse_grid
 from ..core.neighbourhoods import NEIGHBOURHOODS, CutOff, get_neighbourhood
 from ..core.schedules import SCHEDULES, decay, parse_schedule
@@ -462,7 +463,7 @@ class SOM(MapAnalysisMixin, SaveLoadMixin, TransformerMixin, BaseEstimator):
         """
         epochs = int(self.epochs) if epochs is None else epochs
         total_epochs = epochs if total_epochs is None else total_epochs
-        kern = self._kernels(grid, W.device, data)
+        kern = self._kernels(grid, W.device, data, reference_point(W))
         h = self.history_
         if not bool(torch.isfinite(W).all()):
             raise DataError(
@@ -488,6 +489,16 @@ class SOM(MapAnalysisMixin, SaveLoadMixin, TransformerMixin, BaseEstimator):
             return W
         size = 1 if mode == "online" else int(self.batch_size)
         n_steps = max(1, math.ceil(data.n_samples / size))
+        span0 = _span(W)
+        if max(lr) > 2 and first_epoch == 0:
+            # w' - x = (1 - lr h)(w - x): a step with lr h > 2 leaves w farther from x
+            warnings.warn(
+                f"learning_rate={max(lr):g} > 2 in mode={mode!r}: a step can move a prototype "
+                "farther from the sample it learns from than it was, and training may diverge; "
+                "use a learning rate <= 1 (the default is 0.5)",
+                RuntimeWarning,
+                stacklevel=3,
+            )
         total = total_epochs * n_steps
 
         def schedule(t):  # an iterable may yield more rows than counted: stay within [0, 1)
@@ -512,9 +523,10 @@ class SOM(MapAnalysisMixin, SaveLoadMixin, TransformerMixin, BaseEstimator):
             h["learning_rate"].append(rate)
             metrics.record(h, reduce)
             _check_training(W, h["quantization_error"][-1], epoch)
+            _check_span(W, span0, epoch, max(lr))
         return W
 
-    def _kernels(self, grid, dev, data: _Rows) -> _Kernels:
+    def _kernels(self, grid, dev, data: _Rows, ref=None) -> _Kernels:
         return _Kernels(
             grid,
             grid.coordinates(torch.float64, dev),
@@ -523,6 +535,7 @@ class SOM(MapAnalysisMixin, SaveLoadMixin, TransformerMixin, BaseEstimator):
             self.distance,
             self.missing == "ignore",
             data.row_blocks,
+            ref,
         )
 
     def _finish(self, data: _Rows, W, grid, reduce=None):
@@ -680,7 +693,11 @@ class SOM(MapAnalysisMixin, SaveLoadMixin, TransformerMixin, BaseEstimator):
 
 # ---------------------------------------------------------------------- helpers
 # Distances computed from squares (||x||^2, x.w): these must stay finite in the training dtype.
-_SQUARING = ("euclidean", "sqeuclidean", "cosine")
+# (Euclidean distances are centred and scaled before the expansion, core.distances.centred, so
+# only the distances themselves and the per-node sums of the updates must stay finite.)
+_SQUARING = ("sqeuclidean", "cosine")
+# Sums of up to 2**40 samples per node must stay finite too.
+_SUM_HEADROOM = 2.0**40
 
 
 def checked_tensor(X, dt, dev, distance: str, *, allow_nan=False, columns=False, hint=None):
@@ -699,15 +716,46 @@ def checked_tensor(X, dt, dev, distance: str, *, allow_nan=False, columns=False,
     except DataError:
         _check_cast(X, T)
         raise
+    _check_precision(X, T)
     return T
 
 
 def _max_abs(distance: str, dtype: torch.dtype, m: int) -> float | None:
     """Largest |x| whose distances cannot overflow ``dtype``: with every coordinate of x and of
     the prototypes within M, ``||x||^2 + ||w||^2 - 2 x.w <= 4 m M^2 <= finfo.max``."""
+    if distance == "euclidean":  # ||x - w|| <= 2 sqrt(m) M, and the sums of the updates
+        return torch.finfo(dtype).max / (_SUM_HEADROOM * max(m, 1))
     if distance not in _SQUARING:
         return None
     return math.sqrt(torch.finfo(dtype).max / (4 * max(m, 1)))
+
+
+def _check_precision(X, T: torch.Tensor) -> None:
+    """Refuse a cast to a narrower dtype that erases the data: a feature whose values sit so
+    far from zero that the dtype's spacing there exceeds 1/16 of their spread (timestamps
+    ``1.7e9 + U(0, 100)`` in float32 keep a handful of distinct values, spaced 128 apart).
+    Centring inside the distances (core.distances.centred) keeps float32 training exact for
+    what float32 can hold, but not for values the cast has already rounded away."""
+    if not (isinstance(X, np.ndarray) and X.dtype.itemsize > T.element_size()) or X.size == 0:
+        return
+    if X.shape[0] < 2:
+        return
+    with warnings.catch_warnings(), np.errstate(all="ignore"):  # all-NaN features: checked later
+        warnings.simplefilter("ignore", RuntimeWarning)
+        spread = np.nanstd(X, axis=0)
+        big = np.nanmax(np.abs(X), axis=0)
+    spacing = np.spacing(big.astype(np.float32 if T.dtype == torch.float32 else np.float16))
+    bad = np.flatnonzero((spread > 0) & (spacing.astype(np.float64) > spread / 16))
+    if bad.size:
+        j = int(bad[0])
+        dt = str(T.dtype).replace("torch.", "")
+        raise DataError(
+            f"feature {j} of X (values up to {big[j]:.6g}, standard deviation {spread[j]:.3g}) "
+            f"cannot be held in {dt}: its values there are {float(spacing[j]):.3g} apart, so "
+            f"the cast would erase the differences between samples ({bad.size} feature(s) "
+            f"affected); pass dtype='float64', or subtract an offset (e.g. the first "
+            "timestamp) before fitting"
+        )
 
 
 def _check_cast(X, T: torch.Tensor) -> None:
@@ -737,6 +785,33 @@ def _check_training(W: torch.Tensor, qe: float, epoch: int | None = None) -> Non
         raise DataError(
             f"the distances to the prototypes overflow {dt} (quantization error {qe} {when}); "
             "scale the data (e.g. StandardScaler), pass dtype='float64' or lower learning_rate"
+        )
+
+
+def _span(W: torch.Tensor) -> float:
+    """The largest per-feature extent of the prototypes ``W [k, m]`` (NaN-free)."""
+    if W.shape[0] < 2:
+        return 0.0
+    lo, hi = torch.aminmax(W.double(), dim=0)
+    return float((hi - lo).amax())
+
+
+# A mini-batch or online map whose prototypes spread this much wider than the initial map's
+# has diverged (w' - x = (1 - lr h)(w - x): steps with lr h > 2 overshoot further each time).
+# With a learning rate <= 1 every step is a convex combination: the map stays inside the hull
+# of the initial prototypes and the data, which the initialisations span.
+_DIVERGED_SPAN = 1e4
+
+
+def _check_span(W: torch.Tensor, span0: float, epoch: int, lr: float) -> None:
+    """Refuse a mini-batch / online map that exploded while staying finite (issue 17:
+    ``learning_rate=50`` reached weights of 4e21 without a message)."""
+    span = _span(W)
+    if span0 > 0 and span > _DIVERGED_SPAN * span0:
+        raise DataError(
+            f"training diverged: after epoch {epoch + 1} the prototypes span {span:.3g}, "
+            f"{span / span0:.3g} times the initial map's {span0:.3g}; lower learning_rate "
+            f"(it is {lr:g}; a step with learning_rate > 2 can overshoot the sample)"
         )
 
 
@@ -789,7 +864,7 @@ def _pca_weights(mean, cov, grid: Grid, dtype) -> torch.Tensor:
 _STREAM_BLOCK = 1 << 19
 
 
-def _chunk_bmus(X, W, metric, *, k=1, missing=False):
+def _chunk_bmus(X, W, metric, *, k=1, missing=False, ref=None):
     """:func:`best_matching_units` of a streamed chunk ``X [rows, m]``, a row block at a time.
 
     A row's distances are computed the same way in any block, so this equals one call on the
@@ -798,12 +873,12 @@ def _chunk_bmus(X, W, metric, *, k=1, missing=False):
     """
     step = max(1, _STREAM_BLOCK // max(W.shape[0], X.shape[1], 1))
     if X.shape[0] <= step:
-        return best_matching_units(X, W, metric, k=k, missing=missing)
+        return best_matching_units(X, W, metric, k=k, missing=missing, ref=ref)
     idx = torch.empty(X.shape[0], k, dtype=torch.long, device=X.device)
     dist = torch.empty(X.shape[0], k, dtype=X.dtype, device=X.device)
     for a in range(0, X.shape[0], step):
         idx[a : a + step], dist[a : a + step] = best_matching_units(
-            X[a : a + step], W, metric, k=k, missing=missing
+            X[a : a + step], W, metric, k=k, missing=missing, ref=ref
         )
     return idx, dist
 
@@ -925,6 +1000,9 @@ class _Kernels:
     distance: str
     missing: bool
     row_blocks: bool
+    # [m]: the point distances are centred on (core.distances.centred), fixed for a whole pass
+    # so that every chunk, and every map of a SOMEnsemble, rounds alike; None: W's own mean
+    ref: torch.Tensor | None = None
 
     @property
     def n_nodes(self) -> int:
@@ -935,8 +1013,9 @@ class _Kernels:
         rows' distances and second-best units (QE and TE of ``W``)."""
         find = _chunk_bmus if self.row_blocks else best_matching_units
         if metrics is None:
-            return find(X, W, self.distance, missing=self.missing)[0][:, 0]
-        bmu, dist = find(X, W, self.distance, k=min(2, self.n_nodes), missing=self.missing)
+            return find(X, W, self.distance, missing=self.missing, ref=self.ref)[0][:, 0]
+        k = min(2, self.n_nodes)
+        bmu, dist = find(X, W, self.distance, k=k, missing=self.missing, ref=self.ref)
         metrics.add(dist, bmu)
         return bmu[:, 0]
 
@@ -997,7 +1076,7 @@ def _online_epoch(kern: _Kernels, chunks, W, t: int, schedule, metrics=None):
         n = xb.shape[0]
         sigmas, rates = zip(*(schedule(t + i) for i in range(n)))
         W = sequential_steps(
-            xb, list(range(n)), W, kern.coords, kern.fn, sigmas, rates, kern.periods
+            xb, list(range(n)), W, kern.coords, kern.fn, sigmas, rates, kern.periods, ref=kern.ref
         )
         t += n
         del xb  # let the chunk go before the next one is read

@@ -1,0 +1,176 @@
+"""Traps of issue 17: data far from zero, tiny and huge scales, memory, divergence.
+
+Every distance path (SOM in its three modes, SOMEnsemble, streamed and distributed fits, the
+metrics) is checked against a float64 ``scipy.spatial.distance.cdist`` oracle on the data the
+model sees (the float32 cast of the input for a float32 model).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from scipy.spatial.distance import cdist
+
+import somlab
+from somlab import SOM, SOMEnsemble
+from somlab._errors import DataError
+from somlab.core.distances import best_matching_units, pairwise_distances
+from somlab.metrics import quantization_error
+
+# (offset, scale): U(0, 1) * scale + offset, as pressures in hPa, years, tiny and huge units
+SHIFTS = [(1000.0, 1.0), (1e5, 1.0), (0.0, 1e-21), (0.0, 1e20), (-3000.0, 1.0)]
+
+
+def _data(offset, scale, n=300, m=3, seed=0):
+    return np.random.default_rng(seed).random((n, m)) * scale + offset
+
+
+def _seen(X, dtype="float32"):
+    """The data a model of ``dtype`` computes on, in float64 for the oracle."""
+    return X.astype(np.float32).astype(np.float64) if dtype == "float32" else X
+
+
+def _check_winners(Xs, W, winners, qe, rtol=1e-5):
+    """``winners`` are exact nearest nodes of ``Xs`` up to float32 near-ties and ``qe`` is the
+    exact quantization error of ``W``."""
+    D = cdist(Xs, W.reshape(-1, Xs.shape[1]).astype(np.float64))
+    best = D.min(1)
+    got = D[np.arange(len(Xs)), winners]
+    spread = np.ptp(Xs, 0).max()
+    # a winner may differ from the exact one only where the two distances tie within float32
+    assert np.all(got <= best + rtol * spread), np.max((got - best) / spread)
+    assert np.mean(got == best) > 0.97
+    np.testing.assert_allclose(qe, best.mean(), rtol=rtol)
+
+
+@pytest.mark.parametrize("offset,scale", SHIFTS)
+@pytest.mark.parametrize("mode", ["batch", "minibatch", "online"])
+def test_som_exact_far_from_zero_and_scaled(offset, scale, mode):
+    X = _data(offset, scale)
+    som = SOM((6, 6), mode=mode, epochs=5, random_state=0).fit(X)
+    Xs = _seen(X)
+    _check_winners(Xs, som.weights_, som.predict(X), som.quantization_error_)
+    _check_winners(Xs, som.weights_, som.labels_, som.quantization_error(X))
+    # the metric and the model agree
+    np.testing.assert_allclose(
+        quantization_error(Xs, som.weights_), som.quantization_error_, rtol=1e-5
+    )
+    # the map is trained as on centred data: same quality as on U(0, 1)
+    ref = SOM((6, 6), mode=mode, epochs=5, random_state=0).fit(_data(0.0, 1.0))
+    assert som.quantization_error_ / scale < 1.2 * ref.quantization_error_
+
+
+def test_issue_reproducer_qe_agrees():
+    X = np.random.default_rng(0).random((300, 3)) + 1000
+    m = SOM((6, 6), random_state=0).fit(X)
+    true = quantization_error(_seen(X), m.weights_)
+    assert true > 0.1  # the expansion gave 0.0071 against a true 0.300
+    np.testing.assert_allclose(m.quantization_error_, true, rtol=1e-5)
+    np.testing.assert_allclose(quantization_error(X, m.weights_), true, rtol=1e-4)
+
+
+@pytest.mark.parametrize("offset,scale", [(1000.0, 1.0), (0.0, 1e-21), (0.0, 1e20)])
+@pytest.mark.parametrize("metric", ["euclidean", "sqeuclidean"])
+def test_kernel_against_cdist(offset, scale, metric):
+    if metric == "sqeuclidean" and scale > 1e19:
+        pytest.skip("squared distances of 1e20 exceed float32 (the estimators refuse such data)")
+    rng = np.random.default_rng(1)
+    X = (rng.random((500, 5)) * scale + offset).astype(np.float32)
+    W = (rng.random((40, 5)) * scale + offset).astype(np.float32)
+    D = cdist(X.astype(np.float64), W.astype(np.float64))
+    if metric == "sqeuclidean":
+        D = D * D
+    got = pairwise_distances(torch.from_numpy(X), torch.from_numpy(W), metric).double().numpy()
+    # float32 holds 1e-42 (a squared 1e-21) only as a subnormal, to within 1.4e-45
+    np.testing.assert_allclose(got, D, rtol=2e-3, atol=1e-5 * D.max() + 1.5e-45)
+    idx, dist = best_matching_units(torch.from_numpy(X), torch.from_numpy(W), metric, k=2)
+    np.testing.assert_allclose(dist[:, 0].double().numpy(), D.min(1), rtol=1e-5, atol=1.5e-45)
+    assert np.mean(idx[:, 0].numpy() == D.argmin(1)) > 0.99
+
+
+def test_kernel_missing_values_far_from_zero():
+    rng = np.random.default_rng(2)
+    X = (rng.random((200, 4)) + 1000).astype(np.float32)
+    X[::3, 1] = np.nan
+    W = (rng.random((25, 4)) + 1000).astype(np.float32)
+    obs = ~np.isnan(X)
+    D = np.sqrt(np.nansum((X[:, None, :].astype(np.float64) - W[None].astype(np.float64)) ** 2, -1))
+    got = pairwise_distances(torch.from_numpy(X), torch.from_numpy(W), missing=True).numpy()
+    np.testing.assert_allclose(got, D, rtol=1e-3, atol=1e-4)
+    idx, dist = best_matching_units(torch.from_numpy(X), torch.from_numpy(W), missing=True)
+    np.testing.assert_allclose(dist[:, 0].numpy(), D.min(1), rtol=1e-5)
+    assert obs.sum() > 0
+
+
+def test_cosine_tiny_scale():
+    rng = np.random.default_rng(3)
+    X = rng.random((100, 4)) * 1e-21
+    W = rng.random((9, 4)) * 1e-21
+    D = cdist(X, W, "cosine")
+    got = pairwise_distances(torch.from_numpy(X).float(), torch.from_numpy(W).float(), "cosine")
+    np.testing.assert_allclose(got.double().numpy(), D, atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["batch", "minibatch"])
+def test_ensemble_far_from_zero(mode):
+    X = _data(1000.0, 1.0)
+    ens = SOMEnsemble((5, 5), sigma=[2.0, 1.0], mode=mode, epochs=4, random_state=0).fit(X)
+    for k in range(2):
+        _check_winners(_seen(X), ens.weights_[k], ens.labels_[k], ens.quantization_error_[k])
+    single = SOM(**ens.get_map_params()[1]).fit(X)
+    np.testing.assert_array_equal(single.labels_, ens.labels_[1])
+    np.testing.assert_allclose(single.weights_, ens.weights_[1], rtol=1e-6)
+
+
+def test_streamed_far_from_zero(tmp_path):
+    X = _data(1e5, 1.0, n=400).astype(np.float32)
+    path = tmp_path / "x.npy"
+    np.save(path, X)
+    a = SOM((5, 5), random_state=0, chunk_size=64).fit(str(path))
+    b = SOM((5, 5), random_state=0).fit(X)
+    np.testing.assert_array_equal(a.weights_, b.weights_)
+    _check_winners(X.astype(np.float64), a.weights_, a.labels_, a.quantization_error_)
+
+
+def test_timestamps_in_float64():
+    X = np.random.default_rng(0).random((300, 2)) * 100 + 1.7e9
+    with pytest.raises(DataError, match="dtype='float64'"):
+        SOM((5, 5)).fit(X)  # float32 keeps values 128 apart: refused, not silently collapsed
+    som = SOM((5, 5), dtype="float64", random_state=0).fit(X)
+    D = cdist(X, som.weights_.reshape(-1, 2))
+    np.testing.assert_array_equal(som.predict(X), D.argmin(1))
+    np.testing.assert_allclose(som.quantization_error_, D.min(1).mean(), rtol=1e-9)
+    assert som.quantization_error_ > 1.0  # a real map of the spread, not 0.0
+
+
+# ---------------------------------------------------------------------- silent divergence
+@pytest.mark.parametrize("mode", ["minibatch", "online"])
+def test_exploding_finite_map_is_refused_with_a_warning_first(mode):
+    X = np.random.default_rng(0).random((300, 3))
+    with pytest.warns(RuntimeWarning, match="learning_rate=50 > 2"):
+        with pytest.raises(DataError, match="training diverged.*lower learning_rate"):
+            SOM((6, 6), mode=mode, learning_rate=50, random_state=0).fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a sane rate says nothing
+        SOM((6, 6), mode=mode, learning_rate=1.0, epochs=2, random_state=0).fit(X)
+
+
+def test_metrics_refuse_nan_weights():
+    X = np.random.default_rng(0).random((20, 3))
+    W = np.zeros((2, 2, 3))
+    W[0, 1, 2] = np.nan
+    with pytest.raises(DataError, match="weights contain NaN or inf"):
+        quantization_error(X, W)
+    with pytest.raises(DataError, match="weights contain NaN or inf"):
+        somlab.metrics.topographic_error(X, W)
+
+
+def test_dcsomrl_collapse_warns(one_torch_thread):
+    rng = np.random.default_rng(0)
+    X = np.clip((rng.random((4, 20)) > 0.5)[rng.integers(0, 4, 160)] * 0.8 + 0.1, 0, 1)
+    kw = dict(hidden=(16,), n_latent=3, pretrain_epochs=2, epochs=2, batch_size=32)
+    with pytest.warns(RuntimeWarning, match="DCSOMRL .*(one cluster|not finite)"):
+        somlab.DCSOMRL(**kw, learning_rate=1e6, random_state=0).fit(X.astype(np.float32))
