@@ -101,6 +101,29 @@ def _check_values(X: np.ndarray) -> None:
         )
 
 
+def _warn_minus_one(y, labelled, unlabelled_value) -> None:
+    """Issue 17: -1 means "unlabelled" (scikit-learn's convention), but in {-1, +1} labels it
+    is a class.  Warn when y holds -1 and the rest looks like a complete labelling: exactly
+    one other class while -1 is neither rare nor nearly everything (5-95 % of y; a few labels
+    of one class among many unlabelled rows is ordinary semi-supervised data)."""
+    if unlabelled_value is None or labelled.all() or y.dtype.kind not in "iuf":
+        return
+    n_minus = int((y == -1).sum())
+    if n_minus == 0:
+        return
+    counts = np.unique(y[labelled])
+    if counts.size == 1 and 0.05 <= n_minus / y.size <= 0.95:
+        import warnings
+
+        warnings.warn(
+            f"y holds -1 for {n_minus} of {y.size} samples and {counts.size} other class(es): "
+            "-1 is read as 'unlabelled' (scikit-learn's semi-supervised convention). If -1 is "
+            "a class (labels {-1, +1}), pass unlabelled_value=None: then nothing is unlabelled",
+            UserWarning,
+            stacklevel=4,
+        )
+
+
 class RelevanceMapBase(SaveLoadMixin, BaseEstimator):
     """Base of the relevance-learning maps; see the subclasses for the parameters."""
 
@@ -120,7 +143,7 @@ class RelevanceMapBase(SaveLoadMixin, BaseEstimator):
         "filter_noise": ["boolean"],
         "count_all_wins": ["boolean"],
         "compat": [StrOptions(set(COMPAT_PRESETS)), None],
-        "unlabelled_value": [Integral],
+        "unlabelled_value": [Integral, None],
         "device": [str, None],
         "engine": [StrOptions({"auto", "compiled", "torch"})],
         "random_state": ["random_state"],
@@ -158,9 +181,11 @@ class RelevanceMapBase(SaveLoadMixin, BaseEstimator):
             raise DataError(f"y must be 1-D: {exc}") from None
         if y.shape[0] != n:
             raise DataError(f"y has {y.shape[0]} entries but X has {n} samples")
-        if y.dtype.kind in "iufb":
-            if y.dtype.kind == "f" and not np.isfinite(y).all():
-                raise DataError("y contains NaN or inf; use -1 for unlabelled samples")
+        if y.dtype.kind == "f" and not np.isfinite(y).all():
+            raise DataError("y contains NaN or inf; use -1 for unlabelled samples")
+        if self.unlabelled_value is None:  # every entry is a label, -1 included
+            unl = np.zeros(n, dtype=bool)
+        elif y.dtype.kind in "iufb":
             unl = (y == -1) | (y == self.unlabelled_value)
         else:  # string or object labels: None (a missing label in pandas) is unlabelled too
             marks = {-1, "-1", self.unlabelled_value, str(self.unlabelled_value), None}
@@ -186,6 +211,7 @@ class RelevanceMapBase(SaveLoadMixin, BaseEstimator):
         if Xn.shape[0] == 0:
             raise DataError("X is empty")
         y, labelled = self._split_labels(y, Xn.shape[0])
+        _warn_minus_one(y, labelled, self.unlabelled_value)
         dev = resolve_device(self.device)
         Xt = as_tensor(Xn, torch.float32, dev)
         self.classes_ = np.unique(y[labelled])
@@ -212,8 +238,9 @@ class RelevanceMapBase(SaveLoadMixin, BaseEstimator):
         p = self._effective(1)
         return p["distance"], float(self.at), p["label_fallback"], bool(p["filter_noise"])
 
-    def _decide(self, X):
-        """Classes and node ids per SPEC.md §2 Outputs, chunked over samples."""
+    def _decide(self, X, decode: bool = True):
+        """Classes (class indices when not ``decode``) and node ids per SPEC.md §2 Outputs,
+        chunked over samples."""
         check_is_fitted(self, "prototypes_")
         Xn = self._check_X(X, reset=False)
         dev = resolve_device(self.device)
@@ -251,7 +278,8 @@ class RelevanceMapBase(SaveLoadMixin, BaseEstimator):
                 nd = torch.where(noise, -1, nd)
             pred[s : s + _PREDICT_CHUNK] = p
             node[s : s + _PREDICT_CHUNK] = nd
-        return self._decode(pred.cpu().numpy()), node.cpu().numpy()
+        pred = pred.cpu().numpy()
+        return (self._decode(pred) if decode else pred), node.cpu().numpy()
 
     def _decode(self, idx):
         """Class indices back to the labels seen in fit; −1 stays −1 ("no class")."""

@@ -2,22 +2,30 @@
 
 from sklearn.base import ClassifierMixin
 
+from . import _auto
 from ._base import RelevanceMapBase
-from ._doc import ATTRIBUTES, PARAMS
+from ._doc import ATTRIBUTES, DECISION, PARAMS
 from ._fit import fit_relevance_map
 from ._params import PARAMETERS, make_init
 
-_DEFAULTS = {}
+_DEFAULTS = dict(_auto.DECISION_DEFAULTS)
 
 
-class BatchSSSOM(ClassifierMixin, RelevanceMapBase):
+class BatchSSSOM(_auto.DecisionMixin, ClassifierMixin, RelevanceMapBase):
     score = RelevanceMapBase.score  # accuracy that tolerates unseen labels (ClassifierMixin's
     # would come first in the MRO)
+    predict = _auto.DecisionMixin.predict
+    _parameter_constraints = _auto._constraints(RelevanceMapBase._parameter_constraints)
     __init__ = make_init(**_DEFAULTS)
 
     def fit(self, X, y=None):
-        """Train on ``X`` with labels ``y`` (−1 = unlabelled; ``y=None``: unsupervised)."""
-        return fit_relevance_map(self, X, y, batch_size=int(self.batch_size))
+        """Train on ``X`` with labels ``y`` (−1 = unlabelled; ``y=None``: unsupervised), then
+        fix the decision rule (``decision``; "auto": chosen by cross-validation on the
+        labelled rows)."""
+        b = int(self.batch_size)
+        return _auto.fit_with_decision(
+            self, X, y, b, lambda est, X_, y_: fit_relevance_map(est, X_, y_, batch_size=b)
+        )
 
 
 BatchSSSOM.__doc__ = (
@@ -32,5 +40,6 @@ BatchSSSOM.__doc__ = (
     batch_size : int, default=32
 """
     + PARAMS.format(**{**PARAMETERS, **_DEFAULTS})
+    + DECISION
     + ATTRIBUTES
 )

@@ -2,23 +2,29 @@
 
 from sklearn.base import ClassifierMixin
 
+from . import _auto
 from ._base import RelevanceMapBase
-from ._doc import ATTRIBUTES, PARAMS
+from ._doc import ATTRIBUTES, DECISION, PARAMS
 from ._fit import fit_relevance_map
 from ._params import PARAMETERS, make_init
 
-_DEFAULTS = {}
+_DEFAULTS = dict(_auto.DECISION_DEFAULTS)
 
 
-class SSSOM(ClassifierMixin, RelevanceMapBase):
+class SSSOM(_auto.DecisionMixin, ClassifierMixin, RelevanceMapBase):
     score = RelevanceMapBase.score  # accuracy that tolerates unseen labels (ClassifierMixin's
     # would come first in the MRO)
+    predict = _auto.DecisionMixin.predict
+    _parameter_constraints = _auto._constraints(RelevanceMapBase._parameter_constraints)
     __init__ = make_init(drop=("batch_size",), **_DEFAULTS)
 
     def fit(self, X, y=None):
-        """Train sample by sample on ``X`` with labels ``y`` (−1 = unlabelled)."""
+        """Train sample by sample on ``X`` with labels ``y`` (−1 = unlabelled), then fix the
+        decision rule (``decision``; "auto": chosen by cross-validation on labelled rows)."""
         # SPEC §3: the batch rules with B = 1 are exactly §2's, so one engine serves both.
-        return fit_relevance_map(self, X, y, batch_size=1)
+        return _auto.fit_with_decision(
+            self, X, y, 1, lambda est, X_, y_: fit_relevance_map(est, X_, y_, batch_size=1)
+        )
 
 
 SSSOM.__doc__ = (
@@ -28,5 +34,6 @@ SSSOM.__doc__ = (
     ----------
 """
     + PARAMS.format(**{**PARAMETERS, **_DEFAULTS})
+    + DECISION
     + ATTRIBUTES
 )

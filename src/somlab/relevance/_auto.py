@@ -1,0 +1,394 @@
+"""The relevance maps' default decision: class scores from a fitted map, and a choice among
+candidate decision rules by cross-validation on the labelled training rows only.
+
+A fitted map gives three kinds of class scores for a sample (each row sums to 1):
+
+* ``"map"`` -- the paper's rule (SPEC.md §2 Outputs: the winner's class, else the most
+  activated labelled node), blended with the node scores below so that it is a distribution
+  whose argmax is the paper's prediction;
+* ``"nodes"`` -- node class distributions: the labelled training samples each node won
+  (plus its own class), spread to the nodes that won none over the node graph (Zhu's label
+  propagation on the map, as Herrmann & Ultsch propose; the graph is the map's K5 edges plus
+  each node's nearest prototypes, so every node is reached); a sample takes its winner's
+  distribution;
+* ``"knn<k>"`` -- the nearest labelled training rows (``k`` of them, distance-weighted vote):
+  the labelled rows kept in the model as labelled prototypes, the "fallback to the nearest
+  labelled prototype".
+
+:func:`choose_rule` scores every candidate rule by stratified k-fold cross-validation on the
+labelled rows: each fold refits the map on all rows with the held-out labels hidden (so the
+held-out rows still shape the map, as unlabelled rows do in fit) and scores each rule on the
+held-out labels.  Test data never enter.  With too few labels for a fold per class, the
+prior rule is kept.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: Candidate decision rules, in order of preference (ties go to the earlier one).
+RULES = ("map", "nodes", "knn1", "knn3", "knn7")
+#: Rule kept when the labelled rows are too few to cross-validate.
+PRIOR_RULE = "vote"
+
+
+def _sq_dists(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """Squared Euclidean distances in float64, difference-free but centred (B's mean)."""
+    mu = B.mean(0)
+    A = A.astype(np.float64) - mu
+    B = B.astype(np.float64) - mu
+    d = (A * A).sum(1)[:, None] + (B * B).sum(1)[None, :] - 2.0 * A @ B.T
+    return np.maximum(d, 0.0)
+
+
+def knn_scores(Z, yz, Xq, k: int, n_classes: int, chunk: int = 2048) -> np.ndarray:
+    """Distance-weighted vote of the ``k`` nearest rows of ``Z`` (class indices ``yz``)."""
+    n = Xq.shape[0]
+    out = np.zeros((n, n_classes))
+    if Z.shape[0] == 0:
+        out[:] = 1.0 / n_classes
+        return out
+    k = min(int(k), Z.shape[0])
+    for s in range(0, n, chunk):
+        D = _sq_dists(Xq[s : s + chunk], Z)
+        if k < Z.shape[0]:
+            idx = np.argpartition(D, k - 1, axis=1)[:, :k]
+        else:
+            idx = np.broadcast_to(np.arange(Z.shape[0]), (D.shape[0], Z.shape[0]))
+        d = np.take_along_axis(D, idx, 1)
+        order = np.argsort(d, 1, kind="stable")
+        idx = np.take_along_axis(idx, order, 1)
+        d = np.take_along_axis(d, order, 1)
+        w = 1.0 / (np.sqrt(d) + 1e-9)
+        w[:, 0] *= 1.0 + 1e-6  # exact ties of the vote go to the nearest row
+        rows = np.arange(idx.shape[0])[:, None]
+        block = np.zeros((idx.shape[0], n_classes))
+        np.add.at(block, (np.broadcast_to(rows, idx.shape), yz[idx]), w)
+        out[s : s + chunk] = block
+    return out / out.sum(1, keepdims=True)
+
+
+def node_scores(C, node_class, adjacency, win_lab, y_lab, n_classes, n_neighbours: int = 3):
+    """Class distribution of each node ``[K, n_classes]`` (rows sum to 1).
+
+    ``win_lab``: the winning node of each labelled training row, ``y_lab`` its class index.
+    Nodes with counts keep them (normalised); the others get Zhu's harmonic solution on the
+    node graph (the map's edges plus each node's ``n_neighbours`` nearest prototypes), by
+    iterated averaging with the labelled nodes clamped.
+    """
+    K = C.shape[0]
+    Y = np.zeros((K, n_classes))
+    if K == 0:
+        return Y
+    np.add.at(Y, (win_lab, y_lab), 1.0)
+    own = node_class >= 0
+    Y[np.flatnonzero(own), node_class[own]] += 1.0
+    known = Y.sum(1) > 0
+    if not known.any():
+        return np.full((K, n_classes), 1.0 / n_classes)
+    Y[known] /= Y[known].sum(1, keepdims=True)
+    if known.all():
+        return Y
+    W = adjacency.astype(np.float64).copy()
+    if K > 1:
+        D = _sq_dists(C, C)
+        np.fill_diagonal(D, np.inf)
+        kk = min(n_neighbours, K - 1)
+        nb = np.argpartition(D, kk - 1, axis=1)[:, :kk]
+        rows = np.repeat(np.arange(K), kk)
+        W[rows, nb.ravel()] = 1.0
+        W[nb.ravel(), rows] = 1.0
+    np.fill_diagonal(W, 0.0)
+    F = Y.copy()
+    deg = W.sum(1, keepdims=True)
+    free = ~known & (deg[:, 0] > 0)
+    for _ in range(200):
+        G = (W @ F) / np.maximum(deg, 1e-12)
+        new = np.where(free[:, None], G, F)
+        if np.abs(new - F).max() < 1e-6:
+            F = new
+            break
+        F = new
+    s = F.sum(1)
+    lost = s <= 0
+    if lost.any():  # nodes no labelled node reaches: their nearest labelled prototype
+        D = _sq_dists(C[lost], C[known])
+        F[lost] = Y[known][D.argmin(1)]
+        s = F.sum(1)
+    return F / s[:, None]
+
+
+def map_scores(pred_idx, winner, F, n_classes) -> np.ndarray:
+    """The paper's prediction as a distribution: 0.6 on its class plus 0.4 x the winner's node
+    distribution (so the argmax is the paper's class); −1 ("no class") gives the node part."""
+    n = pred_idx.shape[0]
+    P = np.zeros((n, n_classes))
+    ok = winner >= 0
+    P[ok] = 0.4 * F[winner[ok]]
+    has = pred_idx >= 0
+    P[np.flatnonzero(has), pred_idx[has]] += 0.6
+    empty = P.sum(1) <= 0
+    P[empty] = 1.0 / n_classes
+    return P / P.sum(1, keepdims=True)
+
+
+def can_cross_validate(y_lab: np.ndarray, n_folds: int) -> int:
+    """Folds usable on the labelled class indices ``y_lab`` (0: too few labels)."""
+    if y_lab.size == 0:
+        return 0
+    counts = np.bincount(y_lab)
+    counts = counts[counts > 0]
+    if counts.size < 2:
+        return 0
+    k = min(int(n_folds), int(counts.min()))
+    return k if k >= 2 else 0
+
+
+def stratified_folds(y_lab: np.ndarray, n_folds: int, rng: np.random.Generator):
+    """Fold id of each labelled row: each class dealt round-robin after a shuffle."""
+    fold = np.empty(y_lab.size, dtype=np.int64)
+    for c in np.unique(y_lab):
+        idx = np.flatnonzero(y_lab == c)
+        idx = idx[rng.permutation(idx.size)]
+        fold[idx] = (np.arange(idx.size) + rng.integers(n_folds)) % n_folds
+    return fold
+
+
+# ---------------------------------------------------------------------------- the estimator side
+#: Table I hyper-parameters: when all keep their defaults (and ``compat`` is None), the
+#: ``decision="auto"`` choice runs; any explicit paper setting gives the paper's rule, so the
+#: reproductions (somlab reproduce table2/table3 pass every Table I value) are unchanged.
+TABLE1 = ("at", "lp", "beta", "age_wins", "eb", "en", "s", "minwd", "epochs", "epush")
+#: Every rule a user may name in ``decision`` ("auto" chooses among ``candidates``).
+ALL_RULES = ("vote", *RULES, "spread")
+#: The rules a "vote" averages (their class distributions, equal weights).
+VOTE = ("map", "knn1", "spread")
+#: Labelled rows per class needed before cross-validation is trusted (fewer: PRIOR_RULE).
+MIN_PER_CLASS = 3
+
+
+def auto_applies(est) -> bool:
+    from ._params import PARAMETERS
+
+    if est.decision != "auto" or est.compat is not None:
+        return False
+    return all(getattr(est, k) == PARAMETERS[k] for k in TABLE1)
+
+
+def _spread(X, y_idx, n_classes, k: int = 7):
+    """scikit-learn's LabelSpreading (kNN kernel, k = 7) on the training rows: their label
+    distributions ``[n, n_classes]``."""
+    import warnings
+
+    from sklearn.semi_supervised import LabelSpreading
+
+    if X.shape[0] < 2:
+        D = np.zeros((X.shape[0], n_classes))
+        D[y_idx >= 0, y_idx[y_idx >= 0]] = 1.0
+        return D
+    ls = LabelSpreading(kernel="knn", n_neighbors=min(k, X.shape[0] - 1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ls.fit(X, y_idx)
+    D = np.zeros((X.shape[0], n_classes))
+    D[:, ls.classes_[ls.classes_ >= 0]] = ls.label_distributions_
+    s = D.sum(1, keepdims=True)
+    D = np.where(s > 0, D / np.where(s > 0, s, 1), 1.0 / n_classes)
+    return D
+
+
+def _spread_scores(Xs, Ds, Xq, k: int = 7, chunk: int = 2048):
+    """LabelSpreading's own predict_proba for new rows: the mean distribution of the ``k``
+    nearest training rows."""
+    k = min(k, Xs.shape[0])
+    out = np.empty((Xq.shape[0], Ds.shape[1]))
+    for s in range(0, Xq.shape[0], chunk):
+        D = _sq_dists(Xq[s : s + chunk], Xs)
+        idx = np.argpartition(D, k - 1, axis=1)[:, :k] if k < Xs.shape[0] else None
+        P = Ds[idx].sum(1) if idx is not None else np.repeat(Ds.sum(0, keepdims=True), len(D), 0)
+        out[s : s + chunk] = P
+    s = out.sum(1, keepdims=True)
+    return np.where(s > 0, out / np.where(s > 0, s, 1), 1.0 / Ds.shape[1])
+
+
+class _Fitted:
+    """What a rule needs from one fitted map (a view on the estimator's attributes)."""
+
+    def __init__(self, est, X, y_idx, with_spread: bool):
+        self.est = est
+        lab = y_idx >= 0
+        self.Z = X[lab]
+        self.yz = y_idx[lab]
+        self.C = len(est.classes_)
+        win = est.activations(self.Z).argmax(1) if self.Z.shape[0] and est.n_nodes_ else None
+        self.F = (
+            node_scores(
+                est.prototypes_, est.node_class_index_, est.adjacency_, win, self.yz, self.C
+            )
+            if win is not None
+            else np.full((est.n_nodes_, self.C), 1.0 / self.C)
+        )
+        self.Xs = X if with_spread else None
+        self.Ds = _spread(X, y_idx, self.C) if with_spread else None
+
+    def scores(self, rule, Xq):
+        return rule_scores(self.est, rule, Xq, self.F, self.Z, self.yz, self.Xs, self.Ds, self.C)
+
+
+def rule_scores(est, rule, Xq, F, Z, yz, Xs, Ds, C):
+    """Class scores ``[n, C]`` of rule ``rule`` for rows ``Xq`` (already validated)."""
+    if rule == "vote":
+        P = sum(rule_scores(est, r, Xq, F, Z, yz, Xs, Ds, C) for r in VOTE)
+        return P / P.sum(1, keepdims=True)
+    if rule.startswith("knn"):
+        return knn_scores(Z, yz, Xq, int(rule[3:]), C)
+    if rule == "spread":
+        return _spread_scores(Xs, Ds, Xq)
+    if est.n_nodes_ == 0:
+        return np.full((Xq.shape[0], C), 1.0 / C)
+    win = est.activations(Xq).argmax(1)
+    if rule == "nodes":
+        return F[win]
+    idx = est._paper_predict_index(Xq)
+    return map_scores(idx, win, F, C)
+
+
+def fit_with_decision(est, X, y, batch_size: int, fit_map):
+    """``fit_map(est, X, y)`` then the decision rule: stored as ``decision_`` with what it
+    needs (labelled rows, node distributions, spread distributions)."""
+    fit_map(est, X, y)
+    est.cv_scores_ = {}
+    if not est.supervised_:
+        est.decision_ = "map"
+        return est
+    Xn = est._check_X(X, reset=False).astype(np.float32)
+    y1, lab = est._split_labels(y, Xn.shape[0])
+    y_idx = np.full(Xn.shape[0], -1, dtype=np.int64)
+    y_idx[lab] = np.searchsorted(est.classes_, y1[lab])
+    if est.decision in ALL_RULES:
+        rule = est.decision
+    elif auto_applies(est):
+        rule = _choose(est, Xn, y_idx, fit_map)
+    else:
+        rule = "map"
+    est.decision_ = rule
+    fitted = _Fitted(est, Xn, y_idx, rule in ("spread", "vote"))
+    est.labelled_X_ = fitted.Z
+    est.labelled_y_ = fitted.yz
+    est.node_scores_ = fitted.F
+    if rule in ("spread", "vote"):
+        est.spread_X_, est.spread_scores_ = fitted.Xs, fitted.Ds
+    return est
+
+
+def _choose(est, Xn, y_idx, fit_map) -> str:
+    """The rule with the best mean accuracy over stratified folds of the labelled rows."""
+    import warnings
+
+    from sklearn.base import clone
+
+    cands = tuple(est.candidates) if est.candidates is not None else ALL_RULES
+    lab = np.flatnonzero(y_idx >= 0)
+    yl = y_idx[lab]
+    counts = np.bincount(yl)
+    counts = counts[counts > 0]
+    k = can_cross_validate(yl, int(est.cv)) if counts.min() >= MIN_PER_CLASS else 0
+    if k == 0 or len(cands) == 1:
+        return PRIOR_RULE if PRIOR_RULE in cands else cands[0]
+    seed = est.random_state if isinstance(est.random_state, (int, np.integer)) else 0
+    fold = stratified_folds(yl, k, np.random.default_rng(int(seed)))
+    acc = {r: [] for r in cands}
+    for f in range(k):
+        y2 = y_idx.copy()
+        held = lab[fold == f]
+        y2[held] = -1
+        # the fold map is fitted on class indices (-1 = unlabelled, held-out rows included)
+        sub = clone(est).set_params(decision="map", unlabelled_value=-1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fit_map(sub, Xn, y2)
+        if len(sub.classes_) != len(est.classes_):
+            continue  # a class lost all its labels in this fold: no fair comparison
+        fitted = _Fitted(sub, Xn, y2, bool({"spread", "vote"} & set(cands)))
+        truth = y_idx[held]
+        for r in cands:
+            acc[r].append(float(np.mean(fitted.scores(r, Xn[held]).argmax(1) == truth)))
+    mean = {r: float(np.mean(v)) for r, v in acc.items() if v}
+    est.cv_scores_ = mean
+    if not mean:
+        return PRIOR_RULE if PRIOR_RULE in cands else cands[0]
+    return max(cands, key=lambda r: (mean.get(r, -1.0), -cands.index(r)))
+
+
+def _constraints(base):
+    from numbers import Integral
+
+    from sklearn.utils._param_validation import Interval, StrOptions
+
+    return {
+        **base,
+        "decision": [StrOptions({"auto", *ALL_RULES})],
+        "candidates": ["array-like", None],
+        "cv": [Interval(Integral, 2, None, closed="left")],
+    }
+
+
+#: The parameters SS-SOM and Batch SS-SOM add to PARAMETERS.
+DECISION_DEFAULTS = {"decision": "auto", "candidates": None, "cv": 3}
+
+
+class DecisionMixin:
+    """predict / predict_proba through the fitted ``decision_`` rule."""
+
+    def _paper_predict_index(self, X):
+        return self._decide(X, decode=False)[0]
+
+    def _rule(self) -> str:
+        return getattr(self, "decision_", "map")  # maps built outside fit: the paper's rule
+
+    def predict_proba(self, X):
+        """Class probabilities ``(n_samples, n_classes)``, columns in ``classes_`` order, rows
+        summing to 1, argmax = :meth:`predict`.  From the fitted decision rule: node class
+        distributions (labelled hits spread over the node graph) for ``"map"`` and
+        ``"nodes"``, the vote of the nearest labelled rows for ``"knn<k>"``, the spread
+        distributions of the nearest training rows for ``"spread"``."""
+        from sklearn.utils.validation import check_is_fitted
+
+        from .._errors import DataError
+
+        check_is_fitted(self, "prototypes_")
+        if not self.supervised_:
+            raise DataError(
+                "predict_proba needs a model fitted with labels; this one saw none "
+                "(predict gives cluster ids)"
+            )
+        Xq = self._check_X(X, reset=False).astype(np.float32)
+        C = len(self.classes_)
+        F = getattr(self, "node_scores_", None)
+        if F is None:  # fitted outside fit (ensemble, distributed): node own classes only
+            F = node_scores(
+                self.prototypes_,
+                self.node_class_index_,
+                self.adjacency_,
+                np.zeros(0, np.int64),
+                np.zeros(0, np.int64),
+                C,
+            )
+        return rule_scores(
+            self,
+            self._rule(),
+            Xq,
+            F,
+            getattr(self, "labelled_X_", None),
+            getattr(self, "labelled_y_", None),
+            getattr(self, "spread_X_", None),
+            getattr(self, "spread_scores_", None),
+            C,
+        )
+
+    def predict(self, X):
+        """Class of each sample by the fitted decision rule ``decision_`` (``"map"``: the
+        paper's, −1 = no class); cluster ids for a model that saw no label."""
+        if self._rule() == "map" or not getattr(self, "supervised_", True):
+            return self._decide(X)[0]
+        return self.classes_[self.predict_proba(X).argmax(1)]
