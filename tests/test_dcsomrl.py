@@ -43,7 +43,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 @pytest.fixture(scope="module")
 def fitted(one_torch_thread):
     X, y = blobs()
-    return DCSOMRL(**SMALL, random_state=0, keep_pretrained=True).fit(X), X, y
+    # the mechanics on the seed-001 preset (the default's repel=0 merges two of the 4 toy groups)
+    return DCSOMRL("mnist", **SMALL, random_state=0, keep_pretrained=True).fit(X), X, y
 
 
 def test_clusters_separated_data_and_reports_its_state(fitted):
@@ -187,3 +188,173 @@ def test_reproduce_dcsomrl_bad_options_exit_2(argv, tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("somlab: error:")
+
+
+# ------------------------------------------------------------------ presets (issue 15)
+def test_default_preset_is_the_default_and_paper_presets_keep_their_values():
+    from somlab.deep.dcsomrl import DEFAULT_PRESET, PAPER_PRESETS, PRESETS
+
+    assert DCSOMRL().preset == "default" and PRESETS["default"] is DEFAULT_PRESET
+    p = DCSOMRL()._resolved()
+    assert p == dict(
+        n_latent=10, alpha=0.01, at=0.98, lr=0.1426, repel=0.0, life_decay=0.36, beta=0.067,
+        gamma=1.382, s=0.426, n_max=64, max_iter=1000, standardize=None,
+    )  # fmt: skip
+    assert p["n_max"] <= 64  # issue 15: at most 64 prototypes
+    # the papers' presets as published (seed 001's Table 2, seed 002), under their names
+    assert PAPER_PRESETS == {
+        "mnist": dict(n_latent=22, alpha=0.1145, at=0.99425, lr=0.1426, repel=1.0,
+                      life_decay=0.36, beta=0.067, gamma=1.382, s=0.426, n_max=200,
+                      max_iter=None, standardize=(0.1307, 0.3081)),
+        "fmnist": dict(n_latent=22, alpha=0.024, at=0.99885, lr=0.1383, repel=0.575,
+                       life_decay=0.46, beta=0.0195, gamma=4.916, s=0.658, n_max=200,
+                       max_iter=None, standardize=(0.5, 0.5)),
+        "mnist002": dict(n_latent=10, alpha=0.001, at=0.99425, lr=0.1426, repel=1.0,
+                         life_decay=0.36, beta=0.067, gamma=1.382, s=0.426, n_max=64,
+                         max_iter=1000, standardize=(0.1307, 0.3081)),
+    }  # fmt: skip
+    assert set(PRESETS) == {"default", *PAPER_PRESETS}
+    assert all(PRESETS[k] is PAPER_PRESETS[k] for k in PAPER_PRESETS)
+    # the reproduction's paper row uses them; --quick runs the default beside it
+    assert exp.PAPER_PRESET == {"mnist": "mnist002", "fmnist": "fmnist"}
+    cfg = exp.DCSOMRLConfig(dataset="fmnist", quick=True, **exp.QUICK).validated()
+    assert cfg.preset_name == "default" and cfg.paper_preset_too
+    assert not exp.DCSOMRLConfig(dataset="fmnist", quick=True, preset="fmnist").paper_preset_too
+
+
+def test_default_standardizes_with_the_training_data():
+    X, _ = blobs(n=64)
+    kw = {k: v for k, v in SMALL.items() if k != "standardize"}
+    m = DCSOMRL(**{**kw, "pretrain_epochs": 1, "epochs": 1}).fit(X)
+    assert m.standardize_ == pytest.approx((X.mean(), X.std()), rel=1e-6)
+    flat = np.full((32, 20), 0.5, dtype=np.float32)  # no spread: std 1, no division by 0
+    m = DCSOMRL(**{**kw, "pretrain_epochs": 1, "epochs": 1}).fit(flat)
+    assert m.standardize_ == pytest.approx((0.5, 1.0))
+    assert DCSOMRL("mnist002", **{**kw, "pretrain_epochs": 1, "epochs": 1}).fit(X).standardize_ == (
+        0.1307,
+        0.3081,
+    )
+
+
+def _image_bunch(seed=0, n_train=300, n_test=100):
+    from sklearn.utils import Bunch
+
+    rng = np.random.default_rng(seed)
+    centres = rng.random((4, 20)) > 0.5
+
+    def draw(n):
+        y = np.arange(n) % 4
+        X = np.clip(centres[y] * 200 + 30 + rng.normal(0, 10, (n, 20)), 0, 255).astype(np.uint8)
+        return X.reshape(n, 4, 5), y
+
+    X_train, y_train = draw(n_train)
+    X_test, y_test = draw(n_test)
+    return Bunch(X_train=X_train, y_train=y_train, X_test=X_test, y_test=y_test)
+
+
+def test_validation_split_is_training_images_only_and_disjoint_from_the_quick_subset(monkeypatch):
+    import somlab.datasets as D
+
+    b = _image_bunch()
+    b.X_train[:, 0, 0] = np.arange(300) % 256  # make rows distinguishable
+    b.X_train[:, 0, 1] = np.arange(300) // 256
+    monkeypatch.setattr(D, "load_mnist", lambda data_dir=None: b)
+    X_fit, X_val, y_val = exp.validation_data("mnist", n_train=100, n_val=80)
+    X_tr, _, _, _ = exp.load_data(exp.DCSOMRLConfig(n_train=100))
+    np.testing.assert_array_equal(X_fit, X_tr)  # the --quick training subset itself
+    key = lambda A: {tuple(r[:2]) for r in A}  # noqa: E731
+    assert not key(X_fit) & key(X_val) and len(X_val) == 80
+    assert np.bincount(y_val).tolist() == [20] * 4  # stratified
+    train_rows = key(D.pixel_rows(b.X_train))
+    assert key(X_val) <= train_rows  # never a test image
+
+
+def test_selection_never_sees_the_test_labels(monkeypatch):
+    """Permuting (and scrambling) the test set leaves the chosen rule and every score alike."""
+    import somlab.datasets as D
+    import somlab.deep
+
+    full = somlab.deep.DCSOMRL
+    monkeypatch.setattr(
+        somlab.deep, "DCSOMRL", lambda preset, **kw: full(preset, **{**SMALL, **kw})
+    )
+    cands = {"a": {}, "b": {"n_max": 2}}
+    kw = dict(n_train=200, n_val=80, pretrain_epochs=40, epochs=8, seed=0)
+    results = []
+    for perm_seed in (0, 1):
+        b = _image_bunch()
+        rng = np.random.default_rng(perm_seed)
+        b.y_test = rng.permutation(b.y_test)
+        b.X_test = rng.integers(0, 256, b.X_test.shape).astype(np.uint8)
+        monkeypatch.setattr(D, "load_mnist", lambda data_dir=None, b=b: b)
+        results.append(exp.select_default(datasets=("mnist",), candidates=cands, **kw))
+    a, b = results
+    assert a["chosen"] == b["chosen"] and a["table"] == b["table"]
+    strip = lambda r: {k: v for k, v in r.items() if k != "fit_s"}  # noqa: E731
+    assert [strip(r) for r in a["records"]] == [strip(r) for r in b["records"]]
+    # the separated data: the candidate that can hold the 4 groups wins on validation
+    assert a["chosen"] == "a"
+    assert a["table"]["a"]["purity_plus_nmi"] > a["table"]["b"]["purity_plus_nmi"]
+
+
+def test_choose_takes_the_largest_worst_validation_margin_within_64_prototypes():
+    def rec(name, ds, pur, nmi, k, km=0.5):
+        s = lambda p, n: {"purity": p, "nmi": n}  # noqa: E731
+        return {"candidate": name, "dataset": ds, "n_prototypes": k, "dcsomrl": s(pur, nmi),
+                "kmeans_pixels": s(km, km), "kmeans_pretrained_codes": s(km, km - 0.1)}  # fmt: skip
+
+    records = [
+        rec("x", "mnist", 0.9, 0.6, 64),
+        rec("x", "fmnist", 0.7, 0.5, 40),
+        rec("y", "mnist", 0.95, 0.7, 80),
+        rec("y", "fmnist", 0.8, 0.6, 40),  # > 64
+        rec("z", "mnist", 0.8, 0.55, 30),
+        rec("z", "fmnist", 0.7, 0.55, 30),
+        rec("w", "mnist", 0.99, 0.9, 10),
+    ]  # fmt: skip  (w: one data set only)
+    out = exp.choose(records)
+    # x has the higher purity + NMI, z the better worst margin (.05 against 0): z
+    assert out["chosen"] == "z" and set(out["table"]) == {"x", "y", "z"}
+    assert not out["table"]["y"]["eligible"]
+    assert out["table"]["x"]["purity_plus_nmi"] == pytest.approx((1.5 + 1.2) / 2)
+    assert out["table"]["x"]["min_margin_over_kmeans"] == pytest.approx(0.0)  # nmi .5 vs .5
+    assert out["table"]["z"]["min_margin_over_kmeans"] == pytest.approx(0.05)
+    # equal margins: the higher purity + NMI
+    tie = [r for r in records if r["candidate"] in "xz"]
+    for r in tie:
+        if r["candidate"] == "z":
+            r["dcsomrl"]["nmi"] = 0.5
+    assert exp.choose(tie)["chosen"] == "x"
+
+
+def test_quick_reproduction_fits_the_paper_preset_beside_the_default(tmp_path, monkeypatch):
+    X, y = blobs(n=200)
+    data = (X[:150], y[:150], X[150:], y[150:])
+    monkeypatch.setattr(exp, "load_data", lambda cfg: data)
+    import somlab.deep
+
+    full = somlab.deep.DCSOMRL
+    seen = []
+    monkeypatch.setattr(
+        somlab.deep,
+        "DCSOMRL",
+        lambda preset, **kw: seen.append(preset) or full(preset, **{**SMALL, **kw}),
+    )
+    cfg = exp.DCSOMRLConfig(dataset="fmnist", quick=True, n_train=150, pretrain_epochs=5,
+                            epochs=3, seeds=1)  # fmt: skip
+    result = exp.reproduce_dcsomrl(cfg, out_dir=tmp_path, progress=False)
+    assert seen == ["default", "fmnist"]
+    rows = result["summary"]["rows"]
+    assert rows["paper_preset"]["preset"] == "fmnist"
+    b = result["summary"]["beats_kmeans"]
+    d = rows["dcsomrl"]
+    assert b["purity"] == (
+        d["purity"]["mean"]
+        > max(
+            rows["kmeans_pixels"]["purity"]["mean"],
+            rows["kmeans_pretrained_codes"]["purity"]["mean"],
+        )
+    )
+    md = (tmp_path / "dcsomrl_fmnist_quick.md").read_text()
+    assert "--preset default" in md and "paper preset fmnist (same run" in md
+    assert "Issue 15 (preset default above both k-means rows" in md

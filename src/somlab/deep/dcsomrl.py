@@ -21,9 +21,10 @@ from ..nn.autoencoder import DenseAutoencoder
 from ..nn.somrl import SOMRL
 from ..persistence import SaveLoadMixin
 
-#: Hyper-parameters of seed 001's Table 2 ("best") and seed 002 (SPEC.md §7). ``standardize``
-#: is the (mean, std) applied to pixels in [0, 1].
-PRESETS: dict[str, dict] = {
+#: The papers' presets: seed 001's Table 2 ("best": mnist, fmnist) and seed 002 (mnist002)
+#: (SPEC.md §7), kept as published. ``standardize`` is the (mean, std) applied to pixels in
+#: [0, 1]; None takes the training data's own mean and std.
+PAPER_PRESETS: dict[str, dict] = {
     "mnist": dict(
         n_latent=22, alpha=0.1145, at=0.99425, lr=0.1426, repel=1.0, life_decay=0.36,
         beta=0.067, gamma=1.382, s=0.426, n_max=200, max_iter=None,
@@ -40,6 +41,12 @@ PRESETS: dict[str, dict] = {
         standardize=(0.1307, 0.3081),
     ),
 }  # fmt: skip
+#: The library's default (``DCSOMRL()``): chosen without test labels, see DEFAULT_SELECTION.
+DEFAULT_PRESET: dict = dict(
+    n_latent=10, alpha=0.01, at=0.98, lr=0.1426, repel=0.0, life_decay=0.36,
+    beta=0.067, gamma=1.382, s=0.426, n_max=64, max_iter=1000, standardize=None,
+)  # fmt: skip
+PRESETS: dict[str, dict] = {"default": DEFAULT_PRESET, **PAPER_PRESETS}
 _FROM_PRESET = tuple(PRESETS["mnist"])
 
 
@@ -140,7 +147,7 @@ class DCSOMRL(SaveLoadMixin, ClusterMixin, TransformerMixin, BaseEstimator):
 
     def __init__(
         self,
-        preset="mnist",
+        preset="default",
         *,
         n_latent=None,
         alpha=None,
@@ -212,8 +219,10 @@ class DCSOMRL(SaveLoadMixin, ClusterMixin, TransformerMixin, BaseEstimator):
             if v is not None:
                 out[k] = v
         st = out["standardize"]
-        ok = len(st) == 2 and all(isinstance(v, Real) and math.isfinite(v) for v in st)
-        if not (ok and st[1] > 0):
+        ok = st is None or (  # None: from the training data (fit)
+            len(st) == 2 and all(isinstance(v, Real) and math.isfinite(v) for v in st) and st[1] > 0
+        )
+        if not ok:
             raise ValueError(f"standardize must be two numbers (mean, std > 0), got {st!r}")
         if not all(
             isinstance(h, Integral) and not isinstance(h, bool) and h > 0 for h in self.hidden
@@ -277,7 +286,11 @@ class DCSOMRL(SaveLoadMixin, ClusterMixin, TransformerMixin, BaseEstimator):
         p = self._resolved()
         dev = self._device()
         gen = seeded_generator(self.random_state)
-        self.standardize_ = tuple(float(v) for v in p["standardize"])
+        st = p["standardize"]
+        if st is None:  # the training data's own mean and std (a constant image: std 1)
+            std = float(X.std(dtype=np.float64))
+            st = (float(X.mean(dtype=np.float64)), std if std > 0 else 1.0)
+        self.standardize_ = tuple(float(v) for v in st)
         self.n_latent_ = int(p["n_latent"])
         with torch.random.fork_rng(devices=[]):  # weights from our seed, global RNG untouched
             torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
@@ -453,7 +466,7 @@ def _progress(verbose, total, desc):
     return tqdm(total=total, desc=desc, unit="epoch")
 
 
-__all__ = ["DCSOMRL", "PRESETS"]
+__all__ = ["DCSOMRL", "DEFAULT_PRESET", "PAPER_PRESETS", "PRESETS"]
 
 
 def _warn_if_collapsed(history: dict, labels: np.ndarray) -> None:
