@@ -328,3 +328,29 @@ def test_model_path_messages(tmp_path, fitted, monkeypatch):
     monkeypatch.setattr(builtins, "open", denied)
     with pytest.raises(ModelFileError, match="permission denied"):
         load(path)
+
+
+class _Tiny(somlab.persistence.SaveLoadMixin, __import__("sklearn.base").base.BaseEstimator):
+    """A model class outside FITTED_ATTRIBUTES: the fallback rule applies."""
+
+    def __init__(self, k=2):
+        self.k = k
+
+    def fit(self, X):
+        self.coef_ = np.asarray(X, dtype=np.float64).mean(0)[: self.k]
+        return self
+
+    def predict(self, X):
+        return np.asarray(X)[:, : self.k] @ self.coef_
+
+
+def test_undeclared_class_restores_only_fitted_names_that_are_no_members(tmp_path):
+    X = np.random.default_rng(0).random((10, 3))
+    m = _Tiny().fit(X)
+    back = load(m.save(tmp_path / "t.somlab"))
+    np.testing.assert_array_equal(back.predict(X), m.predict(X))
+    meta, arrays = _read(tmp_path / "t.somlab")
+    for name in ("predict", "__dict__", "_private"):
+        edited = dict(meta, attributes=json.dumps({name: 1}))
+        with pytest.raises(ModelFileError, match="not a fitted attribute name"):
+            load(_rewrite(tmp_path / "e.somlab", edited, arrays))

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 from numbers import Integral, Real
 from pathlib import Path
@@ -39,7 +40,9 @@ _REGISTRY: dict[str, type] = {}
 # Each fitted attribute a class saves: ("array", kinds, shape) with numpy dtype kinds and a shape
 # of symbols (R, C: grid_shape; F: n_features_in_; N: n_nodes_; K: n_maps_; "*": any length),
 # or one of the scalar rules "count" (int >= 0), "number" (real or None), "bool", "dict".
-# Attributes marked required must be in the file.  A class is looked up by name along its MRO.
+# Attributes marked required must be in the file.  A class is looked up by name along its MRO;
+# a SaveLoadMixin class in none of these (add new classes here) restores only names of the
+# fitted form ("weights_", not "_x", "__dict__") that are no member of the class ("predict").
 _LABEL_KINDS = "biuUO"
 _RELEVANCE = {
     "prototypes_": ("array", "f", ("N", "F")),
@@ -68,6 +71,8 @@ FITTED_ATTRIBUTES: dict[str, dict] = {
         "history_": "dict",
         "feature_names_in_": ("array", "UO", ("F",)),
         "scaler_": "scaler",  # set by `somlab fit --scale`
+        "node_clusters_": ("array", "iu", ("*",)),  # set by SOM.cluster (prototype clusters)
+        "cluster_scores_": "dict",
     },
     "SOMEnsemble": {
         "weights_": ("array", "f", ("K", "R", "C", "F")),
@@ -87,6 +92,9 @@ REQUIRED_ATTRIBUTES: dict[str, tuple] = {
     "SOMEnsemble": ("weights_", "n_features_in_", "n_maps_"),
     "RelevanceMapBase": ("prototypes_", "relevances_", "n_nodes_", "n_features_in_"),
 }
+
+
+_FITTED_NAME = re.compile(r"^[a-z][a-z0-9_]*_$")
 
 
 def _declared(cls) -> tuple[dict, tuple] | None:
@@ -128,8 +136,11 @@ def _is_scaler(value) -> bool:
 def _check_state(model, arrays: dict, scalars: dict) -> None:
     """Refuse names the class does not declare, wrong kinds and shapes (ValueError)."""
     declared = _declared(type(model))
-    if declared is None:
-        raise ValueError(f"{type(model).__name__} declares no fitted attributes to load")
+    if declared is None:  # a class outside the table: fitted-looking names that are no member
+        for name in {**scalars, **arrays}:
+            if not _FITTED_NAME.match(name) or hasattr(type(model), name):
+                raise ValueError(f"attribute {name!r} is not a fitted attribute name")
+        return
     rules, required = declared
     names = {**scalars, **arrays}
     unknown = sorted(set(names) - set(rules))
@@ -189,8 +200,6 @@ def _os_error_of(exc: BaseException) -> int | None:
     errors as text, e.g. 'Os { code: 28, kind: StorageFull ... }')."""
     if isinstance(exc, OSError) and exc.errno is not None:
         return exc.errno
-    import re
-
     m = re.search(r"code: (\d+)", str(exc))
     return int(m.group(1)) if m else None
 
