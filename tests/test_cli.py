@@ -232,3 +232,10 @@ def test_edited_scaler_is_refused(tmp_path, capsys):
         save_file(arrays, tmp_path / "bad.somlab", metadata=meta)
         with pytest.raises(ModelFileError, match="scaler_"):
             load(tmp_path / "bad.somlab")
+
+
+def test_sweep_backend_choices_are_the_runners():
+    from somlab.cli import SWEEP_BACKENDS
+    from somlab.experiments.runner import BACKENDS
+
+    assert SWEEP_BACKENDS == BACKENDS

@@ -19,6 +19,10 @@ import numpy as np
 
 from ._errors import DataError, SomlabError
 
+#: the sweep backends of experiments.runner.BACKENDS, listed here so that building the parser
+#: does not import the experiments (tests/test_cli.py checks the two agree)
+SWEEP_BACKENDS = ("joblib", "dask", "ensemble", "compiled")
+
 DATA_HELP = (
     "a data file (.csv, .tsv, .npy, .npz, .arff, .parquet) or a bundled set: "
     "toy:iris, toy:digits, toy:wine, uci:NAME[:FOLD] (e.g. uci:breast:x1_k1, train split), "
@@ -670,13 +674,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t2.add_argument(
         "--backend",
-        choices=("joblib", "dask", "ensemble"),
+        choices=SWEEP_BACKENDS,
         default="joblib",
         help="where the runs go: joblib processes (default), a Dask cluster (needs "
-        'pip install "somlab[cluster]"), or "ensemble": the Batch SS-SOM settings of each '
+        'pip install "somlab[cluster]"), "ensemble": the Batch SS-SOM settings of each '
         "split trained together as one tensor program in this process (for a GPU, with "
-        "--device cuda); this process alone writes the results file, so a sweep begun with "
-        "one backend resumes with another and gives the same records",
+        '--device cuda), or "compiled": the relevance-map settings of each split trained '
+        "together by the compiled CPU engine on threads in this process; this process "
+        "alone writes the results file, so a sweep begun with one backend resumes with "
+        "another and gives the same records",
     )
     t2.add_argument(
         "--scheduler",

@@ -81,7 +81,7 @@ def fit_batch_sssom(model, X_shard, y_shard=None):
     splitting its activations across ranks would add per stage.  Use it when the data, not the
     map, is what does not fit one machine; it is not faster than one process.
 
-    The single-process fit on the CPU uses the compiled (numba) engine where it implements the
+    The single-process fit on the CPU uses the compiled (Cython) engine where it implements the
     flags; this runs the tensorized engine on every device (the two agree to 1e-5, as tested
     against the oracles).  ``random_state=None`` is allowed: rank 0's generator state is
     broadcast.
