@@ -76,9 +76,10 @@ DECISION = """
         the labelled samples each node won, spread over the node graph to the nodes that
         won none (Herrmann & Ultsch's label propagation on the map).  ``"knn<k>"``: the
         distance-weighted vote of the k nearest labelled training rows (the map keeps them
-        as labelled prototypes).  ``"spread"``: scikit-learn's LabelSpreading (kNN kernel,
-        7 neighbours) on the training rows, new rows taking their 7 nearest rows' spread
-        distributions.  ``"vote"``: the mean of the ``"map"``, ``"knn1"`` and ``"spread"``
+        as labelled prototypes).  ``"spread"``: label spreading as in scikit-learn's
+        LabelSpreading (kNN kernel, 7 neighbours, alpha 0.2) on the training rows, new rows
+        taking the mean spread distribution of their 7 nearest training rows.  ``"vote"``:
+        the mean of the ``"map"``, ``"knn1"`` and ``"spread"``
         distributions.  ``"auto"`` (beyond the paper): when every Table I hyper-parameter
         (at ... epush) keeps its default and ``compat`` is None, the rule among
         ``candidates`` with the best mean accuracy in a stratified ``cv``-fold
