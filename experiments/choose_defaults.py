@@ -5,6 +5,13 @@ test fold (labelled fractions) or its CE (0 %, unsupervised), so each setting is
 all UCI sets and label fractions at once, as the issue asks.
 
     python experiments/choose_defaults.py experiments/results/defaults_sweep/table2_runs.jsonl
+
+``--rules``: the design run behind ``decision="auto"`` (issue 15): each fixed decision rule and
+the votes of a few of them, on the scikit-learn sets of benchmarks/ssl_baselines.py (never the
+six UCI sets), mean accuracy per label fraction.  The best at 1-10 % labels, where the
+labelled rows are too few to cross-validate, is the prior (``_auto.PRIOR_RULE``)::
+
+    python experiments/choose_defaults.py --rules
 """
 
 from __future__ import annotations
@@ -45,5 +52,45 @@ def main(path):
     print("best setting:", json.dumps(params[best], sort_keys=True))
 
 
+def rules(n_reps: int = 3):
+    import warnings
+
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1]))
+    from benchmarks.ssl_baselines import untuned_cells
+    from somlab.relevance import BatchSSSOM
+
+    votes = {
+        "vote(map, knn1, spread)": ("map", "knn1", "spread"),
+        "vote(knn1, spread)": ("knn1", "spread"),
+        "vote(map, spread)": ("map", "spread"),
+        "vote(map, knn1)": ("map", "knn1"),
+        "vote(map, knn1, spread, nodes)": ("map", "knn1", "spread", "nodes"),
+    }
+    acc = defaultdict(lambda: defaultdict(list))
+    for d, _rep, fr, Xtr, ytr, Xte, yte in untuned_cells(None, n_reps):
+        P = {}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for r in ("map", "nodes", "knn1", "knn3", "knn7", "spread"):
+                m = BatchSSSOM(random_state=0, decision=r).fit(Xtr, ytr)
+                P[r] = m.predict_proba(Xte)
+        for r, p in P.items():
+            acc[r][(fr, d)].append(np.mean(m.classes_[p.argmax(1)] == yte))
+        for v, rs in votes.items():
+            p = sum(P[r] for r in rs)
+            acc[v][(fr, d)].append(np.mean(m.classes_[p.argmax(1)] == yte))
+    fracs = sorted({k[0] for k in next(iter(acc.values()))})
+    print("| rule | " + " | ".join(f"{int(f * 100)} %" for f in fracs) + " |")
+    print("|---" * (len(fracs) + 1) + "|")
+    for r, cells in acc.items():
+        row = []
+        for f in fracs:
+            row.append(np.mean([np.mean(v) for (fr, _), v in cells.items() if fr == f]))
+        print(f"| {r} | " + " | ".join(f"{x:.3f}" for x in row) + " |")
+
+
 if __name__ == "__main__":
-    main(sys.argv[1])
+    if sys.argv[1:] == ["--rules"]:
+        rules()
+    else:
+        main(sys.argv[1])

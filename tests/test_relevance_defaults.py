@@ -39,14 +39,15 @@ def _state(m):
 def test_default_never_sees_test_labels(cls, split):
     """Permuting the test labels changes nothing: the selection uses training rows only."""
     Xtr, ytr, Xte, yte = split
-    a = cls(random_state=0).fit(Xtr, ytr)
-    rng = np.random.default_rng(5)
-    _ = rng.permutation(yte)  # the test labels are never passed to fit
-    b = cls(random_state=0).fit(Xtr, ytr)
-    assert _state(a) == _state(b)
-    np.testing.assert_array_equal(a.predict(Xte), b.predict(Xte))
-    # and the score moves with the permuted labels while the model does not
-    assert a.score(Xte, yte) != a.score(Xte, rng.permutation(yte)) or True
+    for cands in (None, _auto.ALL_RULES):
+        a = cls(random_state=0, candidates=cands).fit(Xtr, ytr)
+        # a test set whose labels are permuted: nothing about it reaches fit, so the model
+        # (rule, CV scores, nodes) and its predictions are the same
+        b = cls(random_state=0, candidates=cands).fit(Xtr, ytr)
+        assert _state(a) == _state(b)
+        np.testing.assert_array_equal(a.predict(Xte), b.predict(Xte))
+        perm = np.random.default_rng(5).permutation(yte)
+        assert a.score(Xte, perm) != a.score(Xte, yte)
 
 
 def test_cv_holds_out_labels_only_from_training_rows(split, monkeypatch):
@@ -62,7 +63,7 @@ def test_cv_holds_out_labels_only_from_training_rows(split, monkeypatch):
         return real(est, X, y, batch_size=batch_size)
 
     monkeypatch.setattr(batch_sssom, "fit_relevance_map", spy)
-    m = BatchSSSOM(random_state=0, cv=3).fit(Xtr, ytr)
+    m = BatchSSSOM(random_state=0, cv=3, candidates=_auto.ALL_RULES).fit(Xtr, ytr)
     assert m.cv_scores_, "selection did not run"
     assert len(seen) == 1 + 3
     lab = ytr >= 0
@@ -119,6 +120,18 @@ def test_too_few_labels_keeps_the_prior(split):
     Xs = Xtr.copy()
     m = BatchSSSOM(random_state=0).fit(Xs, y)
     assert m.decision_ == _auto.PRIOR_RULE and m.cv_scores_ == {}
+    m = BatchSSSOM(random_state=0, candidates=_auto.ALL_RULES).fit(Xs, y)
+    assert m.decision_ == _auto.PRIOR_RULE and m.cv_scores_ == {}
+
+
+def test_default_is_the_vote(split):
+    Xtr, ytr, Xte, _ = split
+    m = BatchSSSOM(random_state=0).fit(Xtr, ytr)
+    assert m.decision_ == "vote"
+    parts = []
+    for r in _auto.VOTE:
+        parts.append(BatchSSSOM(random_state=0, decision=r).fit(Xtr, ytr).predict_proba(Xte))
+    np.testing.assert_allclose(m.predict_proba(Xte), sum(parts) / len(parts), atol=1e-12)
 
 
 def test_candidates_and_cv_are_parameters(split):

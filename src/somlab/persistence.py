@@ -39,7 +39,8 @@ _REGISTRY: dict[str, type] = {}
 # ------------------------------------------------------------------ declared fitted attributes
 # Each fitted attribute a class saves: ("array", kinds, shape) with numpy dtype kinds and a shape
 # of symbols (R, C: grid_shape; F: n_features_in_; N: n_nodes_; K: n_maps_; "*": any length),
-# or one of the scalar rules "count" (int >= 0), "number" (real or None), "bool", "dict".
+# or one of the scalar rules "count" (int >= 0), "number" (real or None), "bool", "dict",
+# "scaler" (the CLI's scaler_), "rule" (a relevance map's decision rule).
 # Attributes marked required must be in the file.  A class is looked up by name along its MRO;
 # a SaveLoadMixin class in none of these (add new classes here) restores only names of the
 # fitted form ("weights_", not "_x", "__dict__") that are no member of the class ("predict").
@@ -59,6 +60,14 @@ _RELEVANCE = {
     "supervised_": "bool",
     "history_": "dict",
     "feature_names_in_": ("array", "UO", ("F",)),
+    # the default decision rule (relevance/_auto.py): the rule and what it predicts from
+    "decision_": "rule",
+    "cv_scores_": "dict",
+    "labelled_X_": ("array", "f", ("*", "F")),
+    "labelled_y_": ("array", "iu", ("*",)),
+    "node_scores_": ("array", "f", ("N", "*")),
+    "spread_X_": ("array", "f", ("*", "F")),
+    "spread_scores_": ("array", "f", ("*", "*")),
 }
 FITTED_ATTRIBUTES: dict[str, dict] = {
     "SOM": {
@@ -112,9 +121,17 @@ def _check_scalar(name: str, rule: str, value) -> None:
         "bool": isinstance(value, bool),
         "dict": isinstance(value, dict),
         "scaler": _is_scaler(value),
+        "rule": _is_rule(value),
     }[rule]
     if not ok:
         raise ValueError(f"attribute {name} must be {rule}, got {type(value).__name__}")
+
+
+def _is_rule(value) -> bool:
+    """A relevance map's ``decision_``: one of the decision rules of relevance/_auto.py."""
+    from .relevance._auto import ALL_RULES
+
+    return isinstance(value, str) and value in ALL_RULES
 
 
 def _is_scaler(value) -> bool:
