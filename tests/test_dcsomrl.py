@@ -197,7 +197,7 @@ def test_default_preset_is_the_default_and_paper_presets_keep_their_values():
     assert DCSOMRL().preset == "default" and PRESETS["default"] is DEFAULT_PRESET
     p = DCSOMRL()._resolved()
     assert p == dict(
-        n_latent=10, alpha=0.01, at=0.98, lr=0.1426, repel=0.0, life_decay=0.36, beta=0.067,
+        n_latent=10, alpha=0.01, at=0.97, lr=0.1426, repel=0.0, life_decay=0.36, beta=0.067,
         gamma=1.382, s=0.426, n_max=64, max_iter=1000, standardize=None,
     )  # fmt: skip
     assert p["n_max"] <= 64  # issue 15: at most 64 prototypes

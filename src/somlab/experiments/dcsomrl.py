@@ -393,8 +393,8 @@ def config_from_args(args) -> DCSOMRLConfig:
 # ------------------------------------------------------------------ choosing the default
 #: Candidate rules for the ``default`` preset, as changes to it (SOMRL layer and code size).
 SELECTION_CANDIDATES: dict[str, dict] = {
-    "default": {},
-    "at097": {"at": 0.97},
+    "default": {},  # the chosen rule (at=0.97 since the selection; measured as "at097")
+    "at098": {"at": 0.98},  # measured as "default" before the choice
     "alpha003": {"alpha": 0.03},
     "latent22": {"n_latent": 22},
     "iter400": {"max_iter": 400},
