@@ -10,6 +10,7 @@ latent codes, each with as many clusters as DC-SOMRL has prototypes.
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import math
 import shlex
 import statistics
