@@ -365,7 +365,9 @@ class DCSOMRL(SaveLoadMixin, ClusterMixin, TransformerMixin, BaseEstimator):
         self.n_prototypes_ = int(som.n_active)
         self.history_ = history
         self.labels_ = self._predict_codes(self._codes(Xt))
-        _warn_if_collapsed(history, self.labels_)
+        var = Xt.double().var(0, unbiased=False)  # per feature: the loss of predicting the mean
+        trivial = float(var.mean() if self.rec == "mean" else var.sum())
+        _warn_if_collapsed(history, self.labels_, trivial)
         return self
 
     # ------------------------------------------------------------------ inference
@@ -478,21 +480,32 @@ def _progress(verbose, total, desc):
 __all__ = ["DCSOMRL", "DEFAULT_PRESET", "PAPER_PRESETS", "PRESETS"]
 
 
-def _warn_if_collapsed(history: dict, labels: np.ndarray) -> None:
-    """Warn when training visibly failed: a loss that is not finite, or every sample in one
-    cluster (``learning_rate=1e6`` collapses the codes onto one prototype)."""
+def _warn_if_collapsed(history: dict, labels: np.ndarray, trivial_loss: float) -> None:
+    """Warn when training visibly failed: a loss that is not finite, a reconstruction loss
+    above 10x ``trivial_loss`` (that of predicting each feature's mean: a trained autoencoder
+    ends below it; ``learning_rate=1e6`` ends at ~1e11 times it), or every sample in one
+    cluster."""
     losses = [v for k in ("pretrain_loss", "loss") for v in history.get(k, [])]
+    rec = history.get("rec_loss") or history.get("pretrain_loss") or []
     if any(not math.isfinite(float(v)) for v in losses):
         warnings.warn(
             "DCSOMRL training diverged: the loss is not finite; lower learning_rate",
             RuntimeWarning,
             stacklevel=3,
         )
+    elif rec and float(rec[-1]) > 10.0 * trivial_loss:
+        warnings.warn(
+            f"DCSOMRL training diverged: the final reconstruction loss {float(rec[-1]):.3g} is "
+            f"{float(rec[-1]) / max(trivial_loss, 1e-30):.3g}x that of predicting each "
+            "feature's mean; lower learning_rate",
+            RuntimeWarning,
+            stacklevel=3,
+        )
     elif len(labels) > 1 and np.unique(labels).size == 1:
         warnings.warn(
-            f"DCSOMRL put all {len(labels)} samples in one cluster: training collapsed "
-            "(a learning_rate too large for the autoencoder, or too few prototypes); "
-            "lower learning_rate or check the SOM layer's parameters",
+            f"DCSOMRL put all {len(labels)} samples in one cluster: the map found one prototype "
+            "only (too few epochs, a threshold `at` too low for the codes, or a learning_rate "
+            "too large)",
             RuntimeWarning,
             stacklevel=3,
         )
