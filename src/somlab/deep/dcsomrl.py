@@ -342,8 +342,9 @@ class DCSOMRL(SaveLoadMixin, ClusterMixin, TransformerMixin, BaseEstimator):
         self.autoencoder_, self.som_ = ae, som
         self.n_prototypes_ = int(som.n_active)
         self.history_ = history
-        self.labels_ = self._predict_codes(self._codes(Xt))
-        _warn_if_collapsed(history, self.labels_)
+        codes = self._codes(Xt)
+        self.labels_ = self._predict_codes(codes)
+        _warn_if_collapsed(history, codes)
         return self
 
     # ------------------------------------------------------------------ inference
@@ -456,21 +457,22 @@ def _progress(verbose, total, desc):
 __all__ = ["DCSOMRL", "PRESETS"]
 
 
-def _warn_if_collapsed(history: dict, labels: np.ndarray) -> None:
-    """Warn when training visibly failed: a loss that is not finite, or every sample in one
-    cluster (``learning_rate=1e6`` collapses the codes onto one prototype)."""
-    losses = [v for k in ("pretrain_loss", "loss") for v in history.get(k, [])]
-    if any(not math.isfinite(float(v)) for v in losses):
-        warnings.warn(
-            "DCSOMRL training diverged: the loss is not finite; lower learning_rate",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-    elif len(labels) > 1 and np.unique(labels).size == 1:
-        warnings.warn(
-            f"DCSOMRL put all {len(labels)} samples in one cluster: training collapsed "
-            "(a learning_rate too large for the autoencoder, or too few prototypes); "
-            "lower learning_rate or check the SOM layer's parameters",
-            RuntimeWarning,
-            stacklevel=3,
-        )
+def _warn_if_collapsed(history: dict, codes) -> None:
+    """Warn when training visibly failed: a loss that is not finite or grew 1e4-fold, or codes
+    that collapsed to a single point (``learning_rate=1e6`` sends every sample to one code and
+    one cluster).  A short fit that simply has not grown a second prototype yet says nothing."""
+    losses = [float(v) for k in ("pretrain_loss", "loss") for v in history.get(k, [])]
+    spread = float((codes.amax(0) - codes.amin(0)).amax()) if codes.shape[0] > 1 else 1.0
+    if any(not math.isfinite(v) for v in losses):
+        problem = "the loss is not finite"
+    elif losses and max(losses) > 1e4 * max(losses[0], 1e-12) and max(losses) > 1e4:
+        problem = f"the loss grew from {losses[0]:.3g} to {max(losses):.3g}"
+    elif spread == 0.0:
+        problem = f"all {codes.shape[0]} samples have the same code (one cluster)"
+    else:
+        return
+    warnings.warn(
+        f"DCSOMRL training diverged or collapsed: {problem}; lower learning_rate",
+        RuntimeWarning,
+        stacklevel=3,
+    )
