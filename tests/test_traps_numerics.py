@@ -7,6 +7,7 @@ model sees (the float32 cast of the input for a float32 model).
 
 from __future__ import annotations
 
+import time
 import warnings
 
 import numpy as np
@@ -172,9 +173,63 @@ def test_dcsomrl_collapse_warns(one_torch_thread):
     rng = np.random.default_rng(0)
     X = np.clip((rng.random((4, 20)) > 0.5)[rng.integers(0, 4, 160)] * 0.8 + 0.1, 0, 1)
     kw = dict(hidden=(16,), n_latent=3, pretrain_epochs=2, epochs=2, batch_size=32)
-    with pytest.warns(RuntimeWarning, match="DCSOMRL training diverged"):
+    with pytest.warns(RuntimeWarning, match="DCSOMRL training diverged or collapsed"):
         somlab.DCSOMRL(**kw, learning_rate=1e6, random_state=0).fit(X.astype(np.float32))
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the default rate trains quietly
         somlab.DCSOMRL(**kw, random_state=0).fit(X.astype(np.float32))
-    assert not [w for w in caught if "diverged" in str(w.message)]
+
+
+# ---------------------------------------------------------------------- memory, fail-fast
+def test_huge_map_is_refused_at_once_with_the_size_and_the_way_out():
+    X = np.random.default_rng(0).random((60, 50))
+    t0 = time.perf_counter()
+    with pytest.raises(MemoryError, match=r"SOM.fit would need about .*GiB.*smaller map"):
+        SOM((10000, 10000)).fit(X)
+    with pytest.raises(DataError, match="init='sample'"):  # a DataError too, for the CLI
+        SOM((10000, 10000)).partial_fit(X)
+    with pytest.raises(MemoryError, match="x 3 maps"):
+        SOMEnsemble((10000, 10000), sigma=[1.0, 2.0, 3.0]).fit(X)
+    assert time.perf_counter() - t0 < 1.0
+
+
+def test_memory_check_uses_the_free_memory(monkeypatch, tmp_path):
+    import somlab.som._som as som_module
+
+    X = np.random.default_rng(0).random((200, 8))
+    monkeypatch.setattr(som_module, "available_memory", lambda dev: 1 << 20)  # 1 MiB
+    with pytest.raises(MemoryError, match="1.0 MiB free on cpu"):
+        SOM((40, 40)).fit(X)
+    np.save(tmp_path / "x.npy", X)
+    with pytest.raises(MemoryError, match="smaller chunk_size"):
+        SOM((2, 2), init="sample", chunk_size=10**6).fit(tmp_path / "x.npy")
+    monkeypatch.setattr(som_module, "available_memory", lambda dev: None)  # unknown: no check
+    SOM((4, 4), epochs=1).fit(X)
+
+
+def test_fit_memory_estimate_grows_with_the_shapes():
+    from somlab.som._som import fit_memory
+
+    small = fit_memory(100, 4, 100)
+    assert fit_memory(100, 4, 10_000)["prototypes"] == 100 * small["prototypes"]
+    assert fit_memory(10**6, 4, 100)["data"] == 10**4 * small["data"]
+    big = fit_memory(60, 4, 10**8)
+    assert big["prototypes"] >= 10**8 * 4 * 4 * 5  # five maps' worth of float32
+    assert fit_memory(60, 4, 10**8, init="sample")["init"] == 0
+
+
+def test_wide_pca_init_is_low_rank_and_fast():
+    rng = np.random.default_rng(0)
+    X = rng.random((5, 20_000))
+    t0 = time.perf_counter()
+    W = SOM((3, 3)).initialize(X)
+    assert time.perf_counter() - t0 < 10  # a 20,000^2 covariance took 60 s and 6.4 GB
+    # the two axes match the exact principal components (SVD of the centred data)
+    Xc = X - X.mean(0)
+    _, sv, Vt = np.linalg.svd(Xc, full_matrices=False)
+    W = W.reshape(-1, X.shape[1]).astype(np.float64)
+    axis1 = W[6] - W[0]  # rows: PC1 (first column, bottom minus top)
+    axis2 = W[2] - W[0]  # columns: PC2
+    np.testing.assert_allclose(np.linalg.norm(axis1), 2 * sv[0] / 2, rtol=1e-3)  # 2 sqrt(l1)
+    assert abs(axis1 @ Vt[0]) / np.linalg.norm(axis1) > 0.999
+    assert abs(axis2 @ Vt[1]) / np.linalg.norm(axis2) > 0.999

@@ -224,10 +224,12 @@ def best_matching_units(
             ref = reference_point(W)
     for s in range(0, n, step):
         x = X[s : s + step]
-        if fast:  # squared distances of centred data, scaled by sc**2
+        if fast:  # |wc|^2 - 2 xc.wc of centred data (scaled by sc): |xc|^2 is added to the
+            # chosen units only, as it does not change a row's ranking (two passes saved)
             xc, wc, sc = centred(x, W, ref)
             w_sq = (wc * wc).sum(1)
-            d, x_sq = sq_expansion(xc, wc, w_sq)
+            x_sq = (xc * xc).sum(1, keepdim=True)
+            d = torch.addmm(w_sq.unsqueeze(0), xc, wc.T, alpha=-2.0)
         else:
             d = pairwise_distances(x, W, metric, missing=missing, exact=exact, ref=ref)
         if node_mask is not None:
@@ -238,6 +240,7 @@ def best_matching_units(
             idx[s : s + step, r] = j
             dv = d.gather(1, j.unsqueeze(1)).squeeze(1)
             if fast:
+                dv = dv.add_(x_sq.view(-1)).clamp_min_(0.0)
                 if r == 0:
                     dv = refine_sq(dv, x_sq, w_sq, xc, wc, j)
                 dv = dv.sqrt_().div_(sc) if metric == "euclidean" else dv.div_(sc).div_(sc)

@@ -364,10 +364,11 @@ class DCSOMRL(SaveLoadMixin, ClusterMixin, TransformerMixin, BaseEstimator):
         self.autoencoder_, self.som_ = ae, som
         self.n_prototypes_ = int(som.n_active)
         self.history_ = history
-        self.labels_ = self._predict_codes(self._codes(Xt))
+        codes = self._codes(Xt)
+        self.labels_ = self._predict_codes(codes)
         var = Xt.double().var(0, unbiased=False)  # per feature: the loss of predicting the mean
         trivial = float(var.mean() if self.rec == "mean" else var.sum())
-        _warn_if_collapsed(history, self.labels_, trivial)
+        _warn_if_collapsed(history, codes, trivial)
         return self
 
     # ------------------------------------------------------------------ inference
@@ -480,32 +481,31 @@ def _progress(verbose, total, desc):
 __all__ = ["DCSOMRL", "DEFAULT_PRESET", "PAPER_PRESETS", "PRESETS"]
 
 
-def _warn_if_collapsed(history: dict, labels: np.ndarray, trivial_loss: float) -> None:
-    """Warn when training visibly failed: a loss that is not finite, a reconstruction loss
-    above 10x ``trivial_loss`` (that of predicting each feature's mean: a trained autoencoder
-    ends below it; ``learning_rate=1e6`` ends at ~1e11 times it), or every sample in one
-    cluster."""
-    losses = [v for k in ("pretrain_loss", "loss") for v in history.get(k, [])]
-    rec = history.get("rec_loss") or history.get("pretrain_loss") or []
-    if any(not math.isfinite(float(v)) for v in losses):
-        warnings.warn(
-            "DCSOMRL training diverged: the loss is not finite; lower learning_rate",
-            RuntimeWarning,
-            stacklevel=3,
+def _warn_if_collapsed(history: dict, codes, trivial_loss: float) -> None:
+    """Warn when training visibly failed: a loss that is not finite or grew 1e4-fold, a final
+    reconstruction loss above 10x ``trivial_loss`` (that of predicting each feature's mean: a
+    trained autoencoder ends below it; ``learning_rate=1e6`` ends near 1e11 times it), or codes
+    that collapsed to a single point.  A short fit that simply has not grown a second
+    prototype yet says nothing."""
+    losses = [float(v) for k in ("pretrain_loss", "loss") for v in history.get(k, [])]
+    rec = [float(v) for v in history.get("rec_loss") or history.get("pretrain_loss") or []]
+    spread = float((codes.amax(0) - codes.amin(0)).amax()) if codes.shape[0] > 1 else 1.0
+    if any(not math.isfinite(v) for v in losses):
+        problem = "the loss is not finite"
+    elif losses and max(losses) > 1e4 * max(losses[0], 1e-12) and max(losses) > 1e4:
+        problem = f"the loss grew from {losses[0]:.3g} to {max(losses):.3g}"
+    elif rec and rec[-1] > 10.0 * trivial_loss:
+        ratio = rec[-1] / max(trivial_loss, 1e-30)
+        problem = (
+            f"the final reconstruction loss {rec[-1]:.3g} is {ratio:.3g}x that of predicting "
+            "each feature's mean"
         )
-    elif rec and float(rec[-1]) > 10.0 * trivial_loss:
-        warnings.warn(
-            f"DCSOMRL training diverged: the final reconstruction loss {float(rec[-1]):.3g} is "
-            f"{float(rec[-1]) / max(trivial_loss, 1e-30):.3g}x that of predicting each "
-            "feature's mean; lower learning_rate",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-    elif len(labels) > 1 and np.unique(labels).size == 1:
-        warnings.warn(
-            f"DCSOMRL put all {len(labels)} samples in one cluster: the map found one prototype "
-            "only (too few epochs, a threshold `at` too low for the codes, or a learning_rate "
-            "too large)",
-            RuntimeWarning,
-            stacklevel=3,
-        )
+    elif spread == 0.0:
+        problem = f"all {codes.shape[0]} samples have the same code (one cluster)"
+    else:
+        return
+    warnings.warn(
+        f"DCSOMRL training diverged or collapsed: {problem}; lower learning_rate",
+        RuntimeWarning,
+        stacklevel=3,
+    )

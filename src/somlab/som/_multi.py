@@ -29,6 +29,8 @@ from .._errors import DataError
 from .._permap import PerMapMixin, is_listlike
 from .._utils import (
     as_tensor,
+    choose_threads,
+    cpu_threads,
     make_generator,
     progress,
     resolve_device,
@@ -41,7 +43,7 @@ from ..core.neighbourhoods import get_neighbourhood
 from ..core.schedules import decay
 from ..core.updates import accumulate_many, batched_accumulate, batched_grouped_sum
 from ..persistence import SaveLoadMixin
-from ._som import SOM, _check_training, checked_tensor
+from ._som import SOM, _check_training, check_fit_memory, checked_tensor
 
 #: Hyper-parameters that may differ from map to map (a scalar is shared by all maps).
 PER_MAP = (
@@ -85,9 +87,9 @@ def _distance_block(x, W, metric, w_sq, w_norm):
     ``(d, shared)``: ``d [c, K, N]`` when the samples are shared (one matrix product with all
     ``K * N`` prototypes), else ``[K, c, N]`` (a batched product).  The arithmetic is that of
     :func:`somlab.core.distances.best_matching_units`, step for step: for (sq)euclidean, the
-    squared distances ``||x||^2 + (||w||^2 - 2 x.w)``, clamped, of centred data (scaled by a
-    power of two, undone by the caller), so winners, ties included, are the ones a single
-    :class:`SOM` finds.
+    ranking terms ``||w||^2 - 2 x.w`` of centred data (scaled by a power of two; the caller
+    adds ``||x||^2`` to the chosen units and undoes the scale), so winners, ties included, are
+    the ones a single :class:`SOM` finds.
     """
     K, N, m = W.shape
     shared = x.dim() == 2
@@ -104,14 +106,12 @@ def _distance_block(x, W, metric, w_sq, w_norm):
         w_dim = 0 if shared else 1
         xn = x.norm(dim=1).view(-1, 1, 1) if shared else x.norm(dim=2, keepdim=True)
         return 1.0 - G / (xn * w_norm.unsqueeze(w_dim) + 1e-8), shared
-    # squared distances of centred data (scaled by scale**2), as core.distances.sq_expansion
-    x_sq = (x * x).sum(-1, keepdim=True)
+    # |w|^2 - 2 x.w of centred data, as core.distances.best_matching_units ranks them (the
+    # caller adds |x|^2 to the chosen units only)
     if shared:
         d = torch.addmm(w_sq.reshape(1, K * N), x, W.reshape(K * N, m).T, alpha=-2.0)
-        d = d.view(x.shape[0], K, N).add_(x_sq.view(-1, 1, 1))
-    else:
-        d = torch.baddbmm(w_sq.unsqueeze(1), x, W.transpose(1, 2), alpha=-2.0).add_(x_sq)
-    return d.clamp_min_(0.0), shared
+        return d.view(x.shape[0], K, N), shared
+    return torch.baddbmm(w_sq.unsqueeze(1), x, W.transpose(1, 2), alpha=-2.0), shared
 
 
 def map_references(W: torch.Tensor) -> torch.Tensor:
@@ -171,6 +171,8 @@ def _iter_winners(X, W, metric: str, k: int, budget: int, refs=None):
             if shared:  # [c, K] -> [K, c]
                 j, dv = j.T, dv.T
             if squared:
+                x_sq = (xc * xc).sum(-1)  # [c] or [K, c]
+                dv = (dv + (x_sq.unsqueeze(0) if x_sq.dim() == 1 else x_sq)).clamp_min_(0.0)
                 if r == 0:
                     dv = _refine(dv, xc, Wc, w_sq, j)
                 dv = dv.sqrt_().div_(sc) if metric == "euclidean" else dv.div_(sc).div_(sc)
@@ -404,12 +406,32 @@ class SOMEnsemble(SaveLoadMixin, PerMapMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ training
     def fit(self, X, y=None):
-        """Train all K maps on ``X`` (n_samples, n_features); ``y`` is ignored."""
+        """Train all K maps on ``X`` (n_samples, n_features); ``y`` is ignored.
+
+        Runs on the CPU threads that the work size and the machine's load call for
+        (:func:`somlab._utils.choose_threads`, as :class:`SOM`)."""
+        try:  # the size of one step; bad parameters are reported by _fit
+            rows, cols = np.shape(X)
+            if self.mode != "batch":
+                rows = min(rows, int(self.batch_size))
+            nodes = math.prod(parse_grid(self.grid_shape)) * len(self.get_map_params())
+            work = 2.0 * rows * nodes * cols
+        except Exception:
+            work = float("inf")
+        try:
+            threads = choose_threads(work, resolve_device(self.device))
+        except Exception:
+            threads = None
+        with cpu_threads(threads):
+            return self._fit(X)
+
+    def _fit(self, X):
         params, grid, dev, dt = self._setup()
         K = len(params)
         Xt = self._tensor(X, True, dev, dt)
         n, m = Xt.shape
         N = grid.n_nodes
+        check_fit_memory(self, grid, n, m, dev, dt, maps=K)
         shared_gen = not is_listlike(self.random_state)
         gens = (
             [make_generator(self.random_state)]

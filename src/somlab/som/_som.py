@@ -16,8 +16,13 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._errors import DataError
 from .._utils import (
+    FitMemoryError,
     as_tensor,
+    available_memory,
     check_finite_tensor,
+    choose_threads,
+    cpu_threads,
+    format_bytes,
     make_generator,
     progress,
     resolve_device,
@@ -88,7 +93,9 @@ class SOM(MapAnalysisMixin, SaveLoadMixin, TransformerMixin, BaseEstimator):
         ``w_j += lr * sum_i h(b_i, j) (x_i - w_j) / B`` (with B = 1 it is the online rule).
         "online" presents samples one at a time in a fresh random order each epoch, as MiniSom.
     init : {"pca", "random", "sample"} or array, default="pca"
-        "pca" spans the two leading principal components (mean +- sqrt(eigenvalue));
+        "pca" spans the two leading principal components (mean +- sqrt(eigenvalue)), the
+        first along the grid axis with more nodes (above 512 features found by a low-rank
+        subspace iteration, without the m x m covariance in memory; see :meth:`initialize`);
         "random" draws uniformly in the data's bounding box; "sample" picks random samples;
         an array or tensor of shape (rows, cols, n_features) or (rows * cols, n_features),
         finite, gives the initial prototypes.
@@ -322,9 +329,16 @@ class SOM(MapAnalysisMixin, SaveLoadMixin, TransformerMixin, BaseEstimator):
             lo = torch.where(torch.isnan(Xd), torch.inf, Xd).amin(0)
             hi = torch.where(torch.isnan(Xd), -torch.inf, Xd).amax(0)
             return _random_weights(lo, hi, k, gen, X.dtype)
-        # PCA: covariance of the mean-filled data
+        # PCA: covariance of the mean-filled data (never formed for wide data: a low-rank
+        # solver multiplies by Xc^T Xc / (n - 1) instead)
         Xc = torch.nan_to_num(Xd - mean, nan=0.0)
-        cov = Xc.T @ Xc / max(n - 1, 1)
+        if m <= _EIGH_MAX_FEATURES:
+            cov = Xc.T @ Xc / max(n - 1, 1)
+        else:
+
+            def cov(Q):
+                return Xc.T @ (Xc @ Q) / max(n - 1, 1)
+
         return _pca_weights(mean, cov, grid, X.dtype)
 
     # ------------------------------------------------------------------ training
@@ -388,7 +402,9 @@ class SOM(MapAnalysisMixin, SaveLoadMixin, TransformerMixin, BaseEstimator):
         source = as_batch_source(X, self.chunk_size)
         if source is not None:
             return self._fit_stream(source, grid, dev, dt, sig, lr)
-        data = _InMemory(self._tensor(self._check_X(X, reset=True), dev, dt, whole=True))
+        Xa = self._check_X(X, reset=True)
+        check_fit_memory(self, grid, *Xa.shape, dev, dt)
+        data = _InMemory(self._tensor(Xa, dev, dt, whole=True))
         gen = make_generator(self.random_state)
         W = self._initial_weights(data.X, grid, gen)
         self.history_ = _new_history()
@@ -396,6 +412,42 @@ class SOM(MapAnalysisMixin, SaveLoadMixin, TransformerMixin, BaseEstimator):
         self.n_iter_ = int(self.epochs)
         self._finish(data, W, grid)
         return self
+
+    def initialize(self, X):
+        """Set the initial prototypes that :meth:`fit` would start from, and return them.
+
+        The ``init`` rule ("pca", "random", "sample" or an array) applied to ``X`` with this
+        estimator's ``random_state``, exactly as the first step of ``fit(X)`` on in-memory
+        data.  Sets ``weights_`` (so ``predict``, ``transform`` and the plots show the initial
+        map) and ``n_iter_ = 0``; a later :meth:`partial_fit` trains from these prototypes, a
+        later :meth:`fit` starts afresh.
+
+        Returns
+        -------
+        weights : ndarray of shape (rows, cols, n_features)
+            A copy of ``weights_``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from somlab import SOM
+        >>> X = np.random.default_rng(0).normal(size=(100, 3)) * [5.0, 1.0, 0.1]
+        >>> W = SOM((1, 10)).initialize(X)   # PCA: the chain runs along the first component
+        >>> W.shape, bool(np.ptp(W[0, :, 0]) > 10)
+        ((1, 10, 3), True)
+        """
+        grid, dev, dt, _, _ = self._setup()
+        Xa = self._check_X(X, reset=True)
+        check_fit_memory(self, grid, *Xa.shape, dev, dt)
+        Xt = self._tensor(Xa, dev, dt, whole=isinstance(self.init, str))
+        W = self._initial_weights(Xt, grid, make_generator(self.random_state))
+        self.weights_ = W.detach().cpu().numpy().reshape(*grid.shape, W.shape[1])
+        self.history_ = _new_history()
+        self.n_iter_ = 0
+        for attr in ("labels_", "quantization_error_", "topographic_error_", "_gen"):
+            if hasattr(self, attr):
+                delattr(self, attr)
+        return self.weights_.copy()
 
     def partial_fit(self, X, y=None):
         """One epoch over ``X`` (online: per sample; batch and minibatch: mini-batch steps).
@@ -412,7 +464,9 @@ class SOM(MapAnalysisMixin, SaveLoadMixin, TransformerMixin, BaseEstimator):
             )
         # the first batch initialises the map: a feature it never observes has no statistics
         whole = first and isinstance(self.init, str)
-        data = _InMemory(self._tensor(self._check_X(X, reset=first), dev, dt, whole=whole))
+        Xa = self._check_X(X, reset=first)
+        check_fit_memory(self, grid, *Xa.shape, dev, dt)
+        data = _InMemory(self._tensor(Xa, dev, dt, whole=whole))
         if first:
             self._gen = make_generator(self.random_state)
             W = self._initial_weights(data.X, grid, self._gen)
@@ -438,7 +492,21 @@ class SOM(MapAnalysisMixin, SaveLoadMixin, TransformerMixin, BaseEstimator):
         self._finish(data, W, grid)
         return self
 
-    def _train(
+    def _threads(self, data: _Rows, n_nodes: int, n_features: int, mode: str):
+        """:func:`~somlab._utils.choose_threads` for the steps of ``mode`` over ``data``: a
+        batch epoch's distances (rows x nodes x features), a mini-batch step's, or one online
+        sample's (that loop runs on one thread in any case)."""
+        rows = data.n_rows or int(self.chunk_size)
+        step_rows = {"batch": rows, "minibatch": min(rows, int(self.batch_size))}.get(mode, 1)
+        return choose_threads(2.0 * step_rows * n_nodes * n_features, resolve_device(self.device))
+
+    def _train(self, data: _Rows, W, grid, gen, sig, lr, *, mode, **kw):
+        """:meth:`_run_epochs` on the CPU threads that the work size and the machine's load
+        call for (:func:`~somlab._utils.choose_threads`); the caller's setting is restored."""
+        with cpu_threads(self._threads(data, grid.n_nodes, W.shape[1], mode)):
+            return self._run_epochs(data, W, grid, gen, sig, lr, mode=mode, **kw)
+
+    def _run_epochs(
         self,
         data: _Rows,
         W,
@@ -539,6 +607,10 @@ class SOM(MapAnalysisMixin, SaveLoadMixin, TransformerMixin, BaseEstimator):
         )
 
     def _finish(self, data: _Rows, W, grid, reduce=None):
+        with cpu_threads(self._threads(data, grid.n_nodes, W.shape[1], "batch")):
+            self._final_pass(data, W, grid, reduce)
+
+    def _final_pass(self, data: _Rows, W, grid, reduce=None):
         """Final pass: ``weights_``, ``labels_`` (this process's rows, in order),
         ``quantization_error_`` and ``topographic_error_`` (over all processes with
         ``reduce``), and in batch mode the final map's ``history_`` metrics."""
@@ -568,6 +640,8 @@ class SOM(MapAnalysisMixin, SaveLoadMixin, TransformerMixin, BaseEstimator):
     # ------------------------------------------------------------------ out-of-core training
     def _fit_stream(self, source: BatchSource, grid, dev, dt, sig, lr):
         """``fit`` on a :class:`~somlab.datasets._stream.BatchSource`, a chunk at a time."""
+        if source.n_features is not None:  # an iterable's width is known after one batch
+            check_fit_memory(self, grid, None, source.n_features, dev, dt, self.chunk_size)
         data = _Streamed(source, dt, dev, allow_nan=self.missing == "ignore")
         gen = make_generator(self.random_state)
         W = self._stream_initial_weights(data, grid, gen)
@@ -771,6 +845,86 @@ def _check_cast(X, T: torch.Tensor) -> None:
         ) from None
 
 
+def fit_memory(
+    n_samples: int | None,
+    n_features: int,
+    n_nodes: int,
+    *,
+    itemsize: int = 4,
+    init="pca",
+    chunk_rows: int | None = None,
+) -> dict:
+    """Bytes a SOM fit allocates at its peak, estimated from the shapes alone, by part.
+
+    ``n_samples`` rows in memory (None: streamed ``chunk_rows`` at a time); ``itemsize`` of
+    the training dtype.  The parts: ``"prototypes"`` (the map, its update sums, the new map
+    and a temporary: about 5 ``[n_nodes, m]`` tensors, plus counts), ``"grid"`` (float64 node
+    coordinates and one block of neighbourhood rows: displacements, weights), ``"init"``
+    (float64 copies of the map for "pca" and "random", and for "pca" the covariance when it is
+    formed), ``"data"`` (the data tensor and its float64 centred copy for the statistics, or
+    two streamed chunks) and ``"distances"`` (the bounded distance blocks).  Used by
+    :func:`check_fit_memory` to refuse a fit before it allocates.
+    """
+    from ..core.distances import _ELEMENT_BUDGET
+    from ..core.updates import _BLOCK_ELEMENTS
+
+    k, m, b = int(n_nodes), int(n_features), int(itemsize)
+    parts = {
+        "prototypes": k * (5 * m + 2) * b,
+        "grid": k * 16 + max(k, _BLOCK_ELEMENTS) * (16 + 8 + 8 + b),
+        "init": 0,
+        "distances": 3 * min(_ELEMENT_BUDGET, max(k, 1) * (n_samples or chunk_rows or 1)) * b,
+    }
+    stats = isinstance(init, str) and init in ("pca", "random")
+    if stats:
+        parts["init"] = k * (2 * 8 * m + 4 * 16)
+        if init == "pca" and m <= _EIGH_MAX_FEATURES:
+            parts["init"] += 3 * 8 * m * m
+    if n_samples is not None:
+        parts["data"] = n_samples * m * (b + (16 if stats else 0))
+    else:
+        parts["data"] = 2 * (chunk_rows or 0) * m * (b + 8)
+    return parts
+
+
+def check_fit_memory(est, grid: Grid, n_samples, n_features, dev, dt, chunk_rows=None, maps=1):
+    """Refuse (:class:`~somlab._utils.FitMemoryError`) a fit whose :func:`fit_memory` estimate
+    exceeds the memory free on ``dev``, naming the size and the ways out, before anything of
+    the map's size is allocated."""
+    itemsize = torch.empty((), dtype=dt).element_size()
+    parts = fit_memory(
+        n_samples,
+        n_features,
+        grid.n_nodes * maps,
+        itemsize=itemsize,
+        init=est.init,
+        chunk_rows=chunk_rows,
+    )
+    need = sum(parts.values())
+    free = available_memory(dev)
+    if free is None or need <= free:
+        return
+    name = type(est).__name__
+    what = ", ".join(f"{k} {format_bytes(v)}" for k, v in parts.items() if v > need / 20)
+    rows = "streamed" if n_samples is None else f"{n_samples:,}"
+    ways = [f"a smaller map (grid_shape={grid.shape} has {grid.n_nodes:,} nodes)"]
+    if parts["init"] > need / 20:
+        ways.append("init='sample' (no float64 statistics)")
+    if parts["data"] > need / 5:
+        ways.append(
+            "a smaller chunk_size"
+            if n_samples is None
+            else "fit on a .npy path or memory map with a chunk_size (read a chunk at a time)"
+        )
+    raise FitMemoryError(
+        f"{name}.fit would need about {format_bytes(need)} ({what}) for {rows} samples x "
+        f"{n_features:,} features on a {grid.shape[0]} x {grid.shape[1]} map"
+        + (f" x {maps} maps" if maps > 1 else "")
+        + f", more than the {format_bytes(free)} free on {dev}; use "
+        + ", or ".join(ways)
+    )
+
+
 def _check_training(W: torch.Tensor, qe: float, epoch: int | None = None) -> None:
     """Refuse a map whose training diverged (prototypes not finite) or whose distances
     overflow the dtype (a quantization error that is not finite), with what to do."""
@@ -836,25 +990,63 @@ def _random_weights(lo, hi, k: int, gen: torch.Generator, dtype) -> torch.Tensor
     return (lo + u * (hi - lo)).to(dtype)
 
 
+# Above this many features the PCA initialisation finds its two axes by subspace iteration
+# instead of a full eigendecomposition of the m x m covariance (a 4,096-feature eigh took 57 s).
+_EIGH_MAX_FEATURES = 512
+_SUBSPACE = 12  # vectors iterated (the two wanted and ten of headroom)
+_SUBSPACE_ITERATIONS = 7
+
+
+def principal_axes(cov, m: int, n_axes: int = 2, device=None):
+    """The ``n_axes`` leading eigenpairs of a covariance: ``(evals [n_axes], evecs [m, n_axes])``,
+    float64, eigenvalues descending and clamped at 0, each eigenvector's largest component
+    positive (so that the map does not depend on the solver's sign choice).
+
+    ``cov`` is the ``[m, m]`` matrix or a function ``Q [m, q] -> cov @ Q``.  Up to
+    ``_EIGH_MAX_FEATURES`` features a dense matrix goes to ``torch.linalg.eigh``; above, or for a
+    function, a subspace iteration of ``_SUBSPACE`` vectors from a fixed seed (deterministic,
+    independent of ``random_state``) costs ``O(m q)`` memory and a few products with ``cov``.
+    """
+    dense = torch.is_tensor(cov)
+    if dense and m <= _EIGH_MAX_FEATURES:
+        evals, evecs = torch.linalg.eigh(cov)
+    else:
+        op = (lambda Q: cov @ Q) if dense else cov
+        dev = cov.device if dense else device
+        q = min(m, _SUBSPACE)
+        gen = torch.Generator().manual_seed(0)
+        Q = torch.randn(m, q, generator=gen, dtype=torch.float64).to(dev)
+        for _ in range(_SUBSPACE_ITERATIONS):
+            Q = torch.linalg.qr(op(Q)).Q
+        T = Q.T @ op(Q)
+        evals, V = torch.linalg.eigh((T + T.T) / 2)
+        evecs = Q @ V
+    order = torch.argsort(evals, descending=True)[:n_axes]
+    evals, evecs = evals[order].clamp_min(0.0), evecs[:, order]
+    signs = torch.sign(evecs.gather(0, evecs.abs().argmax(0, keepdim=True)))
+    return evals, evecs * torch.where(signs == 0, 1.0, signs)
+
+
 def _pca_weights(mean, cov, grid: Grid, dtype) -> torch.Tensor:
     """Prototypes spanning the two leading principal axes: ``mean +- sqrt(eigenvalue) * v``.
 
-    ``mean [m]`` and ``cov [m, m]`` in float64; eigenvectors get a fixed sign (largest
-    component positive) so that the map does not depend on the eigensolver's sign choice.
+    ``mean [m]`` float64; ``cov`` the ``[m, m]`` float64 covariance or a function
+    ``Q -> cov @ Q`` (see :func:`principal_axes`).  The first principal axis runs along the
+    grid axis with more nodes (a (1, 10) chain gets PC1, not the axis of length 1), the second
+    along the other; on a square grid PC1 runs along the rows, as before.
     """
     m = mean.shape[0]
     k = grid.n_nodes
-    evals, evecs = torch.linalg.eigh(cov)
-    order = torch.argsort(evals, descending=True)
-    evals, evecs = evals[order].clamp_min(0.0), evecs[:, order]
-    signs = torch.sign(evecs.gather(0, evecs.abs().argmax(0, keepdim=True)))
-    evecs = evecs * torch.where(signs == 0, 1.0, signs)
+    evals, evecs = principal_axes(cov, m, min(2, m), mean.device)
     coords = grid.coordinates(torch.float64, mean.device)
     span = coords.amax(0) - coords.amin(0)
     unit = torch.where(span > 0, 2 * (coords - coords.amin(0)) / span.clamp_min(1e-12) - 1, 0)
+    # PC1 along the axis with more nodes; on a square grid (hexagonal ones too) along the rows
+    rows, cols = grid.shape
+    axes = [0, 1] if rows >= cols else [1, 0]
     W = mean.expand(k, m).clone()
-    for axis in range(min(2, m)):
-        W += unit[:, axis : axis + 1] * math.sqrt(evals[axis]) * evecs[:, axis]
+    for pc, axis in enumerate(axes[: evals.numel()]):
+        W += unit[:, axis : axis + 1] * math.sqrt(evals[pc]) * evecs[:, pc]
     return W.to(dtype)
 
 
