@@ -46,7 +46,16 @@ __all__ = [
 ]
 
 
+#: subpackages reachable as ``somlab.NAME`` after a bare ``import somlab`` (imported on first use)
+_SUBPACKAGES = (
+    "compat", "core", "datasets", "deep", "distributed", "experiments", "features", "metrics",
+    "nn", "plotting", "relevance", "som",
+)  # fmt: skip
+
+
 def __getattr__(name):
+    if name in _SUBPACKAGES:
+        return import_module(f".{name}", __name__)  # the import binds it in globals()
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'somlab' has no attribute {name!r}")
@@ -56,4 +65,4 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted(set(globals()) | set(__all__))
+    return sorted(set(globals()) | set(__all__) | set(_SUBPACKAGES))
