@@ -247,27 +247,38 @@ def format_bytes(n: float) -> str:
 PARALLEL_WORK = 2e7
 
 
+def _own_runnable() -> int:
+    """Threads of this process that are running or ready to run (``/proc/self/task``)."""
+    n = 0
+    for task in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{task}/stat") as f:
+                n += f.read().rsplit(")", 1)[1].split()[0] == "R"
+        except OSError:  # the thread ended meanwhile
+            pass
+    return n
+
+
 def _runnable_others() -> int:
-    """Other busy threads on the machine: the larger of the runnable count right now
-    (``/proc/loadavg``, minus this reading thread; the median of a few reads) and the 1-minute
-    load average less one (this process).  A snapshot alone misses a busy process that is
-    between time slices; the average alone lags a minute behind.  Erring towards "busy"
-    costs at most the second core on an idle machine, erring the other way 2-4x (measured)."""
-    now = avg = 0
+    """Threads of other processes that are running or ready to run now: the machine's
+    runnable count (``/proc/loadavg``) less this process's own runnable threads (the median
+    of five reads).  Subtracting our own threads matters: torch's OpenMP workers spin for a
+    while after each parallel region and count as runnable, and the load average lags a
+    minute behind the load this process caused itself, so neither can tell an idle machine
+    from a busy one.  A CPU-bound process of someone else is always runnable and counts.
+    Without ``/proc``: the 1-minute load average less one."""
     try:
         reads = []
         for _ in range(5):
             with open("/proc/loadavg") as f:
-                fields = f.read().split()
-            reads.append(int(fields[3].split("/")[0]) - 1)
-        now = sorted(reads)[2]
-        avg = int(float(fields[0]) + 0.5) - 1
+                total = int(f.read().split()[3].split("/")[0])
+            reads.append(total - _own_runnable())
+        return max(0, sorted(reads)[2])
     except (OSError, ValueError, IndexError):
         try:
-            avg = int(os.getloadavg()[0] + 0.5) - 1
+            return max(0, int(os.getloadavg()[0] + 0.5) - 1)
         except (OSError, AttributeError):
-            pass
-    return max(0, now, avg)
+            return 0
 
 
 def choose_threads(work_per_step: float, device) -> int | None:
