@@ -204,3 +204,18 @@ def test_same_seed_same_map_and_generator_order():
     np.testing.assert_array_equal(a["C"], b["C"])
     _, c, _ = _fit_online(SSSOM, BASE, 9, X, y)
     assert a["C"].shape != c["C"].shape or not np.array_equal(a["C"], c["C"])
+
+
+def test_fit_many_default_maps_keep_the_default_decision_rule():
+    """Default SSSOM / BatchSSSOM through fit_many predict as their own fit (the decision rule
+    is fixed after the compiled run, as in fit): same decision_, predictions and probabilities."""
+    from somlab import BatchSSSOM
+    from somlab.relevance._fit import fit_many
+
+    X, y = _data(5, frac=0.3)
+    got = fit_many([BatchSSSOM(random_state=0), SSSOM(random_state=1)], X, y)
+    for g, ref in zip(got, (BatchSSSOM(random_state=0), SSSOM(random_state=1))):
+        ref.fit(X, y)
+        assert g.decision_ == ref.decision_ == "vote"
+        np.testing.assert_array_equal(g.predict(X), ref.predict(X))
+        np.testing.assert_allclose(g.predict_proba(X), ref.predict_proba(X))

@@ -278,9 +278,15 @@ def rule_scores(est, rule, Xq, F, Z, yz, Xs, Ds, C):
 
 
 def fit_with_decision(est, X, y, batch_size: int, fit_map):
-    """``fit_map(est, X, y)`` then the decision rule: stored as ``decision_`` with what it
-    needs (labelled rows, node distributions, spread distributions)."""
+    """``fit_map(est, X, y)`` then the decision rule (:func:`decide`)."""
     fit_map(est, X, y)
+    return decide(est, X, y, fit_map)
+
+
+def decide(est, X, y, fit_map):
+    """The decision rule of a map already fitted on ``X, y``: stored as ``decision_`` with
+    what it needs (labelled rows, node distributions, spread distributions); ``fit_map``
+    refits copies for the cross-validation of ``candidates``."""
     est.cv_scores_ = {}
     if not est.supervised_:
         est.decision_ = "map"

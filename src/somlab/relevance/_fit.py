@@ -18,11 +18,12 @@ that no engine lists fails the import instead of being ignored silently.
 from __future__ import annotations
 
 import warnings
+from functools import partial
 
 import numpy as np
 
 from .._utils import seeded_generator
-from . import _compiled
+from . import _auto, _compiled
 from . import _engine as _torch_engine
 from ._base import COMPAT_PRESETS, FLAGS
 
@@ -179,6 +180,9 @@ def fit_many(estimators, X, y=None, n_threads: int | None = None) -> list:
         _store_compiled(e, out)
         if isinstance(e, LARFDSSOM):  # as LARFDSSOM.fit
             e.labels_ = e.predict(X)
+        else:  # as SSSOM.fit / BatchSSSOM.fit: the decision rule too
+            bs = int(e.batch_size) if isinstance(e, BatchSSSOM) else 1
+            _auto.decide(e, X, y, partial(fit_relevance_map, batch_size=bs))
     return ests
 
 
