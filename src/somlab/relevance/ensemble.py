@@ -158,6 +158,7 @@ class BatchSSSOMEnsemble(SaveLoadMixin, PerMapMixin, BaseEstimator):
         return all(_compiled.supports(m._effective(n)) for m in models)
 
     def _set_models(self, models):
+        """The fitted maps and the attributes read from them."""
         first = models[0]
         self.models_ = models
         self.n_maps_ = len(models)
@@ -195,12 +196,7 @@ class BatchSSSOMEnsemble(SaveLoadMixin, PerMapMixin, BaseEstimator):
             own = {n[len(prefix) :]: v for n, v in arrays.items() if n.startswith(prefix)}
             m._restore_state(own, saved["attributes"])
             models.append(m)
-        first = models[0]
-        self.models_ = models
-        self.n_maps_ = len(models)
-        self.n_nodes_ = np.array([m.n_nodes_ for m in models])
-        self.classes_ = first.classes_
-        self.n_features_in_ = first.n_features_in_
+        self._set_models(models)
 
     def to_models(self) -> list[BatchSSSOM]:
         """The K trained maps as independent fitted :class:`BatchSSSOM` (copies)."""
