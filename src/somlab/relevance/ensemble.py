@@ -57,8 +57,11 @@ class BatchSSSOMEnsemble(SaveLoadMixin, PerMapMixin, BaseEstimator):
         one per map.  All sequences must have the same length K.  An int ``random_state``
         seeds the map's own generator, as in a single fit.
     batch_size, the rule flags (distance, conn_metric, ...), filter_noise, count_all_wins,
-    compat, unlabelled_value, device, verbose
+    compat, unlabelled_value, device, engine, verbose
         Shared by all maps; as in :class:`BatchSSSOM` (every SPEC.md flag and preset).
+        ``engine``: "auto" (default) trains the maps as compiled single fits on the CPU cores
+        when the compiled engine implements the flags, else as one tensor program; "torch"
+        always the tensor program; "compiled" the compiled engine or a clear error.
 
     Attributes
     ----------
