@@ -82,7 +82,6 @@ FLAG_BITS = dict(
 MAX_CAPACITY = 1 << 17  # node ids must fit the sort key
 
 cdef int64_t KEY = 1 << 20
-cdef float EPS = <float>1e-7
 
 
 ctypedef struct Map:
@@ -187,29 +186,16 @@ cdef int64_t _groups(Map* M, const int64_t* keys, int64_t n, int64_t* order, int
 
 # --------------------------------------------------------------------------- kernels (SPEC §1)
 cdef extern from "_simd.h" nogil:
-    void somlab_weighted_sq(const float* x, const float* C, const float* omega, int64_t m,
-                            int64_t cap, int64_t K, float* act)
+    int64_t somlab_activations(const float* x, const float* C, const float* omega,
+                               const float* sw, int64_t m, int64_t cap, int64_t K, int squared,
+                               float* act)
 
 
-cdef inline void _activations(Map* M, const float* x, int64_t K, float* act) noexcept nogil:
-    """K1 + K2 for every active node: ``act[j] = sw_j / (sw_j + D_j(x) + eps)``."""
-    cdef int64_t j
-    cdef float S, D
-    cdef bint squared = (M.flags & F_SQUARED) != 0
-    somlab_weighted_sq(x, M.C, M.omega, M.m, M.cap, K, act)
-    for j in range(K):
-        S = act[j]
-        D = S if squared else sqrtf(S)
-        act[j] = M.sw[j] / (M.sw[j] + D + EPS)
-
-
-cdef inline int64_t _argmax(const float* act, int64_t K) noexcept nogil:
-    """First maximum of ``act[:K]`` (ties -> lowest index)."""
-    cdef int64_t j, best = 0
-    for j in range(1, K):
-        if act[j] > act[best]:
-            best = j
-    return best
+cdef inline int64_t _activations(Map* M, const float* x, int64_t K, float* act) noexcept nogil:
+    """K1 + K2 for every active node: ``act[j] = sw_j / (sw_j + D_j(x) + eps)`` (in
+    ``_simd.h``); returns the winner, the first maximum (ties -> lowest index)."""
+    return somlab_activations(x, M.C, M.omega, M.sw, M.m, M.cap, K,
+                              (M.flags & F_SQUARED) != 0, act)
 
 
 cdef void _relevance(Map* M, int64_t j) noexcept nogil:
@@ -526,8 +512,7 @@ cdef void _stage_s(Map* M, const float* X, const int64_t* y, const int64_t* sel,
 
     # step 1: activations on the stage-start map
     for r in range(nS):
-        _activations(M, X + sel[r] * m, K0, A + r * K0)
-        w[r] = _argmax(A + r * K0, K0)
+        w[r] = _activations(M, X + sel[r] * m, K0, A + r * K0)
         a[r] = A[r * K0 + w[r]]
     # 0 = low compatible (step 2), 1 = high compatible (step 3), 2 = conflict (step 4)
     for r in range(nS):
@@ -703,8 +688,7 @@ cdef void _stage_u(Map* M, const float* X, const int64_t* sel, int64_t nU) noexc
     cdef float* cand_act
     cdef int64_t* cand_key
     for r in range(nU):
-        _activations(M, X + sel[r] * m, K, act)
-        w[r] = _argmax(act, K)
+        w[r] = _activations(M, X + sel[r] * m, K, act)
         a[r] = act[w[r]]
         if a[r] < M.at32:
             n_low += 1
