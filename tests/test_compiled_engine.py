@@ -5,6 +5,8 @@ prototypes / relevances agree to 1e-5; predictions computed from the returned ar
 an SSSOM / LARFDSSOM estimator) equal the oracle's.
 """
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -219,3 +221,34 @@ def test_fit_many_default_maps_keep_the_default_decision_rule():
         assert g.decision_ == ref.decision_ == "vote"
         np.testing.assert_array_equal(g.predict(X), ref.predict(X))
         np.testing.assert_allclose(g.predict_proba(X), ref.predict_proba(X))
+
+def test_fit_many_equals_single_fits_on_threads():
+    """fit_many trains the maps together (threads, GIL released) and each equals its own fit;
+    a map the compiled engine cannot run falls back to its own est.fit (with the warning)."""
+    from somlab import BatchSSSOM
+    from somlab.relevance._fit import EngineFallbackWarning, fit_many
+
+    X, y = _data(11, frac=0.5)
+    specs = [
+        (SSSOM, {**BASE, "random_state": 0}),
+        (LARFDSSOM, {**BASE, "lp": 0.15, "random_state": 1}),
+        (BatchSSSOM, {**BASE, "batch_size": 8, "random_state": 2}),
+        (BatchSSSOM, {**BASE, "batch_size": 8, "labelled_conflict": "clone", "random_state": 3}),
+        {"model": "SSSOM", **BASE, "at": 0.95, "random_state": 4},
+    ]
+    with pytest.warns(EngineFallbackWarning, match="labelled_conflict"):
+        got = fit_many(specs, X, y, n_threads=3)
+    for spec, g in zip(specs, got):
+        if isinstance(spec, dict):
+            p = dict(spec)
+            cls = {"SSSOM": SSSOM}[p.pop("model")]
+        else:
+            cls, p = spec
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", EngineFallbackWarning)
+            ref = cls(**p).fit(X, y)
+        assert type(g) is cls and g.n_nodes_ == ref.n_nodes_
+        np.testing.assert_array_equal(g.prototypes_, ref.prototypes_)
+        np.testing.assert_array_equal(g.adjacency_, ref.adjacency_)
+        assert g.history_ == ref.history_
+    np.testing.assert_array_equal(got[1].labels_, got[1].predict(X))

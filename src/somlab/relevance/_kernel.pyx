@@ -82,7 +82,6 @@ FLAG_BITS = dict(
 MAX_CAPACITY = 1 << 17  # node ids must fit the sort key
 
 cdef int64_t KEY = 1 << 20
-cdef float EPS = <float>1e-7
 
 
 ctypedef struct Map:
@@ -187,29 +186,16 @@ cdef int64_t _groups(Map* M, const int64_t* keys, int64_t n, int64_t* order, int
 
 # --------------------------------------------------------------------------- kernels (SPEC §1)
 cdef extern from "_simd.h" nogil:
-    void somlab_weighted_sq(const float* x, const float* C, const float* omega, int64_t m,
-                            int64_t cap, int64_t K, float* act)
+    int64_t somlab_activations(const float* x, const float* C, const float* omega,
+                               const float* sw, int64_t m, int64_t cap, int64_t K, int squared,
+                               float* act)
 
 
-cdef inline void _activations(Map* M, const float* x, int64_t K, float* act) noexcept nogil:
-    """K1 + K2 for every active node: ``act[j] = sw_j / (sw_j + D_j(x) + eps)``."""
-    cdef int64_t j
-    cdef float S, D
-    cdef bint squared = (M.flags & F_SQUARED) != 0
-    somlab_weighted_sq(x, M.C, M.omega, M.m, M.cap, K, act)
-    for j in range(K):
-        S = act[j]
-        D = S if squared else sqrtf(S)
-        act[j] = M.sw[j] / (M.sw[j] + D + EPS)
-
-
-cdef inline int64_t _argmax(const float* act, int64_t K) noexcept nogil:
-    """First maximum of ``act[:K]`` (ties -> lowest index)."""
-    cdef int64_t j, best = 0
-    for j in range(1, K):
-        if act[j] > act[best]:
-            best = j
-    return best
+cdef inline int64_t _activations(Map* M, const float* x, int64_t K, float* act) noexcept nogil:
+    """K1 + K2 for every active node: ``act[j] = sw_j / (sw_j + D_j(x) + eps)`` (in
+    ``_simd.h``); returns the winner, the first maximum (ties -> lowest index)."""
+    return somlab_activations(x, M.C, M.omega, M.sw, M.m, M.cap, K,
+                              (M.flags & F_SQUARED) != 0, act)
 
 
 cdef void _relevance(Map* M, int64_t j) noexcept nogil:
@@ -452,6 +438,38 @@ cdef void _init_map(Map* M, const float* X, const int64_t* y, const int64_t* idx
     _refresh_all(M, M.st[S_K])
 
 
+cdef inline void _take(int64_t q, int64_t r, const int64_t* sel, const int64_t* y,
+                       const int64_t* w, int64_t C1, int64_t* pos, int64_t* gidx,
+                       int64_t* keys) noexcept nogil:
+    """Entry q of a Stage S selection: batch position r, its sample, key (winner, label)."""
+    pos[q] = r
+    gidx[q] = sel[r]
+    keys[q] = w[r] * C1 + y[sel[r]] + 1
+
+
+cdef int64_t _add_candidates(Map* M, const float* X, const int64_t* y, const int64_t* sel,
+                             const float* a, const int64_t* w, const int64_t* pos,
+                             const int64_t* gidx, const int64_t* keys, int64_t n,
+                             int64_t* order, int64_t* starts, float* cand_X, int64_t* cand_cls,
+                             float* cand_act, int64_t* cand_key,
+                             int64_t n_cand) noexcept nogil:
+    """S2 / S4: one insertion candidate per key (winner, label) of the ``n`` selected samples,
+    at the key mean, class = label; returns the new number of candidates."""
+    cdef int64_t g, k, lo, hi, r0, lab, m = M.m
+    g = _groups(M, keys, n, order, starts)
+    for k in range(g):
+        lo = starts[k]
+        hi = starts[k + 1]
+        r0 = pos[order[lo]]
+        _mean_rows(X, m, gidx, order, lo, hi, cand_X + n_cand * m)
+        cand_act[n_cand] = _mean_act(a, pos, order, lo, hi)
+        lab = y[sel[r0]]
+        cand_cls[n_cand] = lab
+        cand_key[n_cand] = (2 * KEY + w[r0]) * KEY + lab + 1
+        n_cand += 1
+    return n_cand
+
+
 cdef void _stage_s(Map* M, const float* X, const int64_t* y, const int64_t* sel,
                    int64_t nS) noexcept nogil:
     """Stage S of SPEC §3 on the labelled samples ``sel`` (indices into X) of the batch."""
@@ -494,8 +512,7 @@ cdef void _stage_s(Map* M, const float* X, const int64_t* y, const int64_t* sel,
 
     # step 1: activations on the stage-start map
     for r in range(nS):
-        _activations(M, X + sel[r] * m, K0, A + r * K0)
-        w[r] = _argmax(A + r * K0, K0)
+        w[r] = _activations(M, X + sel[r] * m, K0, A + r * K0)
         a[r] = A[r * K0 + w[r]]
     # 0 = low compatible (step 2), 1 = high compatible (step 3), 2 = conflict (step 4)
     for r in range(nS):
@@ -516,30 +533,17 @@ cdef void _stage_s(Map* M, const float* X, const int64_t* y, const int64_t* sel,
         q = 0
         for r in range(nS):
             if kind[r] == 0:
-                pos[q] = r
-                gidx[q] = sel[r]
-                keys[q] = w[r] * C1 + y[sel[r]] + 1
+                _take(q, r, sel, y, w, C1, pos, gidx, keys)
                 q += 1
-        g = _groups(M, keys, n_low, order, starts)
-        for k in range(g):
-            lo = starts[k]
-            hi = starts[k + 1]
-            r0 = pos[order[lo]]
-            _mean_rows(X, m, gidx, order, lo, hi, cand_X + n_cand * m)
-            cand_act[n_cand] = _mean_act(a, pos, order, lo, hi)
-            lab = y[sel[r0]]
-            cand_cls[n_cand] = lab
-            cand_key[n_cand] = (2 * KEY + w[r0]) * KEY + lab + 1
-            n_cand += 1
+        n_cand = _add_candidates(M, X, y, sel, a, w, pos, gidx, keys, n_low, order, starts,
+                                 cand_X, cand_cls, cand_act, cand_key, n_cand)
 
     # step 3: compatible and active -> groups (winner j, label l); clones for extra labels
     if n_high:
         q = 0
         for r in range(nS):
             if kind[r] == 1:
-                pos[q] = r
-                gidx[q] = sel[r]
-                keys[q] = w[r] * C1 + y[sel[r]] + 1
+                _take(q, r, sel, y, w, C1, pos, gidx, keys)
                 q += 1
         g = _groups(M, keys, n_high, order, starts)
         room = M.st[S_MAXN] - M.st[S_K]
@@ -596,22 +600,11 @@ cdef void _stage_s(Map* M, const float* X, const int64_t* y, const int64_t* sel,
         n_nf = 0
         for q in range(n_conf):
             if sp[q] < 0:
-                pos[n_nf] = cidx[q]
-                gidx[n_nf] = sel[cidx[q]]
-                keys[n_nf] = w[cidx[q]] * C1 + y[sel[cidx[q]]] + 1
+                _take(n_nf, cidx[q], sel, y, w, C1, pos, gidx, keys)
                 n_nf += 1
         if n_nf:
-            g = _groups(M, keys, n_nf, order, starts)
-            for k in range(g):
-                lo = starts[k]
-                hi = starts[k + 1]
-                r0 = pos[order[lo]]
-                _mean_rows(X, m, gidx, order, lo, hi, cand_X + n_cand * m)
-                cand_act[n_cand] = _mean_act(a, pos, order, lo, hi)
-                lab = y[sel[r0]]
-                cand_cls[n_cand] = lab
-                cand_key[n_cand] = (2 * KEY + w[r0]) * KEY + lab + 1
-                n_cand += 1
+            n_cand = _add_candidates(M, X, y, sel, a, w, pos, gidx, keys, n_nf, order, starts,
+                                     cand_X, cand_cls, cand_act, cand_key, n_cand)
         n_f = n_conf - n_nf
         if n_f:
             z = 0
@@ -695,8 +688,7 @@ cdef void _stage_u(Map* M, const float* X, const int64_t* sel, int64_t nU) noexc
     cdef float* cand_act
     cdef int64_t* cand_key
     for r in range(nU):
-        _activations(M, X + sel[r] * m, K, act)
-        w[r] = _argmax(act, K)
+        w[r] = _activations(M, X + sel[r] * m, K, act)
         a[r] = act[w[r]]
         if a[r] < M.at32:
             n_low += 1

@@ -57,8 +57,11 @@ class BatchSSSOMEnsemble(SaveLoadMixin, PerMapMixin, BaseEstimator):
         one per map.  All sequences must have the same length K.  An int ``random_state``
         seeds the map's own generator, as in a single fit.
     batch_size, the rule flags (distance, conn_metric, ...), filter_noise, count_all_wins,
-    compat, unlabelled_value, device, verbose
+    compat, unlabelled_value, device, engine, verbose
         Shared by all maps; as in :class:`BatchSSSOM` (every SPEC.md flag and preset).
+        ``engine``: "auto" (default) trains the maps as compiled single fits on the CPU cores
+        when the compiled engine implements the flags, else as one tensor program; "torch"
+        always the tensor program; "compiled" the compiled engine or a clear error.
 
     Attributes
     ----------
@@ -158,6 +161,7 @@ class BatchSSSOMEnsemble(SaveLoadMixin, PerMapMixin, BaseEstimator):
         return all(_compiled.supports(m._effective(n)) for m in models)
 
     def _set_models(self, models):
+        """The fitted maps and the attributes read from them."""
         first = models[0]
         self.models_ = models
         self.n_maps_ = len(models)
@@ -195,12 +199,7 @@ class BatchSSSOMEnsemble(SaveLoadMixin, PerMapMixin, BaseEstimator):
             own = {n[len(prefix) :]: v for n, v in arrays.items() if n.startswith(prefix)}
             m._restore_state(own, saved["attributes"])
             models.append(m)
-        first = models[0]
-        self.models_ = models
-        self.n_maps_ = len(models)
-        self.n_nodes_ = np.array([m.n_nodes_ for m in models])
-        self.classes_ = first.classes_
-        self.n_features_in_ = first.n_features_in_
+        self._set_models(models)
 
     def to_models(self) -> list[BatchSSSOM]:
         """The K trained maps as independent fitted :class:`BatchSSSOM` (copies)."""
