@@ -196,3 +196,16 @@ def test_new_options_survive_save_load_and_clone(tmp_path):
     np.testing.assert_array_equal(back.predict_cluster(X), som.predict_cluster(X))
     again = clone(som).fit(X)
     np.testing.assert_array_equal(again.weights_, som.weights_)
+
+
+def test_one_dimensional_chains_and_no_3d_grids():
+    from somlab.core.grids import parse_grid
+
+    assert parse_grid((7,)) == (7, 1) and parse_grid([4]) == (4, 1)
+    X = _data(200)
+    chain = SOM((12,), random_state=0).fit(X)
+    assert chain.weights_.shape == (12, 1, 2)
+    with pytest.raises(ValueError, match="3 dimensions are not supported"):
+        SOM((3, 3, 3)).fit(X)
+    with pytest.raises(ValueError, match="grid_shape must be two positive integers"):
+        SOM((0,)).fit(X)

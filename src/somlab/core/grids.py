@@ -141,7 +141,12 @@ def grid_distance(
 
 def parse_grid(spec) -> tuple[int, int]:
     """Parse ``"20x20"``, ``(20, 20)`` or ``20`` into ``(rows, cols)``: two positive integers,
-    so ``(2.5, 3)`` or ``(True, 3)`` is a ValueError, not a 2x3 or 1x3 map."""
+    so ``(2.5, 3)`` or ``(True, 3)`` is a ValueError, not a 2x3 or 1x3 map.
+
+    A 1-D chain of ``n`` nodes is ``(n,)`` (or ``"n"``...), held as an ``n x 1`` grid: a 1-D map
+    is a 2-D map with one column, so every estimator, metric and plot takes it unchanged.
+    Grids of three dimensions are refused (nodes carry 2-D coordinates throughout).
+    """
     if isinstance(spec, str):
         parts = spec.lower().replace("*", "x").split("x")
         try:
@@ -155,9 +160,12 @@ def parse_grid(spec) -> tuple[int, int]:
             vals = (spec, spec)
         if not all(isinstance(v, Integral) and not isinstance(v, bool) for v in vals):
             vals = ()
+    if len(vals) == 1 and not isinstance(spec, str):
+        vals = (vals[0], 1)  # a chain
     if len(vals) != 2 or min(vals) < 1:
         raise ValueError(
-            f"grid_shape must be two positive integers (rows, cols) like (20, 20) or '20x20', "
+            f"grid_shape must be two positive integers (rows, cols) like (20, 20) or '20x20' "
+            f"(a 1-D chain: (n,) or (n, 1); grids of 3 dimensions are not supported), "
             f"got {spec!r}"
         )
     return int(vals[0]), int(vals[1])
