@@ -233,3 +233,27 @@ def test_wide_pca_init_is_low_rank_and_fast():
     np.testing.assert_allclose(np.linalg.norm(axis1), 2 * sv[0] / 2, rtol=1e-3)  # 2 sqrt(l1)
     assert abs(axis1 @ Vt[0]) / np.linalg.norm(axis1) > 0.999
     assert abs(axis2 @ Vt[1]) / np.linalg.norm(axis2) > 0.999
+
+
+@pytest.mark.parametrize("mode", ["online", "minibatch"])
+def test_small_init_far_from_the_data_is_not_divergence(mode):
+    """A MiniSom-style init in [-1, 1] for data of scale 1e5: the map grows 1e4-fold towards
+    the data at learning_rate 0.5, which is convergence, not divergence."""
+    rng = np.random.default_rng(0)
+    X = rng.random((300, 3)) * 1e5
+    init = rng.random((5, 5, 3)) * 2 - 1
+    m = SOM((5, 5), mode=mode, init=init, learning_rate=0.5, epochs=3, random_state=0).fit(X)
+    assert np.isfinite(m.quantization_error_) and m.quantization_error_ < 1e5
+
+
+def test_a_near_constant_float64_feature_beside_wide_ones_trains():
+    """Noise of 1e-9 around 0.3 is below float32's spacing, but beside features of spread ~0.3
+    it weighs nothing in the distances: trained, not refused (timestamps still are)."""
+    rng = np.random.default_rng(0)
+    X = rng.random((300, 3))
+    X[:, 2] = 0.3 + rng.normal(0, 1e-9, 300)
+    m = SOM((3, 3), epochs=2, random_state=0).fit(X)
+    assert np.isfinite(m.quantization_error_)
+    X[:, 0] = 1.7e9 + rng.random(300) * 100  # a feature the cast would erase: still refused
+    with pytest.raises(DataError, match="feature 0 .*cannot be held in float32"):
+        SOM((3, 3)).fit(X)

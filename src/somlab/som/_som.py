@@ -558,6 +558,11 @@ class SOM(MapAnalysisMixin, SaveLoadMixin, TransformerMixin, BaseEstimator):
         size = 1 if mode == "online" else int(self.batch_size)
         n_steps = max(1, math.ceil(data.n_samples / size))
         span0 = _span(W)
+        # w' - x = (1 - lr h)(w - x): with 0 <= lr h <= 2 no step moves a prototype away from
+        # its sample, so the map stays within reach of the data and its start (a small `init`
+        # far from the data must not read as divergence); a larger rate or the mexican hat's
+        # negative h can push prototypes away without bound
+        can_diverge = max(lr) > 2 or self.neighbourhood == "mexican_hat"
         if max(lr) > 2 and first_epoch == 0:
             # w' - x = (1 - lr h)(w - x): a step with lr h > 2 leaves w farther from x
             warnings.warn(
@@ -591,7 +596,8 @@ class SOM(MapAnalysisMixin, SaveLoadMixin, TransformerMixin, BaseEstimator):
             h["learning_rate"].append(rate)
             metrics.record(h, reduce)
             _check_training(W, h["quantization_error"][-1], epoch)
-            _check_span(W, span0, epoch, max(lr))
+            if can_diverge:
+                _check_span(W, span0, epoch, max(lr))
         return W
 
     def _kernels(self, grid, dev, data: _Rows, ref=None) -> _Kernels:
@@ -809,7 +815,9 @@ def _check_precision(X, T: torch.Tensor) -> None:
     far from zero that the dtype's spacing there exceeds 1/16 of their spread (timestamps
     ``1.7e9 + U(0, 100)`` in float32 keep a handful of distinct values, spaced 128 apart).
     Centring inside the distances (core.distances.centred) keeps float32 training exact for
-    what float32 can hold, but not for values the cast has already rounded away."""
+    what float32 can hold, but not for values the cast has already rounded away.  A feature
+    far narrower than the others (noise of 1e-9 around 0.3 beside features of spread 0.3) is
+    not refused: it weighs nothing in the distances either way."""
     if not (isinstance(X, np.ndarray) and X.dtype.itemsize > T.element_size()) or X.size == 0:
         return
     if X.shape[0] < 2:
@@ -819,7 +827,10 @@ def _check_precision(X, T: torch.Tensor) -> None:
         spread = np.nanstd(X, axis=0)
         big = np.nanmax(np.abs(X), axis=0)
     spacing = np.spacing(big.astype(np.float32 if T.dtype == torch.float32 else np.float16))
-    bad = np.flatnonzero((spread > 0) & (spacing.astype(np.float64) > spread / 16))
+    # a feature whose spread is below 1e-4 of the widest feature's weighs under 1e-8 in every
+    # squared distance: what the cast rounds away there (noise around a constant) is harmless
+    matters = spread >= 1e-4 * np.nanmax(spread)
+    bad = np.flatnonzero((spread > 0) & (spacing.astype(np.float64) > spread / 16) & matters)
     if bad.size:
         j = int(bad[0])
         dt = str(T.dtype).replace("torch.", "")
