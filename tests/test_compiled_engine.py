@@ -222,6 +222,7 @@ def test_fit_many_default_maps_keep_the_default_decision_rule():
         np.testing.assert_array_equal(g.predict(X), ref.predict(X))
         np.testing.assert_allclose(g.predict_proba(X), ref.predict_proba(X))
 
+
 def test_fit_many_equals_single_fits_on_threads():
     """fit_many trains the maps together (threads, GIL released) and each equals its own fit;
     a map the compiled engine cannot run falls back to its own est.fit (with the warning)."""

@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 SUBPACKAGES = ("compat", "core", "datasets", "deep", "distributed", "experiments", "features",
-               "metrics", "nn", "plotting", "relevance", "som")  # fmt: skip
+               "metrics", "nn", "persistence", "plotting", "relevance", "som")  # fmt: skip
 
 
 def _run(code: str) -> str:

@@ -150,3 +150,36 @@ def test_plot_node_values_and_clusters(tmp_path, topology):
     assert len(lines[0].get_segments()) == int((labels[e[:, 0]] != labels[e[:, 1]]).sum())
     with pytest.raises(ValueError, match="one entry per node"):
         P.plot_node_values(som, np.zeros(5))
+
+
+def test_refit_and_initialize_drop_the_old_clusters():
+    """Clusters of the old prototypes do not survive fit, partial_fit or initialize."""
+    rng = np.random.default_rng(0)
+    X = rng.random((120, 3))
+    for again in (
+        lambda s: s.fit(X),
+        lambda s: s.partial_fit(X),
+        lambda s: s.initialize(X),
+    ):
+        s = SOM((4, 4), epochs=2, random_state=0).fit(X)
+        s.cluster(n_clusters=2)
+        again(s)
+        assert not hasattr(s, "node_clusters_") and not hasattr(s, "cluster_scores_")
+    s = SOM((4, 4), epochs=2, random_state=0).fit(X)
+    s.cluster(n_clusters=2)
+    SOM.fit(s.set_params(grid_shape=(2, 2)), X)  # a smaller grid: no IndexError from old labels
+    with pytest.raises(Exception, match="cluster"):
+        s.predict_cluster(X)
+
+
+def test_cluster_scores_survive_save_and_load_as_saved(tmp_path):
+    import somlab
+
+    X = np.random.default_rng(1).random((150, 3))
+    s = SOM((5, 5), epochs=2, random_state=0).fit(X)
+    s.cluster(X=X)
+    back = somlab.load(s.save(tmp_path / "m.somlab"))
+    assert back.cluster_scores_ == s.cluster_scores_ and all(
+        isinstance(k, int) for k in back.cluster_scores_
+    )
+    np.testing.assert_array_equal(back.predict_cluster(X), s.predict_cluster(X))

@@ -49,7 +49,7 @@ __all__ = [
 #: subpackages reachable as ``somlab.NAME`` after a bare ``import somlab`` (imported on first use)
 _SUBPACKAGES = (
     "compat", "core", "datasets", "deep", "distributed", "experiments", "features", "metrics",
-    "nn", "plotting", "relevance", "som",
+    "nn", "persistence", "plotting", "relevance", "som",
 )  # fmt: skip
 
 

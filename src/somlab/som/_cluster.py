@@ -142,6 +142,14 @@ def cluster_prototypes(
 class MapAnalysisMixin:
     """Clustering and node membership for a fitted map (``weights_``, ``grid_``, ``predict``)."""
 
+    def _restore_state(self, arrays, scalars):
+        """As saved: ``cluster_scores_`` keyed by the number of clusters (JSON made them
+        strings)."""
+        super()._restore_state(arrays, scalars)
+        scores = getattr(self, "cluster_scores_", None)
+        if isinstance(scores, dict):
+            self.cluster_scores_ = {int(k): v for k, v in scores.items()}
+
     def node_members(self, X) -> list[np.ndarray]:
         """Indices of the samples of ``X`` that each node wins.
 

@@ -447,6 +447,8 @@ class SOM(MapAnalysisMixin, SaveLoadMixin, TransformerMixin, BaseEstimator):
         for attr in ("labels_", "quantization_error_", "topographic_error_", "_gen"):
             if hasattr(self, attr):
                 delattr(self, attr)
+        for attr in _PROTOTYPE_DERIVED:
+            self.__dict__.pop(attr, None)
         return self.weights_.copy()
 
     def partial_fit(self, X, y=None):
@@ -503,6 +505,8 @@ class SOM(MapAnalysisMixin, SaveLoadMixin, TransformerMixin, BaseEstimator):
     def _train(self, data: _Rows, W, grid, gen, sig, lr, *, mode, **kw):
         """:meth:`_run_epochs` on the CPU threads that the work size and the machine's load
         call for (:func:`~somlab._utils.choose_threads`); the caller's setting is restored."""
+        for attr in _PROTOTYPE_DERIVED:  # clusters of the old prototypes no longer hold
+            self.__dict__.pop(attr, None)
         with cpu_threads(self._threads(data, grid.n_nodes, W.shape[1], mode)):
             return self._run_epochs(data, W, grid, gen, sig, lr, mode=mode, **kw)
 
@@ -966,6 +970,8 @@ def _span(W: torch.Tensor) -> float:
 # With a learning rate <= 1 every step is a convex combination: the map stays inside the hull
 # of the initial prototypes and the data, which the initialisations span.
 _DIVERGED_SPAN = 1e4
+#: fitted attributes computed from the prototypes (SOM.cluster): dropped when they change
+_PROTOTYPE_DERIVED = ("node_clusters_", "cluster_scores_")
 
 
 def _check_span(W: torch.Tensor, span0: float, epoch: int, lr: float) -> None:
