@@ -724,10 +724,12 @@ def build_parser() -> argparse.ArgumentParser:
     dc.add_argument(
         "--quick",
         action="store_true",
-        help="5,000 training images, 20 pretraining + 10 joint epochs, one seed",
+        help="5,000 training images, 20 pretraining + 50 joint epochs (1,000 iterations), one seed",
     )
     dc.add_argument(
-        "--preset", default=None, help="mnist, fmnist or mnist002 (default: mnist002 / fmnist)"
+        "--preset",
+        default=None,
+        help="default, mnist, fmnist or mnist002 (default: default, the library's own preset)",
     )
     dc.add_argument("--n-train", type=int, default=None, help="train on a stratified subset")
     dc.add_argument("--pretrain-epochs", type=int, default=None, help="default 50")

@@ -150,7 +150,7 @@ def _relevance_section(out: Path, device: str):
         "## Batch SS-SOM (semi-supervised, relevance learning)",
         "",
         f"UCI diabetes, fold x1_k1: {n_lab} of {len(b.y_train)} training samples labelled "
-        f"(10 %), default parameters (decision rule chosen in fit: {model.decision_!r}), "
+        f"(10 %), default parameters (decision rule: {model.decision_!r}), "
         "evaluated on the test fold beside the simple baselines on the same split.",
         "",
         "| model | accuracy | CE | nodes | seconds |",

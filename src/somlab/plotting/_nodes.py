@@ -1,6 +1,6 @@
 """Per-node values on the map: any value, clusters of nodes, target statistics.
 
-:func:`plot_node_values` colours every node by a number (NaN: left blank), on rectangular and
+:func:`plot_node_values` colours every node by a number (NaN: light grey), on rectangular and
 hexagonal maps; :func:`plot_clusters` draws the clusters of :meth:`somlab.SOM.cluster` with one
 colour each and their borders; :func:`target_map` and :func:`plot_target_map` show the mean or
 spread of a target per node (as a :class:`somlab.SOMRegressor` predicts it).

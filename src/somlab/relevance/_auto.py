@@ -1,5 +1,6 @@
-"""The relevance maps' default decision: class scores from a fitted map, and a choice among
-candidate decision rules by cross-validation on the labelled training rows only.
+"""The relevance maps' default decision: class scores from a fitted map, their vote (the
+default), and on request a choice among candidate decision rules by cross-validation on the
+labelled training rows only.
 
 A fitted map gives three kinds of class scores for a sample (each row sums to 1):
 
@@ -15,11 +16,11 @@ A fitted map gives three kinds of class scores for a sample (each row sums to 1)
   the labelled rows kept in the model as labelled prototypes, the "fallback to the nearest
   labelled prototype".
 
-:func:`choose_rule` scores every candidate rule by stratified k-fold cross-validation on the
-labelled rows: each fold refits the map on all rows with the held-out labels hidden (so the
-held-out rows still shape the map, as unlabelled rows do in fit) and scores each rule on the
-held-out labels.  Test data never enter.  With too few labels for a fold per class, the
-prior rule is kept.
+:func:`_choose` (used when ``candidates`` names several rules) scores every candidate rule
+by stratified k-fold cross-validation on the labelled rows: each fold refits the map on all
+rows with the held-out labels hidden (so the held-out rows still shape the map, as unlabelled
+rows do in fit) and scores each rule on the held-out labels.  Test data never enter.  With
+too few labels for a fold per class, the prior rule is kept.
 """
 
 from __future__ import annotations

@@ -20,8 +20,8 @@ class BatchSSSOM(_auto.DecisionMixin, ClassifierMixin, RelevanceMapBase):
 
     def fit(self, X, y=None):
         """Train on ``X`` with labels ``y`` (−1 = unlabelled; ``y=None``: unsupervised), then
-        fix the decision rule (``decision``; "auto": chosen by cross-validation on the
-        labelled rows)."""
+        fix the decision rule (``decision``; "auto": the vote, or with several
+        ``candidates`` the one cross-validation on the labelled rows prefers)."""
         b = int(self.batch_size)
         return _auto.fit_with_decision(
             self, X, y, b, lambda est, X_, y_: fit_relevance_map(est, X_, y_, batch_size=b)

@@ -20,7 +20,8 @@ class SSSOM(_auto.DecisionMixin, ClassifierMixin, RelevanceMapBase):
 
     def fit(self, X, y=None):
         """Train sample by sample on ``X`` with labels ``y`` (−1 = unlabelled), then fix the
-        decision rule (``decision``; "auto": chosen by cross-validation on labelled rows)."""
+        decision rule (``decision``; "auto": the vote, or with several ``candidates`` the
+        one cross-validation on the labelled rows prefers)."""
         # SPEC §3: the batch rules with B = 1 are exactly §2's, so one engine serves both.
         return _auto.fit_with_decision(
             self, X, y, 1, lambda est, X_, y_: fit_relevance_map(est, X_, y_, batch_size=1)
