@@ -440,3 +440,24 @@ def test_header_options_on_a_binary_file_are_an_error(tmp_path):
         ds.load_file(f, header=True)
     with pytest.raises(DataError, match="apply to text files"):
         ds.load_file(f, comment="#")
+
+
+def test_numeric_header_in_auto_mode_is_kept_as_data_but_warned(tmp_path):
+    """``400,410,420,430`` above spectra: header="auto" cannot know, so it keeps the row (no
+    silent drop) and says how to read it as names; header=True / False are silent."""
+    import warnings
+
+    rng = np.random.default_rng(0)
+    rows = ["400,410,420,430"] + [",".join(f"{v:.3f}" for v in rng.random(4)) for _ in range(20)]
+    p = tmp_path / "spectra.csv"
+    p.write_text("\n".join(rows) + "\n")
+    with pytest.warns(UserWarning, match="looks like column names made of numbers.*header=True"):
+        X, _ = ds.load_file(p)[:2]
+    assert X.shape == (21, 4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert ds.load_file(p, header=True)[0].shape == (20, 4)
+        assert ds.load_file(p, header=False)[0].shape == (21, 4)
+        q = tmp_path / "plain.csv"
+        q.write_text("\n".join(rows[1:]) + "\n")
+        assert ds.load_file(q)[0].shape == (20, 4)  # ordinary data: no warning

@@ -17,6 +17,7 @@ import io
 import os
 import re
 import stat
+import warnings
 import zipfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -529,7 +530,33 @@ def _read_csv(path, label_column, delimiter, header, comment, unlabelled):
                     raise DataError(
                         f"{source}: record {i + 1} has {len(records[i])} fields, expected {ncols}"
                     )
+    if not has_header and _is_auto(header) and _looks_like_number_header(X):
+        warnings.warn(
+            f"{source}: the first line ({first_text.strip()[:40]}) is read as a data row, but "
+            "it looks like column names made of numbers (monotonic, outside every column's "
+            "range in the other rows); pass header=True (CLI --header) to read it as names, "
+            "or header=False (--no-header) to keep it as data and silence this",
+            UserWarning,
+            stacklevel=3,
+        )
     return _as_features(X, source), y
+
+
+def _looks_like_number_header(X: np.ndarray) -> bool:
+    """A first row like ``400,410,420,...`` (wavelengths, years, time points) above data rows:
+    strictly monotonic across >= 3 columns and, in at least 80 % of them, farther than half
+    the column's range outside the range of the other rows (>= 3 of them)."""
+    if X.shape[0] < 4 or X.shape[1] < 3 or np.isnan(X[0]).any():
+        return False
+    d = np.diff(X[0])
+    if not ((d > 0).all() or (d < 0).all()):
+        return False
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        lo, hi = np.nanmin(X[1:], axis=0), np.nanmax(X[1:], axis=0)
+    margin = 0.5 * np.where(hi > lo, hi - lo, np.maximum(np.abs(hi), 1e-12))
+    outside = (X[0] < lo - margin) | (X[0] > hi + margin)
+    return bool(np.mean(outside) >= 0.8)
 
 
 # --------------------------------------------------------------------------- NPY / NPZ
