@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._errors import ModelFileError, WriteError
+from ._errors import ModelFileError, WriteError, check_readable_file
 from ._utils import resolve_device
 
 FORMAT_NAME = "somlab"
@@ -388,25 +388,13 @@ def _umask() -> int:
 
 def _check_model_path(path: Path) -> None:
     """Missing, a folder, or not readable: three different messages."""
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        raise ModelFileError(f"model file not found: {path}") from None
-    except PermissionError:
-        raise ModelFileError(f"cannot read the model file {path}: permission denied") from None
-    except OSError as exc:
-        raise ModelFileError(f"cannot read the model file {path}: {exc.strerror}") from None
-    import stat
-
-    if stat.S_ISDIR(st.st_mode):
-        raise ModelFileError(f"{path} is a folder, not a model file")
-    try:
-        with open(path, "rb"):
-            pass
-    except PermissionError:
-        raise ModelFileError(f"cannot read the model file {path}: permission denied") from None
-    except OSError as exc:
-        raise ModelFileError(f"cannot read the model file {path}: {exc.strerror}") from None
+    check_readable_file(
+        path,
+        ModelFileError,
+        missing="model file not found: {path}",
+        folder="{path} is a folder, not a model file",
+        unreadable="cannot read the model file {path}: {why}",
+    )
 
 
 def _params_from_json(params: dict) -> dict:

@@ -16,7 +16,6 @@ import gzip
 import io
 import os
 import re
-import stat
 import warnings
 import zipfile
 from collections.abc import Iterable, Sequence
@@ -24,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._errors import DataError
+from .._errors import DataError, check_readable_file
 
 __all__ = ["load_file", "read_arff", "read_csv", "read_npy", "read_npz", "read_parquet"]
 
@@ -59,23 +58,13 @@ def _check_path(path: PathLike) -> Path:
         p = Path(os.fspath(path)).expanduser()
     except TypeError:
         raise DataError(f"expected a file path, got {type(path).__name__}") from None
-    try:
-        st = p.stat()
-    except FileNotFoundError:
-        raise DataError(f"file not found: {p}") from None
-    except PermissionError:  # e.g. a folder on the way that we may not enter
-        raise DataError(f"cannot read {p}: permission denied") from None
-    except OSError as exc:
-        raise DataError(f"cannot read {p}: {exc.strerror or _one_line(exc)}") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise DataError(f"expected a file, got a directory: {p}")
-    try:
-        with open(p, "rb"):
-            pass
-    except PermissionError:
-        raise DataError(f"cannot read {p}: permission denied") from None
-    except OSError as exc:
-        raise DataError(f"cannot read {p}: {exc.strerror or _one_line(exc)}") from None
+    check_readable_file(
+        p,
+        DataError,
+        missing="file not found: {path}",
+        folder="expected a file, got a directory: {path}",
+        unreadable="cannot read {path}: {why}",
+    )
     return p
 
 
