@@ -13,7 +13,20 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
+
+
+def sq_euclidean_np(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """Squared Euclidean distances ``[len(A), len(B)]`` of numpy rows in float64, by the
+    expansion through one matrix product, centred on B's mean first (the expansion cancels the
+    digits that matter on data far from zero) and clamped at 0."""
+    mu = np.asarray(B, dtype=np.float64).mean(0)
+    A = np.asarray(A, dtype=np.float64) - mu
+    B = np.asarray(B, dtype=np.float64) - mu
+    d = (A * A).sum(1)[:, None] + (B * B).sum(1)[None, :] - 2.0 * A @ B.T
+    return np.maximum(d, 0.0)
+
 
 METRICS = ("euclidean", "sqeuclidean", "manhattan", "chebyshev", "cosine")
 EPS = 1e-7

@@ -27,19 +27,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..core.distances import sq_euclidean_np
+
 #: Candidate decision rules, in order of preference (ties go to the earlier one).
 RULES = ("map", "nodes", "knn1", "knn3", "knn7")
 #: Rule kept when the labelled rows are too few to cross-validate.
 PRIOR_RULE = "vote"
-
-
-def _sq_dists(A: np.ndarray, B: np.ndarray) -> np.ndarray:
-    """Squared Euclidean distances in float64, difference-free but centred (B's mean)."""
-    mu = B.mean(0)
-    A = A.astype(np.float64) - mu
-    B = B.astype(np.float64) - mu
-    d = (A * A).sum(1)[:, None] + (B * B).sum(1)[None, :] - 2.0 * A @ B.T
-    return np.maximum(d, 0.0)
 
 
 def knn_scores(Z, yz, Xq, k: int, n_classes: int, chunk: int = 512) -> np.ndarray:
@@ -51,7 +44,7 @@ def knn_scores(Z, yz, Xq, k: int, n_classes: int, chunk: int = 512) -> np.ndarra
         return out
     k = min(int(k), Z.shape[0])
     for s in range(0, n, chunk):
-        D = _sq_dists(Xq[s : s + chunk], Z)
+        D = sq_euclidean_np(Xq[s : s + chunk], Z)
         if k < Z.shape[0]:
             idx = np.argpartition(D, k - 1, axis=1)[:, :k]
         else:
@@ -92,7 +85,7 @@ def node_scores(C, node_class, adjacency, win_lab, y_lab, n_classes, n_neighbour
         return Y
     W = adjacency.astype(np.float64).copy()
     if K > 1:
-        D = _sq_dists(C, C)
+        D = sq_euclidean_np(C, C)
         np.fill_diagonal(D, np.inf)
         kk = min(n_neighbours, K - 1)
         nb = np.argpartition(D, kk - 1, axis=1)[:, :kk]
@@ -113,7 +106,7 @@ def node_scores(C, node_class, adjacency, win_lab, y_lab, n_classes, n_neighbour
     s = F.sum(1)
     lost = s <= 0
     if lost.any():  # nodes no labelled node reaches: their nearest labelled prototype
-        D = _sq_dists(C[lost], C[known])
+        D = sq_euclidean_np(C[lost], C[known])
         F[lost] = Y[known][D.argmin(1)]
         s = F.sum(1)
     return F / s[:, None]
@@ -226,7 +219,7 @@ def _spread_scores(Xs, Ds, Xq, k: int = 7, chunk: int = 512):
     k = min(k, Xs.shape[0])
     out = np.empty((Xq.shape[0], Ds.shape[1]))
     for s in range(0, Xq.shape[0], chunk):
-        D = _sq_dists(Xq[s : s + chunk], Xs)
+        D = sq_euclidean_np(Xq[s : s + chunk], Xs)
         idx = np.argpartition(D, k - 1, axis=1)[:, :k] if k < Xs.shape[0] else None
         P = Ds[idx].sum(1) if idx is not None else np.repeat(Ds.sum(0, keepdims=True), len(D), 0)
         out[s : s + chunk] = P

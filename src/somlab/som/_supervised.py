@@ -26,6 +26,7 @@ from sklearn.utils.validation import (
     column_or_1d,
 )
 
+from ..core.distances import sq_euclidean_np
 from ._som import SOM
 
 
@@ -37,11 +38,7 @@ def _fill_empty(values: np.ndarray, hits: np.ndarray, prototypes: np.ndarray) ->
     if len(empty) == 0 or len(full) == 0:
         return values
     P = np.asarray(prototypes, dtype=np.float64).reshape(len(hits), -1)
-    a, b = P[empty], P[full]
-    centre = b.mean(0)  # centred first: the expansion cancels on data far from zero
-    a, b = a - centre, b - centre
-    d2 = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
-    near = full[np.argmin(d2, axis=1)]
+    near = full[np.argmin(sq_euclidean_np(P[empty], P[full]), axis=1)]
     out = values.copy()
     out[empty] = values[near]
     return out
