@@ -218,17 +218,11 @@ def target_map(som, X, y, statistic="mean", grid=None) -> np.ndarray:
     W, grid = as_map(som, grid)
     bmu = best_matching_nodes(som, X, grid)
     y = np.asarray(_check_y(y, bmu.shape[0]), dtype=np.float64)
-    n = grid.n_nodes
-    count = np.bincount(bmu, minlength=n).astype(float)
-    if statistic == "count":
-        return count.reshape(grid.shape)
-    total = np.bincount(bmu, y, n)
-    mean = np.divide(total, count, out=np.full(n, np.nan), where=count > 0)
-    if statistic == "mean":
-        return mean.reshape(grid.shape)
-    dev = y - mean[bmu]
-    var = np.divide(np.bincount(bmu, dev * dev, n), count, out=np.full(n, np.nan), where=count > 0)
-    return np.sqrt(var).reshape(grid.shape)
+    from ..som._supervised import node_target_stats
+
+    count, mean, std = node_target_stats(bmu, y[:, None], grid.n_nodes)
+    value = {"count": count, "mean": mean[:, 0], "std": std[:, 0]}[statistic]
+    return value.reshape(grid.shape)
 
 
 def plot_target_map(

@@ -44,6 +44,22 @@ def _fill_empty(values: np.ndarray, hits: np.ndarray, prototypes: np.ndarray) ->
     return out
 
 
+def node_target_stats(bmu: np.ndarray, Y: np.ndarray, n_nodes: int):
+    """Per node: the count of samples it wins ``[n_nodes]`` and the mean and population
+    standard deviation of their targets ``Y [n_samples, t]`` (``[n_nodes, t]``, NaN at nodes
+    that win none)."""
+    count = np.bincount(bmu, minlength=n_nodes).astype(float)
+    total = np.zeros((n_nodes, Y.shape[1]))
+    np.add.at(total, bmu, Y)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = total / count[:, None]
+        dev = Y - mean[bmu]
+        sq = np.zeros_like(total)
+        np.add.at(sq, bmu, dev * dev)
+        std = np.sqrt(sq / count[:, None])
+    return count, mean, std
+
+
 class _SOMSupervised(BaseEstimator):
     """Shared fit of the map for :class:`SOMClassifier` and :class:`SOMRegressor`."""
 
@@ -209,15 +225,7 @@ class SOMRegressor(RegressorMixin, _SOMSupervised):
         one = y.ndim == 1
         Y = y.reshape(len(y), -1)
         bmu = self._fit_map(X)
-        n_nodes = self.som_.grid_.n_nodes
-        hits = np.bincount(bmu, minlength=n_nodes).astype(float)
-        total = np.zeros((n_nodes, Y.shape[1]))
-        np.add.at(total, bmu, Y)
-        mean = total / np.where(hits > 0, hits, 1.0)[:, None]
-        dev = Y - mean[bmu]
-        sq = np.zeros_like(total)
-        np.add.at(sq, bmu, dev * dev)
-        std = np.sqrt(sq / np.where(hits > 0, hits, 1.0)[:, None])
+        hits, mean, std = node_target_stats(bmu, Y, self.som_.grid_.n_nodes)
         W = self.som_.weights_
         mean, std = _fill_empty(mean, hits, W), _fill_empty(std, hits, W)
         self.node_counts_ = hits
