@@ -638,7 +638,6 @@ def _run_ensemble(jobs, data_loader, split):
     from ..relevance.ensemble import PER_MAP, BatchSSSOMEnsemble
 
     X_train, y_train, X_test, y_test = split
-    n_labelled = int((y_train >= 0).sum())
     shared = {k: v for k, v in jobs[0]["params"].items() if k not in PER_MAP}
     settings = [{k: v for k, v in j["params"].items() if k in PER_MAP} for j in jobs]
     with _one_torch_thread():
@@ -652,26 +651,34 @@ def _run_ensemble(jobs, data_loader, split):
             return
         fit_s = (time.perf_counter() - t0) / len(jobs)
         fit_cpu = (time.process_time() - cpu0) / len(jobs)
-        for job, model in zip(jobs, ens.models_):
-            rec = {k: job[k] for k in ("key", "model", "dataset", "fraction", "fold")}
-            rec.update(setting=job["setting"], params=job["params"])
-            rec.update(n_train=int(len(y_train)), n_labelled=n_labelled, n_test=len(y_test))
-            c0, t1 = time.process_time(), time.perf_counter()
-            try:
-                scores = score_model(model, X_test, y_test, supervised=n_labelled > 0)
-            except Exception as exc:  # as run_job: one failed run must not end the sweep
-                rec["error"] = _one_line(exc)
-                rec["cpu_s"] = fit_cpu + time.process_time() - c0
-                yield rec
-                continue
-            rec.update(scores)
-            rec.update(
-                n_nodes=int(model.n_nodes_),
-                fit_s=fit_s,
-                predict_s=time.perf_counter() - t1,
-                cpu_s=fit_cpu + time.process_time() - c0,
-            )
+        yield from _trained_records(jobs, ens.models_, split, fit_s, fit_cpu)
+
+
+def _trained_records(jobs, models, split, fit_s: float, fit_cpu: float):
+    """The records of ``jobs`` whose ``models`` were trained together on ``split``, each scored
+    as :func:`run_job` scores a single fit; ``fit_s`` / ``fit_cpu`` are each job's share."""
+    _, y_train, X_test, y_test = split
+    n_labelled = int((y_train >= 0).sum())
+    for job, model in zip(jobs, models):
+        rec = {k: job[k] for k in ("key", "model", "dataset", "fraction", "fold")}
+        rec.update(setting=job["setting"], params=job["params"])
+        rec.update(n_train=int(len(y_train)), n_labelled=n_labelled, n_test=int(len(y_test)))
+        c0, t1 = time.process_time(), time.perf_counter()
+        try:
+            scores = score_model(model, X_test, y_test, supervised=n_labelled > 0)
+        except Exception as exc:  # as run_job: one failed run must not end the sweep
+            rec["error"] = _one_line(exc)
+            rec["cpu_s"] = fit_cpu + time.process_time() - c0
             yield rec
+            continue
+        rec.update(scores)
+        rec.update(
+            n_nodes=int(model.n_nodes_),
+            fit_s=fit_s,
+            predict_s=time.perf_counter() - t1,
+            cpu_s=fit_cpu + time.process_time() - c0,
+        )
+        yield rec
 
 
 def _execute_compiled(pending, model_factory, data_loader, n_jobs=-1):
@@ -695,7 +702,6 @@ def _execute_compiled(pending, model_factory, data_loader, n_jobs=-1):
     for (dataset, fold, fraction), group in groups.items():
         X_train, y_train, X_test, y_test = loader(dataset, fold, fraction)
         y_train = np.asarray(y_train)
-        n_labelled = int((y_train >= 0).sum())
         for start in range(0, len(group), COMPILED_MAX_JOBS):
             jobs, models = [], []
             for job in group[start : start + COMPILED_MAX_JOBS]:
@@ -719,27 +725,8 @@ def _execute_compiled(pending, model_factory, data_loader, n_jobs=-1):
                     continue
                 fit_s = (time.perf_counter() - t0) / len(jobs)
                 fit_cpu = (time.process_time() - cpu0) / len(jobs)
-                for job, model in zip(jobs, models):
-                    rec = {k: job[k] for k in ("key", "model", "dataset", "fraction", "fold")}
-                    rec.update(setting=job["setting"], params=job["params"])
-                    rec.update(n_train=int(len(y_train)), n_labelled=n_labelled)
-                    rec.update(n_test=int(len(y_test)))
-                    c0, t1 = time.process_time(), time.perf_counter()
-                    try:
-                        scores = score_model(model, X_test, y_test, supervised=n_labelled > 0)
-                    except Exception as exc:  # as run_job: one failed run must not end a sweep
-                        rec["error"] = _one_line(exc)
-                        rec["cpu_s"] = fit_cpu + time.process_time() - c0
-                        yield rec
-                        continue
-                    rec.update(scores)
-                    rec.update(
-                        n_nodes=int(model.n_nodes_),
-                        fit_s=fit_s,
-                        predict_s=time.perf_counter() - t1,
-                        cpu_s=fit_cpu + time.process_time() - c0,
-                    )
-                    yield rec
+                split = (X_train, y_train, X_test, y_test)
+                yield from _trained_records(jobs, models, split, fit_s, fit_cpu)
     if rest:
         yield from _execute(rest, model_factory, data_loader, n_jobs)
 
