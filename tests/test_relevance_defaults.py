@@ -128,10 +128,13 @@ def test_default_is_the_vote(split):
     Xtr, ytr, Xte, _ = split
     m = BatchSSSOM(random_state=0).fit(Xtr, ytr)
     assert m.decision_ == "vote"
+    assert set(_auto.VOTE) == {"map", "knn3", "spread"}
+    assert abs(sum(_auto.VOTE.values()) - 1) < 1e-12
     parts = []
-    for r in _auto.VOTE:
-        parts.append(BatchSSSOM(random_state=0, decision=r).fit(Xtr, ytr).predict_proba(Xte))
-    np.testing.assert_allclose(m.predict_proba(Xte), sum(parts) / len(parts), atol=1e-12)
+    for r, w in _auto.VOTE.items():
+        p = BatchSSSOM(random_state=0, decision=r).fit(Xtr, ytr).predict_proba(Xte)
+        parts.append(w * p)
+    np.testing.assert_allclose(m.predict_proba(Xte), sum(parts), atol=1e-12)
 
 
 def test_candidates_and_cv_are_parameters(split):

@@ -83,7 +83,7 @@ DECISION = """
         as labelled prototypes).  ``"spread"``: label spreading as in scikit-learn's
         LabelSpreading (kNN kernel, 7 neighbours, alpha 0.2) on the training rows, new rows
         taking the mean spread distribution of their 7 nearest training rows.  ``"vote"``:
-        the mean of the ``"map"``, ``"knn1"`` and ``"spread"``
+        the weighted mean of the ``"spread"`` (2/3), ``"map"`` (1/6) and ``"knn3"`` (1/6)
         distributions.  ``"auto"`` (beyond the paper): when every Table I hyper-parameter
         (at ... epush) keeps its default and ``compat`` is None, the rule among
         ``candidates``: with one candidate (the default, ``"vote"``) that rule; with several,
