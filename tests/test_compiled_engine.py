@@ -15,8 +15,7 @@ from oracles import OracleSSSOM
 from somlab import LARFDSSOM, SSSOM
 from somlab._utils import seeded_generator
 from somlab.relevance import _compiled as online
-from somlab.relevance._engine import Engine
-from somlab.relevance._fit import _to_node_state
+from somlab.relevance._multi_engine import MultiEngine
 
 BASE = dict(
     at=0.9,
@@ -56,13 +55,13 @@ def _data(seed, n=60, m=4, n_classes=3, frac=0.5):
 def _fit_online(cls, params, seed, X, y):
     """Run the compiled engine the way fit_relevance_map would and store the map in ``cls``."""
     est = cls(**params, random_state=seed)
-    Xt, y_idx, _ = est._prepare_fit(X, y)
-    p = est._effective(Xt.shape[0])
+    Xn, y_idx, _ = est._prepare_fit(X, y)
+    p = est._effective(Xn.shape[0])
     p["n_classes"] = len(est.classes_)
     p["batch_size"] = 1
-    out = online.run(Xt.numpy(), y_idx.numpy(), p, seeded_generator(seed))
-    est._store_map(_to_node_state(out), out["history"])
-    return est, out, y_idx.numpy()
+    out = online.run(Xn, y_idx, p, seeded_generator(seed))
+    est._store_map(out, out["history"])
+    return est, out, y_idx
 
 
 def _oracle(params, seed, X, y_idx):
@@ -169,17 +168,16 @@ def test_matches_torch_engine():
     p = est._effective(len(X))
     p["n_classes"] = len(est.classes_)
     p["batch_size"] = 1
-    engine = Engine(torch.from_numpy(X), torch.from_numpy(y_idx), p, seeded_generator(7))
-    st = engine.run()
-    K = st.K
+    engine = MultiEngine(torch.from_numpy(X), torch.from_numpy(y_idx), [p], [seeded_generator(7)])
+    st = engine.run().map_arrays(0)
+    K = len(st["C"])
     assert len(out["C"]) == K
-    np.testing.assert_allclose(out["C"], st.C[:K].numpy(), rtol=0, atol=1e-5)
-    np.testing.assert_allclose(out["omega"], st.omega[:K].numpy(), rtol=0, atol=1e-5)
-    np.testing.assert_array_equal(out["classes"], st.classes[:K].numpy())
-    np.testing.assert_array_equal(out["adj"], st.adj[:K, :K].numpy())
-    np.testing.assert_array_equal(out["wins"], st.wins[:K].numpy())
+    np.testing.assert_allclose(out["C"], st["C"], rtol=0, atol=1e-5)
+    np.testing.assert_allclose(out["omega"], st["omega"], rtol=0, atol=1e-5)
+    for key in ("classes", "adj", "wins"):
+        np.testing.assert_array_equal(out[key], st[key])
     for key in ("inserted", "removed", "windows", "n_nodes"):
-        assert out["history"][key] == engine.history[key]
+        assert out["history"][key] == engine.history[0][key]
 
 
 def test_supports_and_rejects():
