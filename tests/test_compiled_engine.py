@@ -251,3 +251,31 @@ def test_fit_many_equals_single_fits_on_threads():
         np.testing.assert_array_equal(g.adjacency_, ref.adjacency_)
         assert g.history_ == ref.history_
     np.testing.assert_array_equal(got[1].labels_, got[1].predict(X))
+
+
+def test_one_representation_from_validation_to_the_stored_map(monkeypatch):
+    """The CPU compiled path stays in numpy: the checked X is a view of a float32 input, the
+    kernel's arrays become the model's attributes, and no tensor of the data is made."""
+    import somlab.relevance._fit as fit_module
+
+    X, y = _data(8, frac=0.5)
+    est = SSSOM(**BASE, random_state=8, engine="compiled")
+    Xn, y_idx, _ = est._prepare_fit(X, y)
+    assert isinstance(Xn, np.ndarray) and Xn.dtype == np.float32 and np.shares_memory(Xn, X)
+    assert isinstance(y_idx, np.ndarray) and y_idx.dtype == np.int64
+    Xd, _, _ = est._prepare_fit(X.astype(np.float64), y)  # float64 in: one cast, C-contiguous
+    assert Xd.dtype == np.float32 and Xd.flags.c_contiguous and np.array_equal(Xd, X)
+
+    def no_tensors(*args):
+        raise AssertionError("the compiled path made tensors of the data")
+
+    monkeypatch.setattr(fit_module, "torch_inputs", no_tensors)
+    outs = []
+    run = online.run
+    monkeypatch.setattr(online, "run", lambda *a: outs.append(run(*a)) or outs[-1])
+    model = LARFDSSOM(**BASE, random_state=8, engine="compiled").fit(X)
+    (out,) = outs
+    for attr, key in (("prototypes_", "C"), ("relevances_", "omega"), ("adjacency_", "adj")):
+        assert getattr(model, attr) is out[key]
+    with pytest.raises(AssertionError, match="made tensors"):
+        LARFDSSOM(**BASE, random_state=8, engine="torch").fit(X)
