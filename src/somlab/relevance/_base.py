@@ -191,7 +191,7 @@ class RelevanceMapBase(SaveLoadMixin, BaseEstimator):
         else:  # string or object labels: None (a missing label in pandas) is unlabelled too
             marks = {-1, "-1", self.unlabelled_value, str(self.unlabelled_value), None}
             unl = np.array([v in marks for v in y.tolist()], dtype=bool)
-        if (~unl).any():
+        if (~unl).any() and y.dtype.kind not in "iub":  # integers and bools: class labels
             try:
                 kind = type_of_target(y[~unl], input_name="y", raise_unknown=True)
                 np.unique(y[~unl])  # mixed types (str and int) cannot be sorted
