@@ -25,18 +25,17 @@ from somlab._utils import seeded_generator
 from somlab.datasets import load_uci
 from somlab.experiments.lhs import authors_settings
 from somlab.relevance import _compiled as online
-from somlab.relevance._fit import _to_node_state
 
 
 def prepared(setting: dict, X, y):
     """(estimator, X float32, class indices, effective parameters) as fit_relevance_map makes
     them for SS-SOM."""
     est = SSSOM(**setting)
-    Xt, y_idx, _ = est._prepare_fit(X, y)
-    p = est._effective(Xt.shape[0])
+    Xn, y_idx, _ = est._prepare_fit(X, y)
+    p = est._effective(Xn.shape[0])
     p["n_classes"] = len(est.classes_)
     p["batch_size"] = 1
-    return est, Xt.numpy(), y_idx.numpy(), p
+    return est, Xn, y_idx, p
 
 
 def time_online(setting: dict, X, y, repeats: int):
@@ -52,7 +51,7 @@ def time_online(setting: dict, X, y, repeats: int):
         t0 = time.perf_counter()
         est, Xn2, yn2, p2 = prepared(setting, X, y)
         o = online.run(Xn2, yn2, p2, seeded_generator(seed))
-        est._store_map(_to_node_state(o), o["history"])
+        est._store_map(o, o["history"])
         fit_t.append(time.perf_counter() - t0)
     return statistics.median(run_t), statistics.median(fit_t), out
 

@@ -15,8 +15,7 @@ from oracles import OracleSSSOM
 from somlab import LARFDSSOM, SSSOM
 from somlab._utils import seeded_generator
 from somlab.relevance import _compiled as online
-from somlab.relevance._engine import Engine
-from somlab.relevance._fit import _to_node_state
+from somlab.relevance._multi_engine import MultiEngine
 
 BASE = dict(
     at=0.9,
@@ -56,13 +55,13 @@ def _data(seed, n=60, m=4, n_classes=3, frac=0.5):
 def _fit_online(cls, params, seed, X, y):
     """Run the compiled engine the way fit_relevance_map would and store the map in ``cls``."""
     est = cls(**params, random_state=seed)
-    Xt, y_idx, _ = est._prepare_fit(X, y)
-    p = est._effective(Xt.shape[0])
+    Xn, y_idx, _ = est._prepare_fit(X, y)
+    p = est._effective(Xn.shape[0])
     p["n_classes"] = len(est.classes_)
     p["batch_size"] = 1
-    out = online.run(Xt.numpy(), y_idx.numpy(), p, seeded_generator(seed))
-    est._store_map(_to_node_state(out), out["history"])
-    return est, out, y_idx.numpy()
+    out = online.run(Xn, y_idx, p, seeded_generator(seed))
+    est._store_map(out, out["history"])
+    return est, out, y_idx
 
 
 def _oracle(params, seed, X, y_idx):
@@ -169,17 +168,16 @@ def test_matches_torch_engine():
     p = est._effective(len(X))
     p["n_classes"] = len(est.classes_)
     p["batch_size"] = 1
-    engine = Engine(torch.from_numpy(X), torch.from_numpy(y_idx), p, seeded_generator(7))
-    st = engine.run()
-    K = st.K
+    engine = MultiEngine(torch.from_numpy(X), torch.from_numpy(y_idx), [p], [seeded_generator(7)])
+    st = engine.run().map_arrays(0)
+    K = len(st["C"])
     assert len(out["C"]) == K
-    np.testing.assert_allclose(out["C"], st.C[:K].numpy(), rtol=0, atol=1e-5)
-    np.testing.assert_allclose(out["omega"], st.omega[:K].numpy(), rtol=0, atol=1e-5)
-    np.testing.assert_array_equal(out["classes"], st.classes[:K].numpy())
-    np.testing.assert_array_equal(out["adj"], st.adj[:K, :K].numpy())
-    np.testing.assert_array_equal(out["wins"], st.wins[:K].numpy())
+    np.testing.assert_allclose(out["C"], st["C"], rtol=0, atol=1e-5)
+    np.testing.assert_allclose(out["omega"], st["omega"], rtol=0, atol=1e-5)
+    for key in ("classes", "adj", "wins"):
+        np.testing.assert_array_equal(out[key], st[key])
     for key in ("inserted", "removed", "windows", "n_nodes"):
-        assert out["history"][key] == engine.history[key]
+        assert out["history"][key] == engine.history[0][key]
 
 
 def test_supports_and_rejects():
@@ -253,3 +251,31 @@ def test_fit_many_equals_single_fits_on_threads():
         np.testing.assert_array_equal(g.adjacency_, ref.adjacency_)
         assert g.history_ == ref.history_
     np.testing.assert_array_equal(got[1].labels_, got[1].predict(X))
+
+
+def test_one_representation_from_validation_to_the_stored_map(monkeypatch):
+    """The CPU compiled path stays in numpy: the checked X is a view of a float32 input, the
+    kernel's arrays become the model's attributes, and no tensor of the data is made."""
+    import somlab.relevance._fit as fit_module
+
+    X, y = _data(8, frac=0.5)
+    est = SSSOM(**BASE, random_state=8, engine="compiled")
+    Xn, y_idx, _ = est._prepare_fit(X, y)
+    assert isinstance(Xn, np.ndarray) and Xn.dtype == np.float32 and np.shares_memory(Xn, X)
+    assert isinstance(y_idx, np.ndarray) and y_idx.dtype == np.int64
+    Xd, _, _ = est._prepare_fit(X.astype(np.float64), y)  # float64 in: one cast, C-contiguous
+    assert Xd.dtype == np.float32 and Xd.flags.c_contiguous and np.array_equal(Xd, X)
+
+    def no_tensors(*args):
+        raise AssertionError("the compiled path made tensors of the data")
+
+    monkeypatch.setattr(fit_module, "torch_inputs", no_tensors)
+    outs = []
+    run = online.run
+    monkeypatch.setattr(online, "run", lambda *a: outs.append(run(*a)) or outs[-1])
+    model = LARFDSSOM(**BASE, random_state=8, engine="compiled").fit(X)
+    (out,) = outs
+    for attr, key in (("prototypes_", "C"), ("relevances_", "omega"), ("adjacency_", "adj")):
+        assert getattr(model, attr) is out[key]
+    with pytest.raises(AssertionError, match="made tensors"):
+        LARFDSSOM(**BASE, random_state=8, engine="torch").fit(X)

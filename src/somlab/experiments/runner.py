@@ -581,7 +581,7 @@ def _ensemble_chunks(jobs, n_samples: int):
     :data:`ENSEMBLE_MAX_MAPS`), and the jobs whose parameters are invalid (run alone, so that
     their records carry their own error)."""
     from ..relevance import BatchSSSOM
-    from ..relevance._engine import _KEY
+    from ..relevance._multi_engine import _KEY
 
     valid, invalid, caps = [], [], []
     for job in jobs:

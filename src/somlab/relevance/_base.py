@@ -1,8 +1,9 @@
 """What LARFDSSOM, SS-SOM and Batch SS-SOM share: parameters, input checks, prediction.
 
-Training engines live in :mod:`._online` (one sample at a time, SPEC.md §2) and
-:mod:`._batch` (mini-batches, SPEC.md §3); both keep their map in a
-:class:`~somlab.relevance._nodes.NodeState` and end with :meth:`_store_map`.
+The training engines (:mod:`._fit` chooses one: the compiled :mod:`._compiled` or the torch
+:mod:`._multi_engine`) take the numpy arrays of :meth:`RelevanceMapBase._prepare_fit` and hand
+their map to :meth:`RelevanceMapBase._store_map` as numpy arrays; only the torch engine makes
+tensors, once, at its edge.
 """
 
 from __future__ import annotations
@@ -190,7 +191,7 @@ class RelevanceMapBase(SaveLoadMixin, BaseEstimator):
         else:  # string or object labels: None (a missing label in pandas) is unlabelled too
             marks = {-1, "-1", self.unlabelled_value, str(self.unlabelled_value), None}
             unl = np.array([v in marks for v in y.tolist()], dtype=bool)
-        if (~unl).any():
+        if (~unl).any() and y.dtype.kind not in "iub":  # integers and bools: class labels
             try:
                 kind = type_of_target(y[~unl], input_name="y", raise_unknown=True)
                 np.unique(y[~unl])  # mixed types (str and int) cannot be sorted
@@ -206,6 +207,9 @@ class RelevanceMapBase(SaveLoadMixin, BaseEstimator):
         return y, ~unl
 
     def _prepare_fit(self, X, y):
+        """Checked inputs of a fit: ``X`` as a C-contiguous float32 array ``[N, m]`` (a view of a
+        float32 input), class indices ``[N]`` (int64, -1 unlabelled; sets ``classes_`` and
+        ``supervised_``) and the device."""
         self._validate_params()
         Xn = self._check_X(X, reset=True)
         if Xn.shape[0] == 0:
@@ -213,30 +217,36 @@ class RelevanceMapBase(SaveLoadMixin, BaseEstimator):
         y, labelled = self._split_labels(y, Xn.shape[0])
         _warn_minus_one(y, labelled, self.unlabelled_value)
         dev = resolve_device(self.device)
-        Xt = as_tensor(Xn, torch.float32, dev)
         self.classes_ = np.unique(y[labelled])
         self.supervised_ = bool(labelled.any())
         idx = np.full(Xn.shape[0], -1, dtype=np.int64)
         idx[labelled] = np.searchsorted(self.classes_, y[labelled])
-        return Xt, torch.as_tensor(idx, device=dev), dev
+        return np.ascontiguousarray(Xn, dtype=np.float32), idx, dev
 
-    def _store_map(self, state, history=None) -> None:
-        K = state.K
-        self.prototypes_ = state.C[:K].cpu().numpy().copy()
-        self.relevances_ = state.omega[:K].cpu().numpy().copy()
-        self.distance_averages_ = state.delta[:K].cpu().numpy().copy()
-        self.node_class_index_ = state.classes[:K].cpu().numpy().copy()
+    def _store_map(self, nodes: dict, history=None) -> None:
+        """Store a trained map given as numpy arrays of its K active nodes, which the model
+        keeps (no copy): ``C``, ``delta``, ``omega`` ``[K, m]``, ``wins``, ``classes`` ``[K]``
+        (class indices, -1 unlabelled) and ``adj`` ``[K, K]``."""
+        self.prototypes_ = nodes["C"]
+        self.relevances_ = nodes["omega"]
+        self.distance_averages_ = nodes["delta"]
+        self.node_class_index_ = nodes["classes"]
         self.node_classes_ = self._decode(self.node_class_index_)
-        self.node_wins_ = state.wins[:K].cpu().numpy().copy()
-        self.adjacency_ = state.adj[:K, :K].cpu().numpy().copy()
-        self.n_nodes_ = int(K)
+        self.node_wins_ = nodes["wins"]
+        self.adjacency_ = nodes["adj"]
+        self.n_nodes_ = int(nodes["C"].shape[0])
         if history is not None:
             self.history_ = history
 
     # ------------------------------------------------------------------ prediction
     def _activation_args(self):
-        p = self._effective(1)
-        return p["distance"], float(self.at), p["label_fallback"], bool(p["filter_noise"])
+        """``distance``, ``at``, ``label_fallback`` and ``filter_noise`` after the ``compat``
+        preset: what prediction reads (without ``_effective``'s ``get_params``)."""
+        preset = COMPAT_PRESETS.get(self.compat or "", {})
+        distance, fallback, noise = (
+            preset.get(k, getattr(self, k)) for k in ("distance", "label_fallback", "filter_noise")
+        )
+        return distance, float(self.at), fallback, bool(noise)
 
     def _decide(self, X, decode: bool = True):
         """Classes (class indices when not ``decode``) and node ids per SPEC.md §2 Outputs,

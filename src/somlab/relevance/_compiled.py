@@ -154,7 +154,12 @@ class _Job:
             float(np.float32(p["minwd"])), float(p["lp"]), age, _flags(p),
             int(p.get("n_classes", 0)), self.B, epochs * nb, p.get("convergence", "cpp") == "cpp",
         )  # fmt: skip
+        # draws per call: the training epochs (one draw each) and the convergence phase's two
+        # windows first, then two windows at a time, at most _CHUNK indices a call
+        per_window = -(-age // (nb if p.get("count_unit") == "batch" else n))
         self.per_call = max(1, _CHUNK // n)
+        self.ahead = epochs + 2 * per_window
+        self.then = 2 * per_window
         # every batch advances t by at least 1, so each window closes: a safe bound on draws
         self.limit = epochs + 4 * (age + self.B) + 4
         self.drawn = 0
@@ -162,7 +167,7 @@ class _Job:
     def next_idx(self) -> np.ndarray:
         if self.drawn > self.limit:  # pragma: no cover - a logic error, not a user error
             raise RuntimeError("compiled engine ran out of sample draws")
-        k = self.per_call
+        k = max(1, min(self.per_call, self.then if self.drawn else self.ahead))
         self.drawn += k
         return torch.cat([_draw(self.n, self.gen, self.replacement) for _ in range(k)]).numpy()
 

@@ -5,7 +5,8 @@ Two engines (the estimators' ``engine`` parameter):
 
 * ``"compiled"`` -- :mod:`._compiled`, the Cython kernel built at install time: SPEC §3 with §2
   as its batch size 1 case, CPU only;
-* ``"torch"`` -- :mod:`._engine`, tensorized, any device, every flag of SPEC §5.
+* ``"torch"`` -- :mod:`._multi_engine`, tensorized, any device, every flag of SPEC §5; a single
+  map is its K = 1 case.
 
 ``"auto"`` (the default) takes the compiled engine on the CPU when it implements the flags, else
 the torch engine -- with an :class:`EngineFallbackWarning` naming the flags when on the CPU.
@@ -20,11 +21,9 @@ from __future__ import annotations
 import warnings
 from functools import partial
 
-import numpy as np
-
 from .._utils import seeded_generator
 from . import _auto, _compiled
-from . import _engine as _torch_engine
+from . import _multi_engine as _torch_engine
 from ._base import COMPAT_PRESETS, FLAGS
 
 ENGINES = ("auto", "compiled", "torch")
@@ -103,45 +102,38 @@ def select_engine(engine: str, p: dict, device) -> str:
     return "torch"
 
 
-def _prepare(est, X, y, batch_size: int):
-    Xt, y_idx, dev = est._prepare_fit(X, y)
-    p = est._effective(Xt.shape[0])
-    p["n_classes"] = len(est.classes_)
-    if "batch_size" not in COMPAT_PRESETS.get(est.compat or "", {}):  # a C++ preset: B = 1
+def engine_params(est, n_samples: int, n_classes: int, batch_size: int) -> dict:
+    """The effective parameters an engine runs for ``est`` on ``n_samples`` rows: its
+    ``_effective`` ones with ``n_classes`` and ``batch_size`` (a C++ preset keeps its B = 1)."""
+    p = est._effective(n_samples)
+    p["n_classes"] = n_classes
+    if "batch_size" not in COMPAT_PRESETS.get(est.compat or "", {}):
         p["batch_size"] = batch_size
-    return Xt, y_idx, dev, p
+    return p
 
 
-def _store_compiled(est, out: dict) -> None:
-    est._store_map(_to_node_state(out), out["history"])
+def _prepare(est, X, y, batch_size: int):
+    Xn, y_idx, dev = est._prepare_fit(X, y)
+    return Xn, y_idx, dev, engine_params(est, Xn.shape[0], len(est.classes_), batch_size)
 
 
-def _to_node_state(out: dict):
-    """A compiled result as a :class:`~._nodes.NodeState` for ``_store_map``."""
+def torch_inputs(Xn, y_idx, dev):
+    """The torch engine's edge: ``_prepare_fit``'s arrays as tensors on ``dev`` (views on the
+    CPU)."""
     import torch
 
-    from ._nodes import NodeState
-
-    K, m = out["C"].shape
-    state = NodeState(max(K, 1), m, torch.float32, "cpu")
-    state.K = K
-    state.C[:K] = torch.from_numpy(out["C"])
-    state.delta[:K] = torch.from_numpy(out["delta"])
-    state.omega[:K] = torch.from_numpy(out["omega"])
-    state.wins[:K] = torch.from_numpy(out["wins"])
-    state.classes[:K] = torch.from_numpy(out["classes"])
-    state.adj[:K, :K] = torch.from_numpy(out["adj"])
-    return state
+    return torch.from_numpy(Xn).to(dev), torch.from_numpy(y_idx).to(dev)
 
 
 def fit_relevance_map(est, X, y, batch_size: int):
-    Xt, y_idx, dev, p = _prepare(est, X, y, batch_size)
+    Xn, y_idx, dev, p = _prepare(est, X, y, batch_size)
     gen = seeded_generator(est.random_state)
     if select_engine(getattr(est, "engine", "auto"), p, dev) == "compiled":
-        _store_compiled(est, _compiled.run(Xt.numpy(), y_idx.numpy(), p, gen))
+        out = _compiled.run(Xn, y_idx, p, gen)
+        est._store_map(out, out["history"])
         return est
-    engine = _torch_engine.Engine(Xt, y_idx, p, gen)
-    est._store_map(engine.run(), engine.history)
+    engine = _torch_engine.MultiEngine(*torch_inputs(Xn, y_idx, dev), [p], [gen]).run()
+    est._store_map(engine.map_arrays(0), engine.history[0])
     return est
 
 
@@ -170,21 +162,17 @@ def fit_many(estimators, X, y=None, n_threads: int | None = None) -> list:
     for e in ests:
         fy = None if isinstance(e, LARFDSSOM) else y  # LARFDSSOM.fit ignores labels
         bs = int(e.batch_size) if isinstance(e, BatchSSSOM) else 1
-        Xt, y_idx, dev, p = _prepare(e, X, fy, bs)
+        Xn, y_idx, dev, p = _prepare(e, X, fy, bs)
         if select_engine(getattr(e, "engine", "auto"), p, dev) == "compiled":
-            jobs.append((Xt.numpy(), y_idx.numpy(), p, seeded_generator(e.random_state)))
+            jobs.append((Xn, y_idx, p, seeded_generator(e.random_state)))
             owners.append(e)
         else:
             e.fit(X, fy) if fy is not None else e.fit(X)
     for e, out in zip(owners, _compiled.run_many(jobs, n_threads)):
-        _store_compiled(e, out)
+        e._store_map(out, out["history"])
         if isinstance(e, LARFDSSOM):  # as LARFDSSOM.fit
             e.labels_ = e.predict(X)
         else:  # as SSSOM.fit / BatchSSSOM.fit: the decision rule too
             bs = int(e.batch_size) if isinstance(e, BatchSSSOM) else 1
             _auto.decide(e, X, y, partial(fit_relevance_map, batch_size=bs))
     return ests
-
-
-def as_arrays(out: dict) -> dict:  # pragma: no cover - small convenience for benchmarks
-    return {k: np.asarray(v) for k, v in out.items() if k != "history"}

@@ -1,21 +1,27 @@
-"""SPEC.md §3 for K maps at once: K Batch SS-SOM settings trained as one tensor program.
+"""The torch engine: SPEC.md §3 (Batch SS-SOM) for K maps at once, which with ``batch_size=1`` is
+§2 (SS-SOM, LARFDSSOM).  One implementation of every rule for all three maps and any device; a
+single-map fit is this engine at K = 1 (:func:`somlab.relevance._fit.fit_relevance_map`).
 
 Map ``k`` owns the node slots ``k * cap .. k * cap + cap - 1`` of one set of flat node tensors
 (``C``, ``delta``, ``omega`` ``[K * cap, m]``; ``wins``, ``classes`` ``[K * cap]``) and one block
 ``adj[k]`` of a ``[K, cap, cap]`` adjacency; ``n_nodes[k]`` of its slots are active.  A batch
-step gathers every map's batch into one set of rows tagged with their map, and each rule of
-:class:`~somlab.relevance._engine.Engine` runs once for all maps on those rows: node ids are
-global (``map * cap + slot``), so the grouping keys, sort orders and update rounds of the
-single-map engine keep their meaning map by map, and insertions, clones and removals are
-per-map ranks and compactions.  Only the columns up to the largest active map are touched.
+step gathers every map's batch into one set of rows tagged with their map, and each rule runs
+once for all maps on those rows: node ids are global (``map * cap + slot``), so the grouping
+keys, sort orders and update rounds mean the same map by map, and insertions, clones and
+removals are per-map ranks and compactions.  Only the columns up to the largest active map are
+touched.
+
+Per batch there is no Python loop over samples or nodes.  The one sequential part is §3 step 5:
+a node that receives several contributions (pushes, winner pulls, neighbour pulls) applies them
+in rounds, round r applying every node's r-th contribution at once; the number of rounds is the
+largest number of contributions one node receives in the batch (usually 1-3).
 
 The hyper-parameters of SPEC.md §3 may differ from map to map (``at``, ``lp``, ``beta``,
 ``age_wins``, ``eb``, ``en``, ``s``, ``minwd``, ``epochs``, ``epush``, ``max_nodes``, the seed);
-the batch size, data and rule flags are shared.  Each map follows the convergence phases of the
-single engine on its own and drops out of the batch when it is done.  Map ``k`` is the map that
-:class:`~somlab.relevance._engine.Engine` trains with map ``k``'s parameters and generator, node
-for node on a CPU, floats to rounding (tests/test_relevance_ensemble.py; on CUDA see
-BatchSSSOMEnsemble).
+the batch size, data and rule flags are shared.  Each map follows the convergence phases on its
+own and drops out of the batch when it is done.  Map ``k`` is the map this engine trains alone
+(K = 1) with map ``k``'s parameters and generator, node for node on a CPU, floats to rounding
+(tests/test_relevance_ensemble.py; on CUDA see BatchSSSOMEnsemble).
 """
 
 from __future__ import annotations
@@ -24,18 +30,123 @@ import math
 
 import torch
 
-from ..core.relevance import activation_rows
-from ._engine import (
-    _KEY,
-    _Candidates,
-    _Contributions,
-    _key,
-    _lexsort,
-    apply_rounds,
-    grouped,
-    keeps_node,
-    rank_in_group,
-)
+from ..core.relevance import activation_rows, node_update
+
+#: SPEC §5 flag values this engine implements (all of them), checked against FLAGS in _fit.
+SUPPORTED = {
+    "distance": ("weighted", "weighted_sq", "reference"),
+    "conn_metric": ("euclid", "sq"),
+    "count_unit": ("sample", "batch"),
+    "unsup_insert": ("group", "per_sample"),
+    "capacity": ("greedy", "all_or_nothing"),
+    "conflict_update": ("grouped", "per_sample"),
+    "labelled_conflict": ("push", "clone"),
+    "connection_refresh": ("events", "always"),
+    "convergence": ("cpp", "reference", "none"),
+    "label_fallback": ("any", "within_at"),
+    "init": ("first_sample", "random"),
+    "sampling": ("permutation", "replacement"),
+    "unsup_threshold": ("sample", "mean"),
+    "clone_wins": ("zero", "copy"),
+}
+
+_KEY = 1 << 20  # key components (node ids, labels + 1, batch positions) stay below this
+
+
+def _key(stage: int, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return (stage * _KEY + a) * _KEY + b
+
+
+def _lexsort(*keys: torch.Tensor) -> torch.Tensor:
+    """Indices that sort by ``keys[0]``, ties by ``keys[1]``, ... (stable sorts, last key first)."""
+    order = torch.argsort(keys[-1], stable=True)
+    for k in reversed(keys[:-1]):
+        order = order[torch.argsort(k[order], stable=True)]
+    return order
+
+
+def grouped(keys, X, act=None):
+    """K6: distinct keys (ascending), group means, counts, inverse and mean activation."""
+    uniq, inv, counts = torch.unique(keys, sorted=True, return_inverse=True, return_counts=True)
+    g = uniq.numel()
+    sums = torch.zeros(g, X.shape[1], dtype=X.dtype, device=X.device).index_add_(0, inv, X)
+    means = sums / counts.unsqueeze(1).to(X.dtype)
+    mean_act = None
+    if act is not None:
+        mean_act = torch.zeros(g, dtype=act.dtype, device=act.device).index_add_(0, inv, act)
+        mean_act = mean_act / counts.to(act.dtype)
+    return uniq, means, counts, inv, mean_act
+
+
+def rank_in_group(group: torch.Tensor) -> torch.Tensor:
+    """Position of each entry among the entries of its group; ``group`` must be sorted."""
+    _, counts = torch.unique_consecutive(group, return_counts=True)
+    starts = torch.cumsum(counts, 0) - counts
+    return torch.arange(group.numel(), device=group.device) - torch.repeat_interleave(
+        starts, counts
+    )
+
+
+class _Pending:
+    """Rows of pending work, gathered stage by stage as tuples of parallel columns and
+    concatenated once (:meth:`columns`)."""
+
+    def __init__(self):
+        self.parts: list = []
+
+    def __bool__(self) -> bool:
+        return bool(self.parts)
+
+    def columns(self) -> list:
+        return [torch.cat(c) for c in zip(*self.parts)]
+
+
+class _Contributions(_Pending):
+    """Pending K4 updates of one stage: node, target row, rate, kind (0 push, 1 winner pull,
+    2 neighbour pull) and key (their order inside a kind)."""
+
+    def add(self, nodes, X, rates, kind, keys):
+        if nodes.numel():
+            self.parts.append((nodes, X, rates, torch.full_like(nodes, kind), keys))
+
+
+class _Candidates(_Pending):
+    """Pending insertions: position, class, sort activation, key and call.
+
+    A call is what ``capacity="all_or_nothing"`` inserts whole or not at all (R5): the step-2
+    candidates of one winner, the step-4 candidates of one winner, or all U1 candidates.
+    """
+
+    def add(self, X, classes, act, keys, calls):
+        if X.shape[0]:
+            self.parts.append((X, classes, act, keys, calls))
+
+
+def keeps_node(j, lab, cj, clone_mode: bool) -> torch.Tensor:
+    """§3 step 3 for the (winner ``j``, label ``lab``) groups, sorted by winner then label, with
+    ``cj`` the winners' classes: which groups update their winner itself (the rest need
+    clones).  The winner keeps its own label (clone mode; its first group when unlabelled) or
+    takes its smallest label."""
+    first = torch.ones_like(j, dtype=torch.bool)
+    first[1:] = j[1:] != j[:-1]
+    return torch.where(cj == -1, first, lab == cj) if clone_mode else first
+
+
+def apply_rounds(C, delta, omega, contrib: _Contributions, rule) -> None:
+    """§3 step 5: per node, pushes -> winner pulls -> neighbour pulls, each in key order;
+    round r applies every node's r-th contribution at once (K4 only touches its node).
+    ``rule(nodes)`` gives K4's ``(beta, s)`` for the nodes of a round (floats or per node)."""
+    if not contrib:
+        return
+    nodes, X, rates, kinds, keys = contrib.columns()
+    order = _lexsort(nodes, kinds, keys)
+    nodes, X, rates = nodes[order], X[order], rates[order]
+    rank = rank_in_group(nodes)
+    for r in range(int(rank.max()) + 1):
+        sel = rank == r
+        beta, s = rule(nodes[sel])
+        node_update(C, delta, omega, nodes[sel], X[sel], rates[sel], beta, s)
+
 
 _ROW_BUDGET = 1 << 24  # elements of one [rows, nodes, features] block of the activations
 
@@ -56,7 +167,7 @@ class MultiEngine:
         self.n_maps = K = len(params)
         self.B = max(1, int(p["batch_size"]))
         self.cap = cap = max(int(q["max_nodes"]) for q in params)
-        self.span = 2 * cap  # a call id is map * span + the single engine's call id (< 2 cap)
+        self.span = 2 * cap  # a call id is map * span + the map's own call id (< 2 cap)
         if K * cap >= _KEY or K * self.B >= _KEY:  # node ids and row positions enter sort keys
             raise ValueError(
                 f"{K} maps x {cap} nodes or x {self.B} rows per batch exceed the engine's "
@@ -73,8 +184,9 @@ class MultiEngine:
         self.adj = torch.zeros(K, cap, cap, dtype=torch.bool, device=dev)
         self.n_nodes = torch.zeros(K, dtype=torch.int64, device=dev)
         self.max_nodes = torch.tensor([int(q["max_nodes"]) for q in params], device=dev)
-        # rates are float32 as the single engine's torch.full(..., float(rate)); beta enters
-        # node_update in float64 and lp * t is formed in float64, as Python floats are
+        # rates are rounded once to float32, as the oracles' Python floats are when they
+        # meet a float32 map; beta enters node_update in float64 and lp * t is formed in
+        # float64, as Python floats are
         self.at = torch.tensor([float(q["at"]) for q in params], **f32)
         self.eb = torch.tensor([float(q["eb"]) for q in params], **f32)
         self.e_n = torch.tensor([float(q["e_n"]) for q in params], **f32)
@@ -188,15 +300,15 @@ class MultiEngine:
         return maps * self.cap + self.n_nodes[maps] + rank
 
     def _call(self, g, offset=0):
-        """Call ids of candidates of the global nodes ``g`` (the single engine's: the local
-        winner, + ``offset`` for step 4), per map."""
+        """Call ids of candidates of the global nodes ``g``: the local winner (+ ``offset`` for
+        step 4), per map."""
         k = self._map(g)
         return k * self.span + g % self.cap + offset
 
     def _fits(self, maps, sizes):
         """R5 (``capacity="all_or_nothing"``): which groups of ``sizes`` new nodes (in order,
         map by map) a map takes whole: a group of n > 1 needs K + n < max_nodes, one node
-        K < max_nodes.  A loop over groups, as in the single engine (a compatibility flag)."""
+        K < max_nodes.  A loop over groups (a compatibility flag only)."""
         room_k = self.n_nodes.tolist()
         cap_k = self.max_nodes.tolist()
         ok = []
@@ -210,13 +322,9 @@ class MultiEngine:
     def _insert(self, cand: _Candidates):
         """§3 step 6 per map: most novel first while the map's capacity allows (greedy), or
         each call whole or not at all (``capacity="all_or_nothing"``)."""
-        if not cand.X:
+        if not cand:
             return
-        X = torch.cat(cand.X)
-        cls = torch.cat(cand.classes)
-        act = torch.cat(cand.act)
-        keys = torch.cat(cand.keys)
-        calls = torch.cat(cand.calls)
+        X, cls, act, keys, calls = cand.columns()
         maps = torch.div(calls, self.span, rounding_mode="floor")
         if self.p["capacity"] == "all_or_nothing":
             order = _lexsort(calls, act, keys)
@@ -342,7 +450,7 @@ class MultiEngine:
                 nf = ~found
                 uniq, means, _, _, ma = self._grouped(wc[nf] * C1 + yc[nf] + 1, Xc[nf], ac[nf])
                 jn = uniq // C1
-                # step-4 calls come after step-2 calls (offset by K0), as in the single engine
+                # step-4 calls come after step-2 calls (offset by K0)
                 cand.add(
                     means,
                     uniq % C1 - 1,
@@ -488,8 +596,14 @@ class MultiEngine:
         return self._window(n_rows)
 
     # ------------------------------------------------------------------ schedule
+    def _rows(self, idx):
+        """The rows ``X [R, m]`` and labels ``y [R]`` of the sample indices ``idx [R]`` (the
+        distributed engine gathers them from the ranks that hold them)."""
+        return self.X[idx], self.y[idx]
+
     def _draw(self):
-        """One draw of every map's generator: ``[K, N]`` sample orders (SPEC's _BatchStream)."""
+        """One draw of every map's generator: ``[K, N]`` sample orders, a permutation of the N
+        samples (or N draws with replacement) that the next ceil(N/B) batches take in turn."""
         rows = []
         for gen in self.gens:  # one draw per map per pass over the data, not per batch
             if self.p["sampling"] == "replacement":
@@ -516,7 +630,7 @@ class MultiEngine:
         steps = 0
         order, pos = None, n_batches
         while True:
-            # phase changes happen between steps, as in Engine.run
+            # phase changes happen between steps
             ended = (phase == _TRAIN) & (steps >= train_steps)
             phase[ended] = {"cpp": _FINISH, "reference": _EXTRA}.get(conv, _DONE)
             if conv == "cpp":
@@ -536,7 +650,7 @@ class MultiEngine:
             pos += 1
             kk = torch.nonzero(active).squeeze(1).to(self.dev).repeat_interleave(idx.shape[1])
             idx = idx.reshape(-1)
-            closed = self.step_rows(self.X[idx], self.y[idx], kk).cpu()
+            closed = self.step_rows(*self._rows(idx), kk).cpu()
             steps += 1
             train = phase == _TRAIN
             if steps % n_batches == 0 and bool(train.any()):  # an epoch ended
@@ -560,18 +674,12 @@ class MultiEngine:
                 h[name] = int(c[k])
         return self
 
-    def map_state(self, k: int):
-        """Map ``k`` as a :class:`~somlab.relevance._nodes.NodeState` (copies)."""
-        from ._nodes import NodeState
-
+    def map_arrays(self, k: int) -> dict:
+        """Map ``k``'s active nodes as numpy arrays (copies), as ``RelevanceMapBase._store_map``
+        takes them: ``C``, ``delta``, ``omega`` ``[n, m]``, ``wins``, ``classes`` ``[n]``,
+        ``adj`` ``[n, n]``."""
         n, cap = int(self.n_nodes[k]), self.cap
-        st = NodeState(max(n, 1), self.m, self.C.dtype, self.dev)
         sl = slice(k * cap, k * cap + n)
-        st.C[:n] = self.C[sl]
-        st.delta[:n] = self.delta[sl]
-        st.omega[:n] = self.omega[sl]
-        st.wins[:n] = self.wins[sl]
-        st.classes[:n] = self.classes[sl]
-        st.adj[:n, :n] = self.adj[k, :n, :n]
-        st.K = n
-        return st
+        out = {name: getattr(self, name)[sl] for name in ("C", "delta", "omega", "wins", "classes")}
+        out["adj"] = self.adj[k, :n, :n]
+        return {name: t.cpu().numpy().copy() for name, t in out.items()}

@@ -13,8 +13,7 @@ from .._permap import PerMapMixin, is_listlike
 from .._utils import seeded_generator
 from ..persistence import SaveLoadMixin, _jsonable, _params_from_json
 from . import _compiled
-from ._base import COMPAT_PRESETS
-from ._fit import fit_many
+from ._fit import engine_params, fit_many, torch_inputs
 from ._multi_engine import MultiEngine
 from ._params import make_init
 from .batch_sssom import BatchSSSOM
@@ -126,23 +125,18 @@ class BatchSSSOMEnsemble(SaveLoadMixin, PerMapMixin, BaseEstimator):
         if self._compiled(models, X):  # the CPU: K compiled fits on the cores, GIL released
             fit_many(models, X, y)
             return self._set_models(models)
-        Xt, y_idx, dev = first._prepare_fit(X, y)
-        params = []
-        for m in models:
-            p = m._effective(Xt.shape[0])
-            p["n_classes"] = len(first.classes_)
-            if "batch_size" not in COMPAT_PRESETS.get(m.compat or "", {}):  # C++ presets: B = 1
-                p["batch_size"] = int(m.batch_size)
-            params.append(p)
+        Xn, y_idx, dev = first._prepare_fit(X, y)
+        n_classes = len(first.classes_)
+        params = [engine_params(m, Xn.shape[0], n_classes, int(m.batch_size)) for m in models]
         gens = [seeded_generator(m.random_state) for m in models]
-        engine = MultiEngine(Xt, y_idx, params, gens)
+        engine = MultiEngine(*torch_inputs(Xn, y_idx, dev), params, gens)
         with tqdm(desc=f"BatchSSSOM x{len(models)}", unit="batch", disable=not self.verbose) as bar:
             engine.run(progress=lambda _: bar.update(1))
         for k, m in enumerate(models):
             for name in ("classes_", "supervised_", "n_features_in_", "feature_names_in_"):
                 if hasattr(first, name):
                     setattr(m, name, getattr(first, name))
-            m._store_map(engine.map_state(k), engine.history[k])
+            m._store_map(engine.map_arrays(k), engine.history[k])
         return self._set_models(models)
 
     def _compiled(self, models, X) -> bool:
