@@ -67,6 +67,7 @@ DEF F_CLONE_COPY = 128
 DEF NODE_SHIFT = 45
 DEF KIND_SHIFT = 43
 DEF N_SLOTS = 32
+DEF SMALL_SORT = 32  # at most this many keys: insertion sort instead of qsort
 
 N_STATE_PY = N_STATE
 FLAG_BITS = dict(
@@ -156,11 +157,34 @@ cdef int _cmp_triple(const void* pa, const void* pb) noexcept nogil:
     return (a.idx > b.idx) - (a.idx < b.idx)
 
 
+cdef void _insertion_sort_triples(Triple* buf, int64_t n) noexcept nogil:
+    """Sort ``buf[:n]`` as ``qsort`` with :func:`_cmp_triple` does (a total order: idx is
+    unique), without its calls through a pointer."""
+    cdef int64_t r, q
+    cdef Triple t
+    for r in range(1, n):
+        t = buf[r]
+        q = r
+        while q > 0 and _cmp_triple(&buf[q - 1], &t) > 0:
+            buf[q] = buf[q - 1]
+            q -= 1
+        buf[q] = t
+
+
 cdef void _argsort(Map* M, const int64_t* keys, int64_t n, int64_t* order) noexcept nogil:
     """Stable argsort of ``keys[:n]`` into ``order``."""
     cdef Pair* buf
-    cdef int64_t r
+    cdef int64_t r, q, key
     if n <= 0:
+        return
+    if n <= SMALL_SORT:  # insertion sort: keys in input order, so equal keys stay in order
+        for r in range(n):
+            key = keys[r]
+            q = r
+            while q > 0 and keys[order[q - 1]] > key:
+                order[q] = order[q - 1]
+                q -= 1
+            order[q] = r
         return
     buf = <Pair*>_buf(M, 26, n * sizeof(Pair))
     for r in range(n):
@@ -189,6 +213,8 @@ cdef extern from "_simd.h" nogil:
     int64_t somlab_activations(const float* x, const float* C, const float* omega,
                                const float* sw, int64_t m, int64_t cap, int64_t K, int squared,
                                float* act)
+    void somlab_omega_sq_dist(const float* omega, int64_t m, int64_t cap, int64_t i,
+                              int64_t k0, int64_t K, float* out)
 
 
 cdef inline int64_t _activations(Map* M, const float* x, int64_t K, float* act) noexcept nogil:
@@ -198,57 +224,67 @@ cdef inline int64_t _activations(Map* M, const float* x, int64_t K, float* act) 
                               (M.flags & F_SQUARED) != 0, act)
 
 
-cdef void _relevance(Map* M, int64_t j) noexcept nogil:
-    """K3 on node j (ones when q is 0 or not finite); refreshes the cached sum ``sw_j``."""
+cdef void _relevance(Map* M, int64_t j, float dmax, float dmin, float dsum) noexcept nogil:
+    """K3 on node j from its deltas' max, min and float32 sum in feature order (ones when q is 0
+    or not finite); refreshes the cached sum ``sw_j``."""
     cdef int64_t i, m = M.m, cap = M.cap
-    cdef float v, dmax, dmin, dsum = 0.0, dmean, q, z, w, total = 0.0
-    dmax = M.delta[j]
-    dmin = M.delta[j]
-    for i in range(m):
-        v = M.delta[i * cap + j]
-        dsum += v
-        if v > dmax:
-            dmax = v
-        if v < dmin:
-            dmin = v
+    cdef float dmean, q, z, w, total = 0.0
+    cdef float* dj = M.delta + j
+    cdef float* oj = M.omega + j
     dmean = dsum / <float>m
     q = (dmax - dmin) * M.s32
     if q > 0 and isfinite(q):
         for i in range(m):
-            z = (M.delta[i * cap + j] - dmean) / q
+            z = (dj[i * cap] - dmean) / q
             w = <float>1.0 / (<float>1.0 + expf(z))
-            M.omega[i * cap + j] = w
+            oj[i * cap] = w
             total += w
     else:
         for i in range(m):
-            M.omega[i * cap + j] = 1.0
+            oj[i * cap] = 1.0
             total += <float>1.0
     M.sw[j] = total
 
 
 cdef inline void _update(Map* M, int64_t j, const float* x, int r) noexcept nogil:
-    """K4 U(j, x, e) with rate row r: delta with the old centre, omega = K3, then the centre."""
+    """K4 U(j, x, e) with rate row r: delta with the old centre, omega = K3, then the centre.
+    One pass forms the deltas (and their max, min, sum) and moves the centre (K3 does not read
+    it), a second one the relevances."""
     cdef float keep = M.rates[3 * r], eb = M.rates[3 * r + 1], e = M.rates[3 * r + 2]
     cdef int64_t i, m = M.m, cap = M.cap
     cdef float* Cj = M.C + j
     cdef float* dj = M.delta + j
-    for i in range(m):
-        dj[i * cap] = keep * dj[i * cap] + eb * fabsf(x[i] - Cj[i * cap])
-    _relevance(M, j)
-    for i in range(m):
-        Cj[i * cap] = Cj[i * cap] + e * (x[i] - Cj[i * cap])
+    cdef float c, d, v, dmax, dmin, dsum
+    # feature 0 first: max and min start from it, as K3 defines them
+    c = Cj[0]
+    d = x[0] - c
+    v = keep * dj[0] + eb * fabsf(d)
+    dj[0] = v
+    Cj[0] = c + e * d
+    dmax = v
+    dmin = v
+    dsum = <float>0.0 + v
+    for i in range(1, m):
+        c = Cj[i * cap]
+        d = x[i] - c
+        v = keep * dj[i * cap] + eb * fabsf(d)
+        dj[i * cap] = v
+        Cj[i * cap] = c + e * d
+        dsum += v
+        if v > dmax:
+            dmax = v
+        if v < dmin:
+            dmin = v
+    _relevance(M, j, dmax, dmin, dsum)
 
 
-cdef inline bint _connected(Map* M, int64_t i, int64_t j) noexcept nogil:
-    """K5: ``||omega_i - omega_j|| < minwd`` (squared with ``conn_metric="sq"``) and classes
-    equal or either unlabelled."""
-    cdef int64_t ci = M.classes[i], cj = M.classes[j], k, cap = M.cap
-    cdef float sq = 0.0, d, dist
-    if not (ci == cj or ci == -1 or cj == -1):
+cdef inline bint _linked(Map* M, int64_t i, int64_t k, float sq) noexcept nogil:
+    """K5 from the squared omega distance ``sq`` of nodes i, k: ``||omega_i - omega_k|| < minwd``
+    (squared with ``conn_metric="sq"``) and classes equal or either unlabelled."""
+    cdef int64_t ci = M.classes[i], ck = M.classes[k]
+    cdef float dist
+    if not (ci == ck or ci == -1 or ck == -1):
         return False
-    for k in range(M.m):
-        d = M.omega[k * cap + i] - M.omega[k * cap + j]
-        sq += d * d
     dist = sq if (M.flags & F_CONN_SQ) else sqrtf(sq)
     return dist < M.minwd32
 
@@ -257,8 +293,10 @@ cdef void _refresh_incident(Map* M, int64_t i, int64_t K) noexcept nogil:
     """K5 for every pair (i, k), k != i, written symmetrically; no self loop."""
     cdef int64_t k, cap = M.cap
     cdef unsigned char v
+    cdef float* sq = <float*>_buf(M, 31, (K if K > 0 else 1) * sizeof(float))
+    somlab_omega_sq_dist(M.omega, M.m, cap, i, 0, K, sq)
     for k in range(K):
-        v = 0 if k == i else _connected(M, i, k)
+        v = 0 if k == i else _linked(M, i, k, sq[k])
         M.adj[i * cap + k] = v
         M.adj[k * cap + i] = v
 
@@ -266,10 +304,12 @@ cdef void _refresh_incident(Map* M, int64_t i, int64_t K) noexcept nogil:
 cdef void _refresh_all(Map* M, int64_t K) noexcept nogil:
     cdef int64_t i, k, cap = M.cap
     cdef unsigned char v
+    cdef float* sq = <float*>_buf(M, 31, (K if K > 0 else 1) * sizeof(float))
     for i in range(K):
         M.adj[i * cap + i] = 0
+        somlab_omega_sq_dist(M.omega, M.m, cap, i, i + 1, K, sq)
         for k in range(i + 1, K):
-            v = _connected(M, i, k)
+            v = _linked(M, i, k, sq[k - i - 1])
             M.adj[i * cap + k] = v
             M.adj[k * cap + i] = v
 
@@ -409,7 +449,12 @@ cdef void _insert_candidates(Map* M, const float* cand_X, const int64_t* cand_cl
         buf[r].act = cand_act[r]
         buf[r].key = cand_key[r]
         buf[r].idx = r
-    qsort(buf, n_cand, sizeof(Triple), _cmp_triple)
+    if n_cand == 1:  # the B = 1 case
+        pass
+    elif n_cand <= SMALL_SORT:
+        _insertion_sort_triples(buf, n_cand)
+    else:
+        qsort(buf, n_cand, sizeof(Triple), _cmp_triple)
     for r in range(n_cand):
         if M.st[S_K] >= M.st[S_MAXN]:
             break
