@@ -71,6 +71,7 @@ _RELEVANCE = {
     # the label-free default's merged nodes (relevance/_clusters.py)
     "node_clusters_": ("array", "iu", ("N",)),
     "cluster_scores_": "dict",
+    "cluster_at_": "number",
 }
 FITTED_ATTRIBUTES: dict[str, dict] = {
     "SOM": {

@@ -115,20 +115,68 @@ def merge_nodes(P, X, win, seed: int = 0):
     return relabel[node], scores
 
 
+#: Activation thresholds of the candidate maps (the first: the estimator's own ``at``).
+AT_CANDIDATES = (None, 0.95, 0.97)
+#: The map attributes taken from the chosen candidate map.
+_MAP = (
+    "prototypes_",
+    "relevances_",
+    "distance_averages_",
+    "node_class_index_",
+    "node_classes_",
+    "node_wins_",
+    "adjacency_",
+    "n_nodes_",
+    "history_",
+)
+
+
+def _merged(m, X: torch.Tensor, Xn: np.ndarray, distance: str, seed: int):
+    """``(silhouette of the kept merge, node clusters, {k: silhouette})`` of a fitted map."""
+    if m.n_nodes_ == 0:
+        return -1.0, np.zeros(0, dtype=np.int64), {}
+    win = winners(X, m.prototypes_, m.relevances_, distance)
+    nc, scores = merge_nodes(m.prototypes_, Xn, win, seed)
+    return scores.get(int(np.unique(nc).size), -1.0), nc, scores
+
+
 def store(est, X: torch.Tensor | None, distance: str) -> None:
-    """After a fit: set ``node_clusters_`` / ``cluster_scores_`` when :func:`merge_applies`
-    (``X``: the training rows as the fit saw them), else remove stale ones."""
-    for name in ("node_clusters_", "cluster_scores_"):
+    """After a fit: when :func:`merge_applies` (``X``: the training rows as the fit saw
+    them), fit the other candidate maps (``at`` in :data:`AT_CANDIDATES`, the rest as the
+    estimator), merge each map's nodes, keep the map whose merge has the best silhouette
+    (ties: the earlier) and set ``node_clusters_``, ``cluster_scores_``, ``cluster_at_``;
+    else remove stale ones."""
+    import warnings
+
+    from sklearn.base import clone
+
+    for name in ("node_clusters_", "cluster_scores_", "cluster_at_"):
         est.__dict__.pop(name, None)
     if X is None or not merge_applies(est) or est.n_nodes_ == 0:
         return
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return  # a shard's rows would give each rank its own merge: keep one cluster per node
-    win = winners(X, est.prototypes_, est.relevances_, distance)
     seed = est.random_state if isinstance(est.random_state, (int, np.integer)) else 0
-    Xn = X.cpu().numpy().astype(np.float64)
-    est.node_clusters_, scores = merge_nodes(est.prototypes_, Xn, win, int(seed))
+    Xn = X.cpu().numpy()
+    best = (*_merged(est, X, Xn.astype(np.float64), distance, int(seed)), float(est.at), None)
+    for at in AT_CANDIDATES[1:]:
+        if at == est.at:
+            continue
+        m = clone(est).set_params(at=at)  # not the defaults: no merge inside
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            m.fit(Xn)
+        got = _merged(m, X, Xn.astype(np.float64), distance, int(seed))
+        if got[0] > best[0]:
+            best = (*got, float(at), m)
+    sil, nc, scores, at, m = best
+    if m is not None:
+        for name in _MAP:
+            if name in m.__dict__:
+                setattr(est, name, getattr(m, name))
+    est.node_clusters_ = nc
     est.cluster_scores_ = {str(k): v for k, v in scores.items()}
+    est.cluster_at_ = at
 
 
 def apply(est, pred: np.ndarray, node: np.ndarray):
