@@ -68,6 +68,10 @@ _RELEVANCE = {
     "node_scores_": ("array", "f", ("N", "*")),
     "spread_X_": ("array", "f", ("*", "F")),
     "spread_scores_": ("array", "f", ("*", "*")),
+    # the label-free default's merged nodes (relevance/_clusters.py)
+    "node_clusters_": ("array", "iu", ("N",)),
+    "cluster_scores_": "dict",
+    "cluster_at_": "number",
 }
 FITTED_ATTRIBUTES: dict[str, dict] = {
     "SOM": {

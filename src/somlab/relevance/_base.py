@@ -23,6 +23,7 @@ from .._utils import as_tensor, resolve_device, validate_X
 from ..core.relevance import activation_matrix
 from ..metrics import clustering_error
 from ..persistence import SaveLoadMixin
+from . import _clusters
 
 _PREDICT_CHUNK = 4096
 
@@ -221,7 +222,9 @@ class RelevanceMapBase(SaveLoadMixin, BaseEstimator):
         self.supervised_ = bool(labelled.any())
         idx = np.full(Xn.shape[0], -1, dtype=np.int64)
         idx[labelled] = np.searchsorted(self.classes_, y[labelled])
-        return np.ascontiguousarray(Xn, dtype=np.float32), idx, dev
+        Xf = np.ascontiguousarray(Xn, dtype=np.float32)
+        self._merge_X = Xf  # for the label-free default's node merge (_clusters.store)
+        return Xf, idx, dev
 
     def _store_map(self, nodes: dict, history=None) -> None:
         """Store a trained map given as numpy arrays of its K active nodes, which the model
@@ -237,6 +240,7 @@ class RelevanceMapBase(SaveLoadMixin, BaseEstimator):
         self.n_nodes_ = int(nodes["C"].shape[0])
         if history is not None:
             self.history_ = history
+        _clusters.store(self, self.__dict__.pop("_merge_X", None), self._activation_args()[0])
 
     # ------------------------------------------------------------------ prediction
     def _activation_args(self):
@@ -288,8 +292,8 @@ class RelevanceMapBase(SaveLoadMixin, BaseEstimator):
                 nd = torch.where(noise, -1, nd)
             pred[s : s + _PREDICT_CHUNK] = p
             node[s : s + _PREDICT_CHUNK] = nd
-        pred = pred.cpu().numpy()
-        return (self._decode(pred) if decode else pred), node.cpu().numpy()
+        pred, node = _clusters.apply(self, pred.cpu().numpy(), node.cpu().numpy())
+        return (self._decode(pred) if decode else pred), node
 
     def _decode(self, idx):
         """Class indices back to the labels seen in fit; −1 stays −1 ("no class")."""
