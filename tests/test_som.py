@@ -11,7 +11,7 @@ import torch
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from somlab import SOM, DataError
-from somlab._utils import make_generator
+from somlab._utils import seeded_generator
 from somlab.core.schedules import decay
 from somlab.metrics import quantization_error
 
@@ -77,7 +77,7 @@ def test_online_mode_matches_plain_reference():
         dtype="float64",
         random_state=7,
     ).fit(X)
-    gen = make_generator(7)
+    gen = seeded_generator(7)
     order = np.concatenate([torch.randperm(60, generator=gen).numpy() for _ in range(2)])
     want = _ref_online(X, W0, 3, 4, order, (2.0, 1.0), 0.4)
     np.testing.assert_allclose(som.weights_.reshape(12, 3), want, rtol=1e-10, atol=1e-12)
@@ -131,7 +131,7 @@ def test_pca_init_spans_principal_plane():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(500, 3)) * [5.0, 1.0, 0.01]
     som = SOM((5, 5), epochs=1, sigma=0.1, sigma_decay="constant")
-    W0 = som._initial_weights(torch.from_numpy(X), som.grid_, make_generator(0)).numpy()
+    W0 = som._initial_weights(torch.from_numpy(X), som.grid_, seeded_generator(0)).numpy()
     # the corners lie about +-sqrt(eigenvalue) along the two leading axes; the third is ~mean
     assert abs(W0[:, 2]).max() < 0.05
     assert np.ptp(W0[:, 0]) == pytest.approx(2 * X[:, 0].std(ddof=1), rel=0.1)

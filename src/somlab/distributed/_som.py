@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from .._utils import make_generator
+from .._utils import seeded_generator
 from ..som._som import _InMemory, _new_history, _pca_weights, _random_weights, _sample_rows
 from ._comm import Comm, Layout
 
@@ -66,7 +66,7 @@ def fit_som(som, X_shard):
     X = som._tensor(som._check_X(X_shard, reset=True), dev, dt)
     comm = Comm()
     layout = comm.layout(X.shape[0], {"n_features": X.shape[1], **som.get_params()})
-    gen = comm.sync_generator(make_generator(som.random_state))
+    gen = comm.sync_generator(seeded_generator(som.random_state))
     W = _initial_weights(som, X, grid, gen, comm, layout)
     som.history_ = _new_history()
     data = _Shard(X, layout)

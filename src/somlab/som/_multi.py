@@ -31,10 +31,10 @@ from .._utils import (
     as_tensor,
     choose_threads,
     cpu_threads,
-    make_generator,
     progress,
     resolve_device,
     resolve_dtype,
+    seeded_generator,
     validate_X,
 )
 from ..core.distances import REFINE_SHARE, _pow2_scale, _unit_rows
@@ -434,9 +434,9 @@ class SOMEnsemble(SaveLoadMixin, PerMapMixin, BaseEstimator):
         check_fit_memory(self, grid, n, m, dev, dt, maps=K)
         shared_gen = not is_listlike(self.random_state)
         gens = (
-            [make_generator(self.random_state)]
+            [seeded_generator(self.random_state)]
             if shared_gen
-            else [make_generator(p["random_state"]) for p in params]
+            else [seeded_generator(p["random_state"]) for p in params]
         )
         W = self._initial_weights(Xt, grid, params, gens, shared_gen)
         coords = grid.coordinates(torch.float64, dev)

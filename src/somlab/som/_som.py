@@ -23,10 +23,10 @@ from .._utils import (
     choose_threads,
     cpu_threads,
     format_bytes,
-    make_generator,
     progress,
     resolve_device,
     resolve_dtype,
+    seeded_generator,
     validate_X,
 )
 from ..core.distances import METRICS, best_matching_units, pairwise_distances, reference_point
@@ -405,7 +405,7 @@ class SOM(MapAnalysisMixin, SaveLoadMixin, TransformerMixin, BaseEstimator):
         Xa = self._check_X(X, reset=True)
         check_fit_memory(self, grid, *Xa.shape, dev, dt)
         data = _InMemory(self._tensor(Xa, dev, dt, whole=True))
-        gen = make_generator(self.random_state)
+        gen = seeded_generator(self.random_state)
         W = self._initial_weights(data.X, grid, gen)
         self.history_ = _new_history()
         W = self._train(data, W, grid, gen, sig, lr, mode=self.mode)
@@ -440,7 +440,7 @@ class SOM(MapAnalysisMixin, SaveLoadMixin, TransformerMixin, BaseEstimator):
         Xa = self._check_X(X, reset=True)
         check_fit_memory(self, grid, *Xa.shape, dev, dt)
         Xt = self._tensor(Xa, dev, dt, whole=isinstance(self.init, str))
-        W = self._initial_weights(Xt, grid, make_generator(self.random_state))
+        W = self._initial_weights(Xt, grid, seeded_generator(self.random_state))
         self.weights_ = W.detach().cpu().numpy().reshape(*grid.shape, W.shape[1])
         self.history_ = _new_history()
         self.n_iter_ = 0
@@ -470,14 +470,14 @@ class SOM(MapAnalysisMixin, SaveLoadMixin, TransformerMixin, BaseEstimator):
         check_fit_memory(self, grid, *Xa.shape, dev, dt)
         data = _InMemory(self._tensor(Xa, dev, dt, whole=whole))
         if first:
-            self._gen = make_generator(self.random_state)
+            self._gen = seeded_generator(self.random_state)
             W = self._initial_weights(data.X, grid, self._gen)
             self.history_ = _new_history()
             self.n_iter_ = 0
         else:
             W = as_tensor(self.weights_.reshape(grid.n_nodes, -1), dt, dev).clone()
             if not hasattr(self, "_gen"):
-                self._gen = make_generator(self.random_state)
+                self._gen = seeded_generator(self.random_state)
         W = self._train(
             data,
             W,
@@ -653,7 +653,7 @@ class SOM(MapAnalysisMixin, SaveLoadMixin, TransformerMixin, BaseEstimator):
         if source.n_features is not None:  # an iterable's width is known after one batch
             check_fit_memory(self, grid, None, source.n_features, dev, dt, self.chunk_size)
         data = _Streamed(source, dt, dev, allow_nan=self.missing == "ignore")
-        gen = make_generator(self.random_state)
+        gen = seeded_generator(self.random_state)
         W = self._stream_initial_weights(data, grid, gen)
         self.history_ = _new_history()
         if self.mode != "batch" and source.n_samples is None:
