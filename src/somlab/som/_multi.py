@@ -10,9 +10,9 @@ for all maps is, per chunk of samples,
 
 and then, per map, the neighbourhood-weighted means ``w_kj = sum_r h_k(r, j) S_kr / sum_r h_k(r,
 j) C_kr`` with the neighbourhood ``H [K, block, n_nodes]`` built a block of rows at a time
-(:func:`somlab.core.updates.batched_accumulate`).  No ``samples x nodes x features`` tensor is
-ever built and ``samples x nodes x K`` is bounded by the chunk size, so memory is linear in
-``K * n_nodes``.
+(:func:`somlab.core.updates.spread`, the kernel :class:`SOM` calls with K = 1).  No
+``samples x nodes x features`` tensor is ever built and ``samples x nodes x K`` is bounded by
+the chunk size, so memory is linear in ``K * n_nodes``.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from ..core.distances import REFINE_SHARE, _pow2_scale, _unit_rows
 from ..core.grids import Grid, grid_distance, parse_grid
 from ..core.neighbourhoods import get_neighbourhood
 from ..core.schedules import decay
-from ..core.updates import accumulate_many, batched_accumulate, batched_grouped_sum
+from ..core.updates import accumulate, spread, winner_sums
 from ..persistence import SaveLoadMixin
 from ._som import SOM, _check_training, check_fit_memory, checked_tensor
 
@@ -514,18 +514,14 @@ class SOMEnsemble(SaveLoadMixin, PerMapMixin, BaseEstimator):
         total = max(self.epochs - 1, 1)
         sig = [decay(s[2], s[0], s[1], epoch, total) for s, _ in ctx["sched"]]
         sigmas = torch.tensor(sig, dtype=torch.float64, device=X.device)
-        S = torch.zeros(K, N, m, dtype=X.dtype, device=X.device)
-        C = torch.zeros(K, N, 1, dtype=X.dtype, device=X.device)
+        S = C = None
         kk = 2 if N > 1 else 1
         qe, te = self._metric_sums(K, X.device)
         it = _iter_winners(X, W, self.distance, kk, ctx["budgets"][0], ctx["refs"])
         for s, e, idx, dist in it:
             self._add_metrics(qe, te, idx, dist, ctx)
-            batched_grouped_sum(idx[..., 0], X[s:e], N, S, C)
-        centres = torch.arange(N, device=X.device)
-        num, den = batched_accumulate(
-            ctx["coords"], centres, S, C, ctx["fn"], sigmas, ctx["periods"], ctx["budgets"][1]
-        )
+            S, C = winner_sums(idx[..., 0], X[s:e], N, S, C)
+        num, den = spread(ctx["coords"], S, C, ctx["fn"], sigmas, ctx["periods"], ctx["budgets"][1])
         ok = den > 0
         W = torch.where(ok, num / torch.where(ok, den, 1.0), W)
         hist["sigma"].append(sig)
@@ -555,8 +551,8 @@ class SOMEnsemble(SaveLoadMixin, PerMapMixin, BaseEstimator):
             sel = order[..., b * step : (b + 1) * step]
             xb = X[sel]  # [B, m] or [K, B, m]
             bmu = _winners(xb, W, self.distance, dist_budget, ctx["refs"])  # [K, B]
-            num, den = accumulate_many(
-                ctx["coords"], bmu, xb, ctx["fn"], sig_t[b], ctx["periods"], h_budget
+            num, den = accumulate(
+                ctx["coords"], bmu, xb, ctx["fn"], sig_t[b], ctx["periods"], block_elements=h_budget
             )
             coef = (lr_t[b] / xb.shape[-2]).to(W.dtype).view(K, 1, 1)
             W = W + coef * (num - den * W)
