@@ -9,7 +9,7 @@ from sklearn.model_selection import ParameterGrid
 from somlab import SOM, DataError, load
 from somlab.core.grids import Grid
 from somlab.core.neighbourhoods import NEIGHBOURHOODS, CutOff
-from somlab.core.updates import accumulate, neighbourhood_rows, spread, winner_sums
+from somlab.core.updates import accumulate, spread, winner_sums
 from somlab.som import _multi
 from somlab.som._multi import SOMEnsemble
 
@@ -242,35 +242,10 @@ def test_grid_shapes_inputs_and_divergence_are_checked():
 
 
 # ---------------------------------------------------------------------- K-map kernels
-@pytest.mark.parametrize("name", [*NEIGHBOURHOODS, "custom", "cutoff"])
-@pytest.mark.parametrize("per_map", [False, True])
-def test_neighbourhood_rows_of_k_maps_equal_each_map_alone(name, per_map):
-    """The K-radius call is the float-radius call of each map, bit for bit."""
-    grid = Grid(4, 6, "hexagonal", toroidal=True)
-    coords = grid.coordinates(torch.float64)
-    sigmas = torch.tensor([0.7, 1.5, 3.0], dtype=torch.float64)
-    if name == "cutoff":  # each map its own cut-off ratio
-        fns = [CutOff(NEIGHBOURHOODS["gaussian"], r) for r in (0.9, 1.1, 0.6)]
-        fn = CutOff(NEIGHBOURHOODS["gaussian"], (0.9, 1.1, 0.6))
-    else:
-        fn = NEIGHBOURHOODS.get(name, lambda d, s: torch.exp(-d.abs().sum(-1) / s))
-        fns = [fn] * 3
-    centres = torch.tensor([[0, 5, 23], [1, 1, 7], [9, 2, 4]]) if per_map else torch.tensor([3, 0])
-    H = neighbourhood_rows(coords, centres, fn, sigmas, grid.periods(), torch.float32)
-    assert H.shape == (3, centres.shape[-1], grid.n_nodes)
-    for k, s in enumerate(sigmas.tolist()):
-        c = centres[k] if per_map else centres
-        ref = neighbourhood_rows(coords, c, fns[k], s, grid.periods(), torch.float32)
-        torch.testing.assert_close(H[k], ref, rtol=0, atol=0)
-    if name == "cutoff":  # the cut removes nodes: not the plain gaussian
-        plain = neighbourhood_rows(coords, centres, fns[0].fn, sigmas, grid.periods())
-        assert (H == 0).sum() > (plain == 0).sum()
-
-
 @pytest.mark.parametrize("n", [5, 40])  # fewer samples than nodes, and more
 def test_k_map_accumulate_equals_each_map_alone(n):
-    """winner_sums / spread with a map axis against the one-map calls, map by map: sums in
-    float64 agree to rounding; the K = 1 call is the one-map call exactly."""
+    """winner_sums / spread / accumulate with a map axis are the one-map calls, map by map,
+    bit for bit (each map its own radius and, here, neighbourhood function)."""
     grid = Grid(4, 5)
     coords = grid.coordinates(torch.float64)
     fn = NEIGHBOURHOODS["gaussian"]
@@ -281,15 +256,16 @@ def test_k_map_accumulate_equals_each_map_alone(n):
     S, C = winner_sums(bmus, X, 20)
     assert S.shape == (2, 20, 3) and C.shape == (2, 20, 1)
     assert C.sum().item() == 2 * n
-    num, den = accumulate(coords, bmus, X, fn, sigmas)
+    fns = [fn, CutOff(NEIGHBOURHOODS["bubble"], 0.8)]
+    num, den = accumulate(coords, bmus, X, fns, sigmas)
     for k in range(2):
-        ref_num, ref_den = accumulate(coords, bmus[k], X, fn, float(sigmas[k]))
-        torch.testing.assert_close(num[k], ref_num)
-        torch.testing.assert_close(den[k], ref_den)
+        ref_num, ref_den = accumulate(coords, bmus[k], X, fns[k], float(sigmas[k]))
+        assert torch.equal(num[k], ref_num) and torch.equal(den[k], ref_den)
         assert not torch.equal(num[k], torch.zeros_like(num[k]))
+    assert not torch.allclose(num[0], num[1])
     Xk = torch.stack([X, X.flip(0)])  # each map its own samples
     num, den = accumulate(coords, bmus, Xk, fn, sigmas)
-    torch.testing.assert_close(num[1], accumulate(coords, bmus[1], Xk[1], fn, 2.5)[0])
+    assert torch.equal(num[1], accumulate(coords, bmus[1], Xk[1], fn, 2.5)[0])
     # K = 1: the same addmm as the one-map call, bit for bit (NaN: per-feature counts)
     Xn = X.clone()
     Xn[1, 2] = float("nan")

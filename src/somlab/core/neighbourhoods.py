@@ -14,10 +14,6 @@ MiniSom 2.3 so that :class:`somlab.compat.MiniSom` can use them unchanged:
 :class:`CutOff` multiplies any of them by a radius cut-off, ``[|d| <= ratio * sigma]``: with
 the gaussian it is NeuPy's ``learning_radius`` (nodes beyond it are not updated) times a
 gaussian fall-off of width ``std``.
-
-K maps at once: ``disp [K, b, n, d]`` and a radius tensor ``sigma [K, 1, 1]`` (the shape of
-``disp[..., 0]``) give ``[K, b, n]``, each map with its own radius and the arithmetic of a float
-``sigma`` (see :func:`somlab.core.updates.neighbourhood_rows`).
 """
 
 from __future__ import annotations
@@ -38,18 +34,13 @@ def mexican_hat(disp: torch.Tensor, sigma: float) -> torch.Tensor:
     return torch.exp(-p / d) * (1.0 - 2.0 / d * p)
 
 
-def _per_axis(sigma):
-    """A radius tensor shaped like ``disp[..., 0]`` made to broadcast against ``disp``."""
-    return sigma.unsqueeze(-1) if torch.is_tensor(sigma) else sigma
-
-
 def bubble(disp: torch.Tensor, sigma: float) -> torch.Tensor:
-    inside = (disp.abs() < _per_axis(sigma)).all(-1)
+    inside = (disp.abs() < sigma).all(-1)
     return inside.to(disp.dtype)
 
 
 def triangle(disp: torch.Tensor, sigma: float) -> torch.Tensor:
-    t = (_per_axis(sigma) - disp.abs()).clamp_min(0.0)
+    t = (sigma - disp.abs()).clamp_min(0.0)
     return t[..., 0] * t[..., 1]
 
 
@@ -66,30 +57,21 @@ NEIGHBOURHOODS = {
 }
 
 
-def is_broadcasting(fn) -> bool:
-    """Whether ``fn`` is one of :data:`NEIGHBOURHOODS`, which take K radii at once."""
-    return any(fn is f for f in NEIGHBOURHOODS.values())
-
-
 @dataclass(frozen=True)
 class CutOff:
     """``fn(disp, sigma) * [|disp| <= ratio * sigma]``: a neighbourhood cut at a radius that
     shrinks with sigma (``ratio`` = cut-off radius / sigma at the start of training).
 
     Grid distances are compared with a relative tolerance of 1e-9, so that a node at exactly
-    the radius (a lattice neighbour at distance 1, up to rounding) is inside.  For K maps
-    (``sigma [K, 1, 1]``) ``ratio`` may be a tuple of K ratios, one per map.
+    the radius (a lattice neighbour at distance 1, up to rounding) is inside.
     """
 
     fn: object
-    ratio: float | tuple
+    ratio: float
 
     def __call__(self, disp: torch.Tensor, sigma) -> torch.Tensor:
         h = self.fn(disp, sigma)
-        ratio = self.ratio
-        if isinstance(ratio, tuple):
-            ratio = torch.tensor(ratio, dtype=disp.dtype, device=disp.device).view(-1, 1, 1)
-        limit = (ratio * sigma) ** 2 * (1.0 + 1e-9)
+        limit = (self.ratio * sigma) ** 2 * (1.0 + 1e-9)
         inside = (disp * disp).sum(-1) <= limit
         return h * inside.to(h.dtype)
 

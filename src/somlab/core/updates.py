@@ -4,11 +4,11 @@ The batch SOM needs, for every node j, ``num_j = sum_i h(b_i, j) x_i`` and
 ``den_j = sum_i h(b_i, j)``.  Summing the samples per winner first (``S_k``, ``n_k``:
 :func:`winner_sums`) turns this into ``H^T S`` with ``H[k, j] = h(k, j)`` (:func:`spread`).
 Winner sums add up across chunks of rows and across processes, so streamed and distributed
-training spread them once.  Every kernel serves one map or K maps of one grid at once (a
-leading map axis, each map its own radius): :class:`somlab.SOM` is :class:`SOMEnsemble
-<somlab.som._multi.SOMEnsemble>` at K = 1, with the same arithmetic.  ``H`` is built a block
-of winner rows at a time from node coordinates, so memory stays O(block * n_nodes), linear in
-the number of nodes.
+training spread them once.  The kernels serve one map or K maps of one grid at once (a
+leading map axis, each map its own radius) with the one-map arithmetic: a map of
+:class:`SOMEnsemble <somlab.som._multi.SOMEnsemble>` gets the sums :class:`somlab.SOM` gets.
+``H`` is built a block of winner rows at a time from node coordinates, so memory stays
+O(block * n_nodes), linear in the number of nodes.
 """
 
 from __future__ import annotations
@@ -47,42 +47,10 @@ def flush_tiny(h: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return h.masked_fill_(h.abs() < fi.tiny / fi.eps, 0.0)
 
 
-def _radius(sigma, K: int, like: torch.Tensor):
-    """K radii as ``[K, 1, 1]`` (the shape of ``disp[..., 0]`` for ``[K, b, n_nodes, d]``
-    displacements), or a float radius unchanged."""
-    if not torch.is_tensor(sigma):
-        return sigma
-    return sigma.to(device=like.device, dtype=like.dtype).view(K, 1, 1)
-
-
 def neighbourhood_rows(coords, centres, fn, sigma, periods=None, dtype=None) -> torch.Tensor:
-    """``h(centre, j)`` for each centre node index, one map or K maps at once.
-
-    * a float ``sigma`` and ``centres [b]``: ``[b, n_nodes]``;
-    * K radii ``sigma [K]`` (a tensor) and ``centres [b]`` (the same centres in every map) or
-      ``[K, b]``: ``[K, b, n_nodes]``.
-
-    The functions of :mod:`somlab.core.neighbourhoods` (and :class:`CutOff` of them) take the
-    radii as ``[K, 1, 1]`` and compute all K maps in one expression, with the arithmetic of
-    the one-map call (the K = 1 rows are those of a float ``sigma``, bit for bit); any other
-    ``fn`` is called once per map with a float radius.
-    """
-    from .neighbourhoods import CutOff, is_broadcasting
-
-    disp = displacements(coords, coords[centres.reshape(-1)], periods)  # [K*b or b, n_nodes, d]
-    if not torch.is_tensor(sigma):
-        h = fn(disp, sigma)
-        return flush_tiny(h, dtype or h.dtype)
-    K, n_nodes = sigma.numel(), coords.shape[0]
-    if centres.dim() == 2:
-        disp = disp.view(K, centres.shape[1], n_nodes, disp.shape[-1])
-    if is_broadcasting(fn.fn if isinstance(fn, CutOff) else fn):
-        h = fn(disp, _radius(sigma, K, coords))
-        if h.dim() == 2:  # a neighbourhood that ignores sigma (winner): the same rows for all
-            h = h.expand(K, *h.shape)
-    else:
-        per_map = disp if centres.dim() == 2 else disp.expand(K, *disp.shape)
-        h = torch.stack([fn(per_map[k], float(s)) for k, s in enumerate(sigma.tolist())])
+    """``h(centre, j)`` for each centre node index in ``centres``, ``[len(centres), n_nodes]``."""
+    disp = displacements(coords, coords[centres], periods)
+    h = fn(disp, sigma)
     return flush_tiny(h, dtype or h.dtype)
 
 
@@ -144,40 +112,35 @@ def spread(
 ):
     """Winner sums spread over the grid: ``(num = H^T S, den = H^T C)``, ``H[k, j] = h(k, j)``.
 
-    One map (``S [n_nodes, m]``, ``C [n_nodes, c]`` from :func:`winner_sums`, a float
-    ``sigma``) or K maps at once (``S [K, n_nodes, m]``, ``C [K, n_nodes, c]``, radii
-    ``sigma [K]``, a tensor): ``num_kj = sum_r h_k(r, j) S_kr``.  Only nodes that won
-    something (``C_r > 0``) contribute: each map's winning nodes, in ascending order, padded to
-    the longest list with nodes that won nothing (their zero sums add exact zeros).  Their rows
-    of ``H`` are built a block at a time, ``K * block * n_nodes`` at most ``block_elements``
-    (default ``_BLOCK_ELEMENTS``), so memory stays linear in the number of nodes.  With one
-    map the products are the same ``addmm`` whether it is passed alone or as K = 1.
+    Only nodes that won something (``C_k > 0``) contribute; their rows of ``H`` are built a
+    block at a time (at most ``block_elements`` values, default ``_BLOCK_ELEMENTS``), so memory
+    stays linear in the number of nodes.  ``S [n_nodes, m]`` and ``C [n_nodes, c]`` as from
+    :func:`winner_sums`, ``sigma`` a float.
+
+    K maps: ``S [K, n_nodes, m]``, ``C [K, n_nodes, c]``, ``sigma`` K radii and ``fn`` one
+    neighbourhood function or K of them; each map is spread by the one-map rule, so its sums
+    are bit for bit those of the map spread alone (a batched product would round otherwise).
     """
-    many = S.dim() == 3
-    Sk, Ck = (S, C) if many else (S.unsqueeze(0), C.unsqueeze(0))
-    K, n_nodes, m = Sk.shape
-    c = Ck.shape[2]
-    won = Ck.sum(2) > 0  # [K, n_nodes]
-    if K == 1:
-        rows = torch.nonzero(won[0]).view(1, -1)
-    else:  # winning nodes first, ascending (a stable sort of the flags)
-        rows = torch.sort((~won).to(torch.int8), dim=1, stable=True).indices
-        rows = rows[:, : int(won.sum(1).max())]
-    num = torch.zeros_like(Sk)
-    den = torch.zeros_like(Ck)
-    block = max(1, (block_elements or _BLOCK_ELEMENTS) // (K * n_nodes))
-    for s in range(0, rows.shape[1], block):
-        r = rows[:, s : s + block]  # [K, b]
-        if K == 1:
-            H = neighbourhood_rows(coords, r[0], fn, sigma, periods, S.dtype)  # [b, n_nodes]
-            num[0].addmm_(H.view(-1, n_nodes).T, Sk[0, r[0]])
-            den[0].addmm_(H.view(-1, n_nodes).T, Ck[0, r[0]])
-            continue
-        H = neighbourhood_rows(coords, r, fn, sigma, periods, S.dtype)  # [K, b, n_nodes]
-        Ht = H.transpose(1, 2)
-        num.baddbmm_(Ht, Sk.gather(1, r.unsqueeze(2).expand(-1, -1, m)))
-        den.baddbmm_(Ht, Ck.gather(1, r.unsqueeze(2).expand(-1, -1, c)))
-    return (num, den) if many else (num[0], den[0])
+    if S.dim() == 3:
+        K = S.shape[0]
+        fns = list(fn) if isinstance(fn, (list, tuple)) else [fn] * K
+        radii = sigma.tolist() if torch.is_tensor(sigma) else list(sigma)
+        parts = [
+            spread(coords, S[k], C[k], fns[k], float(radii[k]), periods, block_elements)
+            for k in range(K)
+        ]
+        return torch.stack([p[0] for p in parts]), torch.stack([p[1] for p in parts])
+    n_nodes = coords.shape[0]
+    hit = torch.nonzero(C.sum(1) > 0).squeeze(1)
+    num = torch.zeros_like(S)
+    den = torch.zeros_like(C)
+    block = max(1, (block_elements or _BLOCK_ELEMENTS) // n_nodes)
+    for s in range(0, hit.numel(), block):
+        rows = hit[s : s + block]
+        H = neighbourhood_rows(coords, rows, fn, sigma, periods, S.dtype)  # [b, n_nodes]
+        num.addmm_(H.T, S[rows])
+        den.addmm_(H.T, C[rows])
+    return num, den
 
 
 def accumulate(
@@ -195,8 +158,8 @@ def accumulate(
     ``num_j = sum_i h(b_i, j) x_i`` and ``den_j = sum_i h(b_i, j)``, computed as
     :func:`spread` of :func:`winner_sums`.  With NaN in ``X`` (missing values) sums run over
     observed entries only and ``den`` is per feature ``[n_nodes, m]``.  ``weights`` optionally
-    scales each sample.  K maps at once: ``bmus [K, n]``, radii ``sigma [K]``, results
-    ``[K, n_nodes, .]``.
+    scales each sample.  K maps at once: ``bmus [K, n]``, K radii ``sigma`` (and ``fn`` one
+    function or K), results ``[K, n_nodes, .]``.
     """
     n_nodes = coords.shape[0]
     S, C = winner_sums(bmus, X, n_nodes, weights=weights)
