@@ -131,7 +131,7 @@ def test_pca_init_spans_principal_plane():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(500, 3)) * [5.0, 1.0, 0.01]
     som = SOM((5, 5), epochs=1, sigma=0.1, sigma_decay="constant")
-    W0 = som._initial_weights(torch.from_numpy(X), som.grid_, seeded_generator(0)).numpy()
+    W0 = som.initialize(X).reshape(-1, 3)
     # the corners lie about +-sqrt(eigenvalue) along the two leading axes; the third is ~mean
     assert abs(W0[:, 2]).max() < 0.05
     assert np.ptp(W0[:, 0]) == pytest.approx(2 * X[:, 0].std(ddof=1), rel=0.1)
@@ -324,7 +324,7 @@ def test_partial_fit_streams_and_checks_features():
 def test_shuffled_epochs_gathered_in_blocks_equal_one_block(monkeypatch, mode, rows):
     # an in-memory epoch gathers the shuffled rows a block at a time; steps span the blocks
     # (mini-batch) or refresh on block edges (online), so any block size gives the same map
-    from somlab.som import _som
+    from somlab.som import _sources as _som
 
     X = _data(1000, 3).astype(np.float32)
     kw = dict(mode=mode, batch_size=32, epochs=2, random_state=0)
@@ -442,7 +442,7 @@ def test_initialize_is_fits_starting_point():
 
 
 def test_low_rank_pca_matches_the_dense_solver():
-    from somlab.som._som import principal_axes
+    from somlab.som._init import principal_axes
 
     rng = np.random.default_rng(0)
     m = 600

@@ -43,7 +43,9 @@ from ..core.neighbourhoods import get_neighbourhood
 from ..core.schedules import decay
 from ..core.updates import accumulate, spread, winner_sums
 from ..persistence import SaveLoadMixin
-from ._som import SOM, _check_training, check_fit_memory, checked_tensor
+from ._checks import _check_training, check_fit_memory, checked_tensor
+from ._init import ArrayStatistics, initial_weights
+from ._som import SOM
 
 #: Hyper-parameters that may differ from map to map (a scalar is shared by all maps).
 PER_MAP = (
@@ -497,14 +499,16 @@ class SOMEnsemble(SaveLoadMixin, PerMapMixin, BaseEstimator):
         return self
 
     def _initial_weights(self, X, grid, params, gens, shared_gen):
-        """K initial prototype sets ``[K, N, m]``, each exactly as ``SOM(**params_k)`` makes it."""
+        """K initial prototype sets ``[K, N, m]``, each exactly as ``SOM(**params_k)`` makes it
+        (SOM's rules, from one :class:`~somlab.som._init.ArrayStatistics` of ``X``)."""
         K, N, m = len(params), grid.n_nodes, X.shape[1]
+        stats = ArrayStatistics(X)
         if shared_gen and not (not isinstance(self.init, str) and np.ndim(self.init) == 4):
-            W0 = SOM(**params[0])._initial_weights(X, grid, gens[0])
+            W0 = initial_weights(params[0]["init"], stats, grid, gens[0])
             return W0.reshape(1, N, m).expand(K, N, m).clone()
         gens = gens if not shared_gen else gens * K
         return torch.stack(
-            [SOM(**p)._initial_weights(X, grid, g).reshape(N, m) for p, g in zip(params, gens)]
+            [initial_weights(p["init"], stats, grid, g) for p, g in zip(params, gens)]
         )
 
     def _batch_epoch(self, X, W, epoch, ctx, hist):
