@@ -39,7 +39,6 @@ from .._utils import (
 )
 from ..core.distances import REFINE_SHARE, _pow2_scale, _unit_rows
 from ..core.grids import Grid, grid_distance, parse_grid
-from ..core.neighbourhoods import get_neighbourhood
 from ..core.schedules import decay
 from ..core.updates import accumulate, spread, winner_sums
 from ..persistence import SaveLoadMixin
@@ -49,6 +48,7 @@ from ._som import SOM
 
 #: Hyper-parameters that may differ from map to map (a scalar is shared by all maps).
 PER_MAP = (
+    "radius",
     "sigma",
     "sigma_end",
     "sigma_decay",
@@ -219,8 +219,10 @@ class SOMEnsemble(SaveLoadMixin, PerMapMixin, BaseEstimator):
     verbose
         Shared by all maps; as in :class:`somlab.SOM`.  ``grid_shape`` is one ``(rows, cols)``
         for all maps: maps of different sizes need one ensemble per grid shape.
-    sigma, sigma_end, sigma_decay, learning_rate, learning_rate_end, learning_rate_decay
-        A scalar (shared) or a sequence of K values, one per map; as in :class:`somlab.SOM`.
+    radius, sigma, sigma_end, sigma_decay, learning_rate, learning_rate_end, learning_rate_decay
+        A scalar (shared) or a sequence of K values, one per map; as in :class:`somlab.SOM`
+        (``radius``: the neighbourhood's cut-off at the start of training, shrinking with
+        each map's sigma; None: none).
         All sequences must have the same length K; with no sequence K = 1.
     mode : {"batch", "minibatch"}, default="batch"
         Kohonen's exact batch SOM, or mean online updates over batches of ``batch_size``
@@ -254,10 +256,12 @@ class SOMEnsemble(SaveLoadMixin, PerMapMixin, BaseEstimator):
     Notes
     -----
     Distances use :class:`SOM`'s arithmetic step for step, so winners (ties included) are the
-    same; the sums of the update run in another order, so the maps agree with K separate fits
-    to rounding (about 1e-7 in float32 on CPU, where every test run has matched winners
-    exactly).  On CUDA, where sums by atomics make even one SOM vary from run to run, a sample
-    that rounding places between two units may take either.
+    same, and each map's update sums are those of a single SOM (the kernels of
+    :mod:`somlab.core.updates` with a map axis run the one-map rule per map): on CPU map ``k``'s
+    weights and winners equal ``SOM(**get_map_params()[k]).fit(X)``'s bit for bit (tested on
+    every grid, distance and neighbourhood); the metrics agree to rounding.  On CUDA, where
+    sums by atomics make even one SOM vary from run to run, a sample that rounding places
+    between two units may take either.
     ``missing="ignore"`` and the "online" mode of :class:`SOM` are not offered.
 
     Examples
@@ -292,6 +296,7 @@ class SOMEnsemble(SaveLoadMixin, PerMapMixin, BaseEstimator):
         toroidal=False,
         distance="euclidean",
         neighbourhood="gaussian",
+        radius=None,
         sigma=None,
         sigma_end=None,
         sigma_decay="linear",
@@ -312,6 +317,7 @@ class SOMEnsemble(SaveLoadMixin, PerMapMixin, BaseEstimator):
         self.toroidal = toroidal
         self.distance = distance
         self.neighbourhood = neighbourhood
+        self.radius = radius
         self.sigma = sigma
         self.sigma_end = sigma_end
         self.sigma_decay = sigma_decay
@@ -445,7 +451,8 @@ class SOMEnsemble(SaveLoadMixin, PerMapMixin, BaseEstimator):
         ctx = {
             "coords": coords,
             "periods": grid.periods(),
-            "fn": get_neighbourhood(self.neighbourhood),
+            # each map's neighbourhood as its SOM builds it (with its radius cut-off)
+            "fn": [SOM(**p)._neighbourhood_function() for p in params],
             "grid": grid,
             "budgets": _budgets(dev),
             "sched": self._schedules(params, grid),
