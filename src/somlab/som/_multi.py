@@ -18,6 +18,7 @@ the chunk size, so memory is linear in ``K * n_nodes``.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -38,13 +39,16 @@ from .._utils import (
     validate_X,
 )
 from ..core.distances import REFINE_SHARE, _pow2_scale, _unit_rows
-from ..core.grids import Grid, grid_distance, parse_grid
+from ..core.grids import Grid, parse_grid
 from ..core.schedules import decay
-from ..core.updates import accumulate, spread, winner_sums
 from ..persistence import SaveLoadMixin
 from ._checks import _check_training, check_fit_memory, checked_tensor
 from ._init import ArrayStatistics, initial_weights
 from ._som import SOM
+from ._sources import InMemory, Rows
+from ._train import _batch_epoch as batch_epoch
+from ._train import _Kernels, _RunningMetrics
+from ._train import _step_epoch as step_epoch
 
 #: Hyper-parameters that may differ from map to map (a scalar is shared by all maps).
 PER_MAP = (
@@ -196,10 +200,41 @@ def _refine(dv, xc, Wc, w_sq, j):
     return dv
 
 
-def _winners(X, W, metric: str, budget: int, refs=None) -> torch.Tensor:
-    """Best unit of every sample in every map, ``[K, n]``."""
-    parts = [idx[..., 0] for _, _, idx, _ in _iter_winners(X, W, metric, 1, budget, refs)]
-    return parts[0] if len(parts) == 1 else torch.cat(parts, 1)
+@dataclass(frozen=True)
+class _MapKernels(_Kernels):
+    """SOM's epoch kernels (:class:`~somlab.som._train._Kernels`) for K maps ``W [K, N, m]``:
+    the winners of all maps by one product (:func:`_iter_winners`, centred on each map's
+    ``refs [K, m]``), ``fn`` one neighbourhood function per map."""
+
+    budget: int = _BUDGETS["cpu"][0]  # elements of one [chunk, K, N] distance block
+    refs: torch.Tensor | None = None
+
+    def winners(self, X, W, metrics=None) -> torch.Tensor:
+        """Each map's best unit of each row of ``X`` (``[K, rows]``); ``metrics`` also gets
+        the distances and second-best units (``[K, rows, 2]``)."""
+        k = 1 if metrics is None else min(2, self.n_nodes)
+        parts = []
+        for _, _, idx, dist in _iter_winners(X, W, self.distance, k, self.budget, self.refs):
+            if metrics is not None:
+                metrics.add(dist, idx)
+            parts.append(idx[..., 0])
+        return parts[0] if len(parts) == 1 else torch.cat(parts, -1)
+
+
+class _PerMapOrders(Rows):
+    """The rows ``X [n, m]`` in one shuffled order per map (a generator each): mini-batch steps
+    ``[K, b, m]``, map k's rows in the order ``SOM(random_state=seed_k)`` draws."""
+
+    def __init__(self, X: torch.Tensor, generators):
+        self.X, self.generators = X, generators
+        self.n_samples = self.n_rows = X.shape[0]
+
+    def steps(self, size: int, generator=None):
+        orders = [torch.randperm(self.n_rows, generator=g) for g in self.generators]
+        order = torch.stack(orders).to(self.X.device)
+        for a in range(0, self.n_rows, size):
+            xb = self.X[order[:, a : a + size]]
+            yield xb, xb.shape[-2]
 
 
 # ---------------------------------------------------------------------- the estimator
@@ -448,17 +483,29 @@ class SOMEnsemble(SaveLoadMixin, PerMapMixin, BaseEstimator):
         )
         W = self._initial_weights(Xt, grid, params, gens, shared_gen)
         coords = grid.coordinates(torch.float64, dev)
+        kern = _MapKernels(
+            grid,
+            coords,
+            grid.periods(),
+            # each map's neighbourhood as its SOM builds it (with its radius cut-off)
+            [SOM(**p)._neighbourhood_function() for p in params],
+            self.distance,
+            missing=False,
+            row_blocks=False,
+            block_elements=_budgets(dev)[1],
+            budget=_budgets(dev)[0],
+            # the point every epoch centres its distances on (SOM's: the initial map's mean)
+            refs=map_references(W),
+        )
         ctx = {
             "coords": coords,
             "periods": grid.periods(),
-            # each map's neighbourhood as its SOM builds it (with its radius cut-off)
-            "fn": [SOM(**p)._neighbourhood_function() for p in params],
             "grid": grid,
             "budgets": _budgets(dev),
             "sched": self._schedules(params, grid),
             "gens": gens,
-            # the point every epoch centres its distances on (SOM's: the initial map's mean)
-            "refs": map_references(W),
+            "refs": kern.refs,
+            "kern": kern,
         }
         hist = {
             k: [] for k in ("sigma", "learning_rate", "quantization_error", "topographic_error")
@@ -519,70 +566,36 @@ class SOMEnsemble(SaveLoadMixin, PerMapMixin, BaseEstimator):
         )
 
     def _batch_epoch(self, X, W, epoch, ctx, hist):
-        """One exact batch step of every map; returns the new prototypes and the metrics
-        ``(qe [K], te [K])`` of the map that entered the epoch."""
-        K, N, m = W.shape
+        """One exact batch step of every map (SOM's batch epoch with K maps); returns the new
+        prototypes and the metrics ``(qe [K], te [K])`` of the map that entered the epoch."""
         total = max(self.epochs - 1, 1)
         sig = [decay(s[2], s[0], s[1], epoch, total) for s, _ in ctx["sched"]]
-        sigmas = torch.tensor(sig, dtype=torch.float64, device=X.device)
-        S = C = None
-        kk = 2 if N > 1 else 1
-        qe, te = self._metric_sums(K, X.device)
-        it = _iter_winners(X, W, self.distance, kk, ctx["budgets"][0], ctx["refs"])
-        for s, e, idx, dist in it:
-            self._add_metrics(qe, te, idx, dist, ctx)
-            S, C = winner_sums(idx[..., 0], X[s:e], N, S, C)
-        num, den = spread(ctx["coords"], S, C, ctx["fn"], sigmas, ctx["periods"], ctx["budgets"][1])
-        ok = den > 0
-        W = torch.where(ok, num / torch.where(ok, den, 1.0), W)
+        metrics = _RunningMetrics(ctx["grid"])
+        W = batch_epoch(ctx["kern"], [X], W, sig, metrics)
         hist["sigma"].append(sig)
-        hist["learning_rate"].append([math.nan] * K)
-        n = X.shape[0]
-        return W, (qe / n, te / n if N > 1 else torch.full_like(te, math.nan))
+        hist["learning_rate"].append([math.nan] * W.shape[0])
+        return W, metrics.means()
 
     def _minibatch_epoch(self, X, W, epoch, ctx, hist):
-        """One epoch of mean online updates over mini-batches, for every map."""
-        K = W.shape[0]
-        n, dev = X.shape[0], X.device
-        step = int(self.batch_size)
-        n_steps = math.ceil(n / step)
+        """One epoch of mean online updates over mini-batches for every map: SOM's mini-batch
+        steps with K maps, each map's batches in its SOM's order."""
+        n_steps = math.ceil(X.shape[0] / int(self.batch_size))
         total = self.epochs * n_steps
-        ts = range(epoch * n_steps, (epoch + 1) * n_steps)
-        sig = [[decay(s[2], s[0], s[1], t, total) for s, _ in ctx["sched"]] for t in ts]
-        lr = [[decay(r[2], r[0], r[1], t, total) for _, r in ctx["sched"]] for t in ts]
-        sig_t = torch.tensor(sig, dtype=torch.float64, device=dev)  # [n_steps, K]
-        lr_t = torch.tensor(lr, dtype=torch.float64, device=dev)
+        sched = ctx["sched"]
+
+        def schedule(t):  # each map's (sigma, rate) at step t, as its SOM's schedule
+            sig = [decay(s[2], s[0], s[1], t, total) for s, _ in sched]
+            lr = [decay(r[2], r[0], r[1], t, total) for _, r in sched]
+            return sig, torch.tensor(lr, dtype=torch.float64, device=X.device)
+
         gens = ctx["gens"]
-        if len(gens) == 1:  # one order for all maps, drawn as SOM draws it
-            order = torch.randperm(n, generator=gens[0]).to(dev)
-        else:
-            order = torch.stack([torch.randperm(n, generator=g) for g in gens]).to(dev)
-        dist_budget, h_budget = ctx["budgets"]
-        for b in range(n_steps):
-            sel = order[..., b * step : (b + 1) * step]
-            xb = X[sel]  # [B, m] or [K, B, m]
-            bmu = _winners(xb, W, self.distance, dist_budget, ctx["refs"])  # [K, B]
-            num, den = accumulate(
-                ctx["coords"], bmu, xb, ctx["fn"], sig_t[b], ctx["periods"], block_elements=h_budget
-            )
-            coef = (lr_t[b] / xb.shape[-2]).to(W.dtype).view(K, 1, 1)
-            W = W + coef * (num - den * W)
-        hist["sigma"].append(sig[-1])
-        hist["learning_rate"].append(lr[-1])
+        rows = InMemory(X) if len(gens) == 1 else _PerMapOrders(X, gens)
+        batches = rows.steps(int(self.batch_size), gens[0])
+        W = step_epoch(ctx["kern"], batches, W, epoch * n_steps, schedule)
+        sig, lr = schedule((epoch + 1) * n_steps - 1)
+        hist["sigma"].append(sig)
+        hist["learning_rate"].append(lr.tolist())
         return W
-
-    @staticmethod
-    def _metric_sums(K, dev):
-        z = torch.zeros(K, dtype=torch.float64, device=dev)
-        return z, z.clone()
-
-    @staticmethod
-    def _add_metrics(qe, te, idx, dist, ctx):
-        qe += dist[..., 0].sum(1, dtype=torch.float64)
-        if idx.shape[-1] > 1:
-            grid = ctx["grid"]
-            d = grid_distance(ctx["coords"], idx[..., 0], idx[..., 1], ctx["periods"])
-            te += (d > grid.adjacency_radius()).sum(1)
 
     def _evaluate(self, X, W, kk, ctx, labels=True, refs=None):
         """QE [K], TE [K] and (optionally) the winners ``[K, n]`` (numpy) of ``X`` in every map.
@@ -590,15 +603,15 @@ class SOMEnsemble(SaveLoadMixin, PerMapMixin, BaseEstimator):
         ``refs="fit"``: centre on the fit's references (a history entry, as SOM measures it);
         None: on ``W``'s own (the final map, as ``predict`` does)."""
         K, n = W.shape[0], X.shape[0]
-        qe, te = self._metric_sums(K, X.device)
+        metrics = _RunningMetrics(ctx["grid"])
         out = np.empty((K, n), dtype=np.int64) if labels else None
         refs = ctx["refs"] if refs == "fit" else None
         for s, e, idx, dist in _iter_winners(X, W, self.distance, kk, ctx["budgets"][0], refs):
-            self._add_metrics(qe, te, idx, dist, ctx)
+            metrics.add(dist, idx)
             if labels:
                 out[:, s:e] = idx[..., 0].cpu().numpy()
-        te = te / n if kk > 1 else torch.full_like(te, math.nan)
-        return qe / n, te, out
+        qe, te = metrics.means()
+        return qe, te, out
 
     # ------------------------------------------------------------------ inference
     def _prepare(self, X):
