@@ -103,8 +103,8 @@ def test_batch_other_distances_neighbourhoods_and_seeds(kw):
 def test_minibatch_maps_equal_separate_soms(batch_size, seed):
     """A shared seed gives every map SOM's sample order; a list gives each map its own.
 
-    Batches smaller than the map (5 < 30 nodes) take the per-sample path of accumulate_many,
-    larger ones the grouped path.  Float64: the sums run in another order than SOM's.
+    Batches smaller than the map (5 < 30 nodes) and larger ones; the weights equal the
+    separate fits' bit for bit (the steps are SOM's, with a map axis).
     """
     X = _data(n=80, seed=2)
     ens = SOMEnsemble(

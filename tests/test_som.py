@@ -493,3 +493,77 @@ def test_fit_restores_the_callers_thread_setting(monkeypatch):
     SOM((3, 3), epochs=2, random_state=0).fit(_data(50, 3))
     assert seen and all(t == 1 for t in seen)
     assert torch.get_num_threads() == before
+
+
+def test_one_seeding_rule_an_int_seeds_torch_directly():
+    """SOM, SOMEnsemble and the relevance maps share seeded_generator: random_state=5 is
+    torch.Generator().manual_seed(5), so init="sample" picks randperm(n)[:k] of that seed."""
+    from somlab.som._multi import SOMEnsemble
+
+    X = _data(50, 3).astype(np.float32)
+    pick = torch.randperm(50, generator=torch.Generator().manual_seed(5))[:9].numpy()
+    W = SOM((3, 3), init="sample", random_state=5).initialize(X).reshape(9, 3)
+    np.testing.assert_array_equal(W, X[pick])
+    ens = SOMEnsemble((3, 3), init="sample", epochs=1, random_state=5, sigma=[1.0, 2.0])
+    W0 = ens._initial_weights(
+        torch.from_numpy(X), SOM((3, 3)).grid_, ens.get_map_params(), [seeded_generator(5)], True
+    )
+    np.testing.assert_array_equal(W0[1].numpy(), X[pick])
+
+
+@pytest.mark.parametrize("init", ["pca", "random", "sample"])
+def test_statistics_providers_give_the_in_memory_initialisation(tmp_path, init):
+    """One rule per init, fed by an in-memory array, a stream of chunks or (one process) a
+    shard: the same prototypes (PCA to rounding of the float64 sums, the others exactly)."""
+    from somlab.datasets._stream import as_batch_source
+    from somlab.distributed._comm import Comm
+    from somlab.distributed._som import ShardStatistics
+    from somlab.som._init import ArrayStatistics, StreamStatistics, initial_weights
+
+    X = (_data(300, 4) * [3.0, 1.0, 0.5, 0.1] + [0.0, 5.0, -2.0, 1.0]).astype(np.float32)
+    np.save(tmp_path / "x.npy", X)
+    grid = SOM((4, 5)).grid_
+    Xt = torch.from_numpy(X)
+    comm = Comm()
+    providers = {
+        "memory": ArrayStatistics(Xt),
+        "stream": StreamStatistics(
+            as_batch_source(str(tmp_path / "x.npy"), 64),
+            torch.float32,
+            torch.device("cpu"),
+            allow_nan=False,
+            init=init,
+            k=20,
+            generator=seeded_generator(3),
+        ),
+        "shard": ShardStatistics(Xt, comm, comm.layout(300, {})),
+    }
+    out = {
+        k: initial_weights(init, p, grid, seeded_generator(3)).numpy() for k, p in providers.items()
+    }
+    for name in ("stream", "shard"):
+        np.testing.assert_allclose(out[name], out["memory"], rtol=1e-6, atol=1e-6)
+    if init != "pca":
+        np.testing.assert_array_equal(out["stream"], out["memory"])
+    assert np.ptp(out["memory"], axis=0).max() > 1.0  # a spread map, not one point
+
+
+def test_training_hook_is_fit():
+    """SOM._fit_epochs (the hook distributed.fit_som trains through) with the default layout
+    is fit; a layout hands it other rows and statistics."""
+    from somlab.som._init import ArrayStatistics
+    from somlab.som._sources import InMemory
+
+    X = _data(120, 3).astype(np.float32)
+    ref = SOM((3, 4), mode="minibatch", batch_size=16, epochs=2, random_state=0).fit(X)
+    som = SOM((3, 4), mode="minibatch", batch_size=16, epochs=2, random_state=0)
+    seen = []
+
+    def layout(Xt):
+        seen.append(Xt.shape)
+        return InMemory(Xt), ArrayStatistics(Xt)
+
+    som._fit_epochs(X, layout=layout, reduce=lambda t, op="sum": t, agree=lambda W: W)
+    assert seen == [(120, 3)]
+    np.testing.assert_array_equal(som.weights_, ref.weights_)
+    assert som.history_ == ref.history_

@@ -159,6 +159,11 @@ class SOM(MapAnalysisMixin, SaveLoadMixin, TransformerMixin, BaseEstimator):
     array (``np.load(path, mmap_mode="r")``) or a re-iterable of batches such as a
     ``torch.utils.data.DataLoader``, and reads it a chunk at a time; see :meth:`fit`.
 
+    Engines that own the data layout train through one documented hook,
+    :meth:`_fit_epochs` (their rows, initialisation statistics, generator and reductions;
+    :func:`somlab.distributed.fit_som` uses it), so that every way of fitting runs the same
+    initialisation rules (:mod:`somlab.som._init`) and epoch rules (:mod:`somlab.som._train`).
+
     Examples
     --------
     >>> import numpy as np
