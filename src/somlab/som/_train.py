@@ -7,6 +7,7 @@ they call take a leading map axis for K maps (:class:`~somlab.som._multi.SOMEnse
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -40,6 +41,7 @@ class _Kernels:
     # [m]: the point distances are centred on (core.distances.centred), fixed for a whole pass
     # so that every chunk, and every map of a SOMEnsemble, rounds alike; None: W's own mean
     ref: torch.Tensor | None = None
+    block_elements: int | None = None  # neighbourhood block size (core.updates.spread)
 
     @property
     def n_nodes(self) -> int:
@@ -56,19 +58,20 @@ class _Kernels:
         metrics.add(dist, bmu)
         return bmu[:, 0]
 
-    def spread_sums(self, S, C, sigma: float, reduce=None):
+    def spread_sums(self, S, C, sigma, reduce=None):
         """``(num, den)`` of :func:`~somlab.core.updates.spread` from this process's winner
-        sums, added up over processes first when ``reduce`` is given."""
+        sums, added up over processes first when ``reduce`` is given.  K maps: ``S [K, N, m]``,
+        ``sigma`` K radii and ``fn`` one neighbourhood function or K."""
         if reduce is not None:  # one message; another process may have per-feature counts
-            m = S.shape[1]
-            if self.missing and C.shape[1] == 1:
-                C = C.expand(-1, m)
-            both = reduce(torch.cat([S, C], 1))
-            S, C = both[:, :m], both[:, m:]
-        return spread(self.coords, S, C, self.fn, sigma, self.periods)
+            m = S.shape[-1]
+            if self.missing and C.shape[-1] == 1:
+                C = C.expand(*C.shape[:-1], m)
+            both = reduce(torch.cat([S, C], -1))
+            S, C = both[..., :m], both[..., m:]
+        return spread(self.coords, S, C, self.fn, sigma, self.periods, self.block_elements)
 
 
-def _batch_epoch(kern: _Kernels, chunks, W, sigma: float, metrics=None, reduce=None):
+def _batch_epoch(kern: _Kernels, chunks, W, sigma, metrics=None, reduce=None):
     """One epoch of Kohonen's batch SOM: ``w_j = sum_i h(b_i, j) x_i / sum_i h(b_i, j)``.
 
     The winner sums of all ``chunks`` are added in row order and spread over the grid once, so
@@ -97,9 +100,17 @@ def _step_epoch(kern: _Kernels, batches, W, t: int, schedule, metrics=None, redu
         S, C = winner_sums(kern.winners(xb, W, metrics), xb, kern.n_nodes)
         num, den = kern.spread_sums(S, C, sigma, reduce)
         # mean of the per-sample online updates: lr * (num - den * w) / B
-        W = W + (rate / B) * (num - den * W)
+        W = W + _step_size(rate, B, W) * (num - den * W)
         t += 1
     return W
+
+
+def _step_size(rate, B: int, W: torch.Tensor):
+    """``rate / B`` in float64, as the multiplier of ``W``'s dtype: a float for one map, a
+    ``[K, 1, 1]`` tensor for K maps' rates ``[K]`` (the same value each map alone gets)."""
+    if not torch.is_tensor(rate):
+        return rate / B
+    return (rate.double() / B).to(W.dtype).view(-1, 1, 1)
 
 
 def _online_epoch(kern: _Kernels, chunks, W, t: int, schedule, metrics=None):
@@ -133,7 +144,8 @@ class _RunningMetrics:
     """QE and TE summed chunk by chunk (device tensors: no sync per chunk).
 
     TE counts the samples whose two best units are farther apart on the grid than
-    ``grid.adjacency_radius()``, exactly as :func:`topographic_error_from_bmus`.
+    ``grid.adjacency_radius()``, exactly as :func:`topographic_error_from_bmus`.  One map adds
+    ``dist, bmu [rows, k]``; K maps add ``[K, rows, k]`` and read :meth:`means` (``[K]``).
     """
 
     def __init__(self, grid: Grid):
@@ -142,14 +154,19 @@ class _RunningMetrics:
 
     def add(self, dist: torch.Tensor, bmu: torch.Tensor) -> None:
         if self.qe is None:
-            self.qe = torch.zeros((), dtype=torch.float64, device=dist.device)
-            self.te = torch.zeros((), dtype=torch.float64, device=dist.device)
+            self.qe = torch.zeros(dist.shape[:-2], dtype=torch.float64, device=dist.device)
+            self.te = torch.zeros(dist.shape[:-2], dtype=torch.float64, device=dist.device)
             self.coords = self.grid.coordinates(torch.float64, dist.device)
-        self.qe += dist[:, 0].sum(dtype=torch.float64)
-        if bmu.shape[1] >= 2:
-            d = grid_distance(self.coords, bmu[:, 0], bmu[:, 1], self.grid.periods())
-            self.te += (d > self.grid.adjacency_radius()).sum()
-        self.n += dist.shape[0]
+        self.qe += dist[..., 0].sum(-1, dtype=torch.float64)
+        if bmu.shape[-1] >= 2:
+            d = grid_distance(self.coords, bmu[..., 0], bmu[..., 1], self.grid.periods())
+            self.te += (d > self.grid.adjacency_radius()).sum(-1)
+        self.n += dist.shape[-2]
+
+    def means(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(QE, TE)`` tensors of the rows added (per map for K maps); TE NaN on one node."""
+        te = self.te / self.n if self.grid.n_nodes > 1 else torch.full_like(self.te, math.nan)
+        return self.qe / self.n, te
 
     def values(self, reduce=None) -> tuple[float, float]:
         """``(QE, TE)`` of the rows added, or of every process's rows with ``reduce``."""
