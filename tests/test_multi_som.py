@@ -8,13 +8,8 @@ from sklearn.model_selection import ParameterGrid
 
 from somlab import SOM, DataError, load
 from somlab.core.grids import Grid
-from somlab.core.neighbourhoods import NEIGHBOURHOODS
-from somlab.core.updates import (
-    accumulate,
-    accumulate_many,
-    batched_neighbourhood_rows,
-    neighbourhood_rows,
-)
+from somlab.core.neighbourhoods import NEIGHBOURHOODS, CutOff
+from somlab.core.updates import accumulate, spread, winner_sums
 from somlab.som import _multi
 from somlab.som._multi import SOMEnsemble
 
@@ -36,7 +31,8 @@ def _assert_same_as_separate(ens, X, atol):
     soms = ens.to_soms()
     for k, params in enumerate(ens.get_map_params()):
         ref = SOM(**params).fit(X)
-        np.testing.assert_allclose(ens.weights_[k], ref.weights_, rtol=0, atol=atol)
+        # the update sums are SOM's own (core.updates.spread per map): equal bit for bit on CPU
+        np.testing.assert_array_equal(ens.weights_[k], ref.weights_)
         np.testing.assert_array_equal(ens.labels_[k], ref.labels_)
         assert ens.quantization_error_[k] == pytest.approx(ref.quantization_error_, abs=atol)
         assert ens.topographic_error_[k] == pytest.approx(ref.topographic_error_, abs=1e-12)
@@ -107,8 +103,8 @@ def test_batch_other_distances_neighbourhoods_and_seeds(kw):
 def test_minibatch_maps_equal_separate_soms(batch_size, seed):
     """A shared seed gives every map SOM's sample order; a list gives each map its own.
 
-    Batches smaller than the map (5 < 30 nodes) take the per-sample path of accumulate_many,
-    larger ones the grouped path.  Float64: the sums run in another order than SOM's.
+    Batches smaller than the map (5 < 30 nodes) and larger ones; the weights equal the
+    separate fits' bit for bit (the steps are SOM's, with a map axis).
     """
     X = _data(n=80, seed=2)
     ens = SOMEnsemble(
@@ -246,24 +242,11 @@ def test_grid_shapes_inputs_and_divergence_are_checked():
         ).fit(X)
 
 
-# ---------------------------------------------------------------------- batched kernels
-@pytest.mark.parametrize("name", [*NEIGHBOURHOODS, "custom"])
-@pytest.mark.parametrize("per_map", [False, True])
-def test_batched_neighbourhood_rows_match_per_map(name, per_map):
-    grid = Grid(4, 6, "hexagonal", toroidal=True)
-    coords = grid.coordinates(torch.float64)
-    fn = NEIGHBOURHOODS.get(name, lambda d, s: torch.exp(-d.abs().sum(-1) / s))
-    sigmas = torch.tensor([0.7, 1.5, 3.0], dtype=torch.float64)
-    centres = torch.tensor([[0, 5, 23], [1, 1, 7], [9, 2, 4]]) if per_map else torch.tensor([3, 0])
-    H = batched_neighbourhood_rows(coords, centres, fn, sigmas, grid.periods(), torch.float32)
-    for k, s in enumerate(sigmas.tolist()):
-        c = centres[k] if per_map else centres
-        ref = neighbourhood_rows(coords, c, fn, s, grid.periods(), torch.float32)
-        torch.testing.assert_close(H[k], ref, rtol=0, atol=0)
-
-
-@pytest.mark.parametrize("n", [5, 40])  # fewer samples than nodes: per sample; else grouped
-def test_accumulate_many_matches_accumulate(n):
+# ---------------------------------------------------------------------- K-map kernels
+@pytest.mark.parametrize("n", [5, 40])  # fewer samples than nodes, and more
+def test_k_map_accumulate_equals_each_map_alone(n):
+    """winner_sums / spread / accumulate with a map axis are the one-map calls, map by map,
+    bit for bit (each map its own radius and, here, neighbourhood function)."""
     grid = Grid(4, 5)
     coords = grid.coordinates(torch.float64)
     fn = NEIGHBOURHOODS["gaussian"]
@@ -271,11 +254,41 @@ def test_accumulate_many_matches_accumulate(n):
     X = torch.rand(n, 3, generator=g, dtype=torch.float64)
     bmus = torch.randint(0, 20, (2, n), generator=g)
     sigmas = torch.tensor([0.8, 2.5], dtype=torch.float64)
-    num, den = accumulate_many(coords, bmus, X, fn, sigmas)
+    S, C = winner_sums(bmus, X, 20)
+    assert S.shape == (2, 20, 3) and C.shape == (2, 20, 1)
+    assert C.sum().item() == 2 * n
+    fns = [fn, CutOff(NEIGHBOURHOODS["bubble"], 0.8)]
+    num, den = accumulate(coords, bmus, X, fns, sigmas)
     for k in range(2):
-        ref_num, ref_den = accumulate(coords, bmus[k], X, fn, float(sigmas[k]))
-        torch.testing.assert_close(num[k], ref_num)
-        torch.testing.assert_close(den[k], ref_den)
+        ref_num, ref_den = accumulate(coords, bmus[k], X, fns[k], float(sigmas[k]))
+        assert torch.equal(num[k], ref_num) and torch.equal(den[k], ref_den)
+        assert not torch.equal(num[k], torch.zeros_like(num[k]))
+    assert not torch.allclose(num[0], num[1])
     Xk = torch.stack([X, X.flip(0)])  # each map its own samples
-    num, den = accumulate_many(coords, bmus, Xk, fn, sigmas)
-    torch.testing.assert_close(num[1], accumulate(coords, bmus[1], Xk[1], fn, 2.5)[0])
+    num, den = accumulate(coords, bmus, Xk, fn, sigmas)
+    assert torch.equal(num[1], accumulate(coords, bmus[1], Xk[1], fn, 2.5)[0])
+    # K = 1: the same addmm as the one-map call, bit for bit (NaN: per-feature counts)
+    Xn = X.clone()
+    Xn[1, 2] = float("nan")
+    S1, C1 = winner_sums(bmus[:1], Xn, 20)
+    S0, C0 = winner_sums(bmus[0], Xn, 20)
+    assert C1.shape == (1, 20, 3) and torch.equal(S1[0], S0) and torch.equal(C1[0], C0)
+    a = spread(coords, S1, C1, fn, sigmas[:1])
+    b = spread(coords, S0, C0, fn, float(sigmas[0]))
+    assert torch.equal(a[0][0], b[0]) and torch.equal(a[1][0], b[1])
+
+
+@pytest.mark.parametrize("mode", ["batch", "minibatch"])
+def test_radius_cut_off_per_map_equals_separate_soms(mode):
+    """SOM's radius parameter: each map's neighbourhood cut at its radius (shrinking with its
+    own sigma), as the map's SOM cuts it; a cut changes the map."""
+    X = _data(n=150, seed=4)
+    kw = dict(sigma=[2.0, 2.0, 3.0], epochs=3, mode=mode, batch_size=16, random_state=1)
+    ens = SOMEnsemble((5, 6), radius=[None, 1.0, 2.5], **kw).fit(X)
+    _assert_same_as_separate(ens, X, atol=0)
+    assert ens.get_map_params()[1]["radius"] == 1.0
+    assert not np.allclose(ens.weights_[0], ens.weights_[1])
+    shared = SOMEnsemble((5, 6), radius=1.0, **kw).fit(X)
+    np.testing.assert_array_equal(shared.weights_[1], ens.weights_[1])
+    with pytest.raises(ValueError, match="map 0: radius"):
+        SOMEnsemble((5, 6), neighbourhood="winner", radius=1.0).fit(X)

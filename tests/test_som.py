@@ -11,7 +11,7 @@ import torch
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from somlab import SOM, DataError
-from somlab._utils import make_generator
+from somlab._utils import seeded_generator
 from somlab.core.schedules import decay
 from somlab.metrics import quantization_error
 
@@ -77,7 +77,7 @@ def test_online_mode_matches_plain_reference():
         dtype="float64",
         random_state=7,
     ).fit(X)
-    gen = make_generator(7)
+    gen = seeded_generator(7)
     order = np.concatenate([torch.randperm(60, generator=gen).numpy() for _ in range(2)])
     want = _ref_online(X, W0, 3, 4, order, (2.0, 1.0), 0.4)
     np.testing.assert_allclose(som.weights_.reshape(12, 3), want, rtol=1e-10, atol=1e-12)
@@ -131,7 +131,7 @@ def test_pca_init_spans_principal_plane():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(500, 3)) * [5.0, 1.0, 0.01]
     som = SOM((5, 5), epochs=1, sigma=0.1, sigma_decay="constant")
-    W0 = som._initial_weights(torch.from_numpy(X), som.grid_, make_generator(0)).numpy()
+    W0 = som.initialize(X).reshape(-1, 3)
     # the corners lie about +-sqrt(eigenvalue) along the two leading axes; the third is ~mean
     assert abs(W0[:, 2]).max() < 0.05
     assert np.ptp(W0[:, 0]) == pytest.approx(2 * X[:, 0].std(ddof=1), rel=0.1)
@@ -324,7 +324,7 @@ def test_partial_fit_streams_and_checks_features():
 def test_shuffled_epochs_gathered_in_blocks_equal_one_block(monkeypatch, mode, rows):
     # an in-memory epoch gathers the shuffled rows a block at a time; steps span the blocks
     # (mini-batch) or refresh on block edges (online), so any block size gives the same map
-    from somlab.som import _som
+    from somlab.som import _sources as _som
 
     X = _data(1000, 3).astype(np.float32)
     kw = dict(mode=mode, batch_size=32, epochs=2, random_state=0)
@@ -442,7 +442,7 @@ def test_initialize_is_fits_starting_point():
 
 
 def test_low_rank_pca_matches_the_dense_solver():
-    from somlab.som._som import principal_axes
+    from somlab.som._init import principal_axes
 
     rng = np.random.default_rng(0)
     m = 600
@@ -493,3 +493,77 @@ def test_fit_restores_the_callers_thread_setting(monkeypatch):
     SOM((3, 3), epochs=2, random_state=0).fit(_data(50, 3))
     assert seen and all(t == 1 for t in seen)
     assert torch.get_num_threads() == before
+
+
+def test_one_seeding_rule_an_int_seeds_torch_directly():
+    """SOM, SOMEnsemble and the relevance maps share seeded_generator: random_state=5 is
+    torch.Generator().manual_seed(5), so init="sample" picks randperm(n)[:k] of that seed."""
+    from somlab.som._multi import SOMEnsemble
+
+    X = _data(50, 3).astype(np.float32)
+    pick = torch.randperm(50, generator=torch.Generator().manual_seed(5))[:9].numpy()
+    W = SOM((3, 3), init="sample", random_state=5).initialize(X).reshape(9, 3)
+    np.testing.assert_array_equal(W, X[pick])
+    ens = SOMEnsemble((3, 3), init="sample", epochs=1, random_state=5, sigma=[1.0, 2.0])
+    W0 = ens._initial_weights(
+        torch.from_numpy(X), SOM((3, 3)).grid_, ens.get_map_params(), [seeded_generator(5)], True
+    )
+    np.testing.assert_array_equal(W0[1].numpy(), X[pick])
+
+
+@pytest.mark.parametrize("init", ["pca", "random", "sample"])
+def test_statistics_providers_give_the_in_memory_initialisation(tmp_path, init):
+    """One rule per init, fed by an in-memory array, a stream of chunks or (one process) a
+    shard: the same prototypes (PCA to rounding of the float64 sums, the others exactly)."""
+    from somlab.datasets._stream import as_batch_source
+    from somlab.distributed._comm import Comm
+    from somlab.distributed._som import ShardStatistics
+    from somlab.som._init import ArrayStatistics, StreamStatistics, initial_weights
+
+    X = (_data(300, 4) * [3.0, 1.0, 0.5, 0.1] + [0.0, 5.0, -2.0, 1.0]).astype(np.float32)
+    np.save(tmp_path / "x.npy", X)
+    grid = SOM((4, 5)).grid_
+    Xt = torch.from_numpy(X)
+    comm = Comm()
+    providers = {
+        "memory": ArrayStatistics(Xt),
+        "stream": StreamStatistics(
+            as_batch_source(str(tmp_path / "x.npy"), 64),
+            torch.float32,
+            torch.device("cpu"),
+            allow_nan=False,
+            init=init,
+            k=20,
+            generator=seeded_generator(3),
+        ),
+        "shard": ShardStatistics(Xt, comm, comm.layout(300, {})),
+    }
+    out = {
+        k: initial_weights(init, p, grid, seeded_generator(3)).numpy() for k, p in providers.items()
+    }
+    for name in ("stream", "shard"):
+        np.testing.assert_allclose(out[name], out["memory"], rtol=1e-6, atol=1e-6)
+    if init != "pca":
+        np.testing.assert_array_equal(out["stream"], out["memory"])
+    assert np.ptp(out["memory"], axis=0).max() > 1.0  # a spread map, not one point
+
+
+def test_training_hook_is_fit():
+    """SOM._fit_epochs (the hook distributed.fit_som trains through) with the default layout
+    is fit; a layout hands it other rows and statistics."""
+    from somlab.som._init import ArrayStatistics
+    from somlab.som._sources import InMemory
+
+    X = _data(120, 3).astype(np.float32)
+    ref = SOM((3, 4), mode="minibatch", batch_size=16, epochs=2, random_state=0).fit(X)
+    som = SOM((3, 4), mode="minibatch", batch_size=16, epochs=2, random_state=0)
+    seen = []
+
+    def layout(Xt):
+        seen.append(Xt.shape)
+        return InMemory(Xt), ArrayStatistics(Xt)
+
+    som._fit_epochs(X, layout=layout, reduce=lambda t, op="sum": t, agree=lambda W: W)
+    assert seen == [(120, 3)]
+    np.testing.assert_array_equal(som.weights_, ref.weights_)
+    assert som.history_ == ref.history_

@@ -194,7 +194,7 @@ def test_huge_map_is_refused_at_once_with_the_size_and_the_way_out():
 
 
 def test_memory_check_uses_the_free_memory(monkeypatch, tmp_path):
-    import somlab.som._som as som_module
+    import somlab.som._checks as som_module
 
     X = np.random.default_rng(0).random((200, 8))
     monkeypatch.setattr(som_module, "available_memory", lambda dev: 1 << 20)  # 1 MiB

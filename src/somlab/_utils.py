@@ -44,12 +44,6 @@ def resolve_dtype(dtype) -> torch.dtype:
         raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}") from None
 
 
-def make_generator(random_state) -> torch.Generator:
-    """A CPU ``torch.Generator`` seeded from an int, None or a numpy RandomState."""
-    seed = int(check_random_state(random_state).randint(0, 2**31 - 1))
-    return torch.Generator().manual_seed(seed)
-
-
 def check_finite_tensor(
     X: torch.Tensor,
     allow_nan: bool = False,
@@ -186,11 +180,19 @@ def progress(iterable, enabled: bool, **kw):
 
 
 def seeded_generator(random_state) -> torch.Generator:
-    """SPEC.md's randomness rule: an int seeds a CPU generator directly (``manual_seed(seed)``),
-    so a setting's seed column reproduces; None or a RandomState draws a seed."""
+    """The one seeding rule of every somlab estimator (SPEC.md's randomness rule): a CPU
+    ``torch.Generator``; an int seeds it directly (``manual_seed(seed)``), so a setting's seed
+    column reproduces; None or a numpy RandomState draws a seed in ``[0, 2**31 - 1)`` from
+    ``sklearn.utils.check_random_state(random_state)``."""
     if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
         return torch.Generator().manual_seed(int(random_state))
-    return make_generator(random_state)
+    seed = int(check_random_state(random_state).randint(0, 2**31 - 1))
+    return torch.Generator().manual_seed(seed)
+
+
+#: The former name of :func:`seeded_generator` (it once drew an int's seed through a
+#: RandomState, a second rule; now the same function).
+make_generator = seeded_generator
 
 
 class FitMemoryError(DataError, MemoryError):

@@ -4,8 +4,11 @@ The batch SOM needs, for every node j, ``num_j = sum_i h(b_i, j) x_i`` and
 ``den_j = sum_i h(b_i, j)``.  Summing the samples per winner first (``S_k``, ``n_k``:
 :func:`winner_sums`) turns this into ``H^T S`` with ``H[k, j] = h(k, j)`` (:func:`spread`).
 Winner sums add up across chunks of rows and across processes, so streamed and distributed
-training spread them once.  ``H`` is built a block of winner rows at a time from node
-coordinates, so memory stays O(block * n_nodes), linear in the number of nodes.
+training spread them once.  The kernels serve one map or K maps of one grid at once (a
+leading map axis, each map its own radius) with the one-map arithmetic: a map of
+:class:`SOMEnsemble <somlab.som._multi.SOMEnsemble>` gets the sums :class:`somlab.SOM` gets.
+``H`` is built a block of winner rows at a time from node coordinates, so memory stays
+O(block * n_nodes), linear in the number of nodes.
 """
 
 from __future__ import annotations
@@ -59,47 +62,79 @@ def winner_sums(
     C: torch.Tensor | None = None,
     weights: torch.Tensor | None = None,
 ):
-    """Per node, the sum of the samples it wins and their count: ``(S [n_nodes, m], C)``.
+    """Per node, the sum of the samples it wins and their count, for one map or K maps.
 
-    ``S_k = sum_{i: b_i = k} x_i`` and ``C_k = #{i: b_i = k}``, ``C [n_nodes, 1]``.  With NaN in
-    ``X`` (missing values) sums run over observed entries and ``C`` is per feature
-    ``[n_nodes, m]``.  ``weights [n]`` optionally scales each sample.  Pass the ``S`` and ``C``
-    of earlier chunks to add to them: rows are added in order, so chunks give the sums of their
-    concatenation (a ``[n_nodes, 1]`` ``C`` is widened the first time a NaN is seen; use the
+    ``S_k = sum_{i: b_i = k} x_i`` and ``C_k = #{i: b_i = k}``.  ``bmus [n]`` (one map) gives
+    ``S [n_nodes, m]`` and ``C [n_nodes, 1]``; ``bmus [K, n]`` (each map's winners of the same
+    samples ``X [n, m]``, or of its own ``X [K, n, m]``) gives ``S [K, n_nodes, m]`` and
+    ``C [K, n_nodes, 1]``: one ``index_add_`` on the flattened ``K * n_nodes`` index.  With
+    NaN in ``X`` (missing values) sums run over observed entries and ``C`` is per feature
+    (last axis ``m``).  ``weights [n]`` optionally scales each sample.  Pass the ``S`` and
+    ``C`` of earlier chunks to add to them: rows are added in order, so chunks give the sums
+    of their concatenation (a count axis of 1 is widened the first time a NaN is seen; use the
     returned tensors).
     """
-    n, m = X.shape
+    many = bmus.dim() == 2
+    K, n = bmus.shape if many else (1, bmus.shape[0])
+    m = X.shape[-1]
+    lead = (K, n_nodes) if many else (n_nodes,)
     if S is None:
-        S = torch.zeros(n_nodes, m, dtype=X.dtype, device=X.device)
-        C = torch.zeros(n_nodes, 1, dtype=X.dtype, device=X.device)
+        S = torch.zeros(*lead, m, dtype=X.dtype, device=X.device)
+        C = torch.zeros(*lead, 1, dtype=X.dtype, device=X.device)
     nan = torch.isnan(X)
     if bool(nan.any()):
-        if C.shape[1] == 1:  # counts per feature from now on
-            C = C.expand(-1, m).clone()
+        if C.shape[-1] == 1:  # counts per feature from now on
+            C = C.expand(*lead, m).clone()
         X = torch.nan_to_num(X, nan=0.0)
         cnt = (~nan).to(X.dtype)
     else:
-        cnt = torch.ones(n, C.shape[1], dtype=X.dtype, device=X.device)
+        cnt = torch.ones(*X.shape[:-1], C.shape[-1], dtype=X.dtype, device=X.device)
     if weights is not None:
         X = X * weights.unsqueeze(1)
         cnt = cnt * weights.unsqueeze(1)
-    S.index_add_(0, bmus, X)
-    C.index_add_(0, bmus, cnt)
+    if many:  # map k's node j is row k * n_nodes + j
+        bmus = (bmus + n_nodes * torch.arange(K, device=bmus.device).unsqueeze(1)).reshape(-1)
+        X = X.expand(K, n, m).reshape(K * n, m)
+        cnt = cnt.expand(K, n, cnt.shape[-1]).reshape(K * n, -1)
+    S.view(-1, m).index_add_(0, bmus, X)
+    C.view(-1, C.shape[-1]).index_add_(0, bmus, cnt)
     return S, C
 
 
-def spread(coords: torch.Tensor, S: torch.Tensor, C: torch.Tensor, fn, sigma: float, periods=None):
+def spread(
+    coords: torch.Tensor,
+    S: torch.Tensor,
+    C: torch.Tensor,
+    fn,
+    sigma,
+    periods=None,
+    block_elements: int | None = None,
+):
     """Winner sums spread over the grid: ``(num = H^T S, den = H^T C)``, ``H[k, j] = h(k, j)``.
 
     Only nodes that won something (``C_k > 0``) contribute; their rows of ``H`` are built a
-    block at a time (at most ``_BLOCK_ELEMENTS`` values), so memory stays linear in the number
-    of nodes.  ``S [n_nodes, m]`` and ``C [n_nodes, c]`` as from :func:`winner_sums`.
+    block at a time (at most ``block_elements`` values, default ``_BLOCK_ELEMENTS``), so memory
+    stays linear in the number of nodes.  ``S [n_nodes, m]`` and ``C [n_nodes, c]`` as from
+    :func:`winner_sums`, ``sigma`` a float.
+
+    K maps: ``S [K, n_nodes, m]``, ``C [K, n_nodes, c]``, ``sigma`` K radii and ``fn`` one
+    neighbourhood function or K of them; each map is spread by the one-map rule, so its sums
+    are bit for bit those of the map spread alone (a batched product would round otherwise).
     """
+    if S.dim() == 3:
+        K = S.shape[0]
+        fns = list(fn) if isinstance(fn, (list, tuple)) else [fn] * K
+        radii = sigma.tolist() if torch.is_tensor(sigma) else list(sigma)
+        parts = [
+            spread(coords, S[k], C[k], fns[k], float(radii[k]), periods, block_elements)
+            for k in range(K)
+        ]
+        return torch.stack([p[0] for p in parts]), torch.stack([p[1] for p in parts])
     n_nodes = coords.shape[0]
     hit = torch.nonzero(C.sum(1) > 0).squeeze(1)
     num = torch.zeros_like(S)
     den = torch.zeros_like(C)
-    block = max(1, _BLOCK_ELEMENTS // n_nodes)
+    block = max(1, (block_elements or _BLOCK_ELEMENTS) // n_nodes)
     for s in range(0, hit.numel(), block):
         rows = hit[s : s + block]
         H = neighbourhood_rows(coords, rows, fn, sigma, periods, S.dtype)  # [b, n_nodes]
@@ -113,19 +148,22 @@ def accumulate(
     bmus: torch.Tensor,
     X: torch.Tensor,
     fn,
-    sigma: float,
+    sigma,
     periods=None,
     weights: torch.Tensor | None = None,
+    block_elements: int | None = None,
 ):
     """Neighbourhood-weighted sums over samples: ``(num [n_nodes, m], den [n_nodes, 1 or m])``.
 
     ``num_j = sum_i h(b_i, j) x_i`` and ``den_j = sum_i h(b_i, j)``, computed as
     :func:`spread` of :func:`winner_sums`.  With NaN in ``X`` (missing values) sums run over
     observed entries only and ``den`` is per feature ``[n_nodes, m]``.  ``weights`` optionally
-    scales each sample.
+    scales each sample.  K maps at once: ``bmus [K, n]``, K radii ``sigma`` (and ``fn`` one
+    function or K), results ``[K, n_nodes, .]``.
     """
-    S, C = winner_sums(bmus, X, coords.shape[0], weights=weights)
-    return spread(coords, S, C, fn, sigma, periods)
+    n_nodes = coords.shape[0]
+    S, C = winner_sums(bmus, X, n_nodes, weights=weights)
+    return spread(coords, S, C, fn, sigma, periods, block_elements)
 
 
 def sequential_steps(
@@ -205,99 +243,3 @@ def sequential_steps(
         torch.set_num_threads(threads)
         W.div_(scale).add_(ref)
     return W
-
-
-# ---------------------------------------------------------------------- many maps at once
-# K maps of one grid, each with its own neighbourhood radius: prototypes ``[K, n_nodes, m]``.
-# The kernels below add a leading map dimension to ``grouped_sum`` and ``accumulate``; with
-# K = 1 they compute the same sums (up to summation order).
-
-
-def batched_grouped_sum(bmus: torch.Tensor, X: torch.Tensor, n_nodes: int, S=None, C=None):
-    """Per-map sums and counts of the samples each node wins: ``S [K, N, m]``, ``C [K, N, 1]``.
-
-    ``bmus [K, n]`` is each map's winner of each sample; ``X`` is ``[n, m]`` (the same samples for
-    every map) or ``[K, n, m]``.  One ``index_add_`` on the flattened ``K * n_nodes`` index.
-    Pass ``S`` and ``C`` to add into running sums (chunked passes over the samples).
-    """
-    K, n = bmus.shape
-    m = X.shape[-1]
-    keys = (bmus + n_nodes * torch.arange(K, device=bmus.device).unsqueeze(1)).reshape(-1)
-    src = X.expand(K, n, m).reshape(K * n, m)
-    if S is None:
-        S = torch.zeros(K, n_nodes, m, dtype=X.dtype, device=X.device)
-    if C is None:
-        C = torch.zeros(K, n_nodes, 1, dtype=X.dtype, device=X.device)
-    S.view(K * n_nodes, m).index_add_(0, keys, src)
-    C.view(-1).add_(torch.bincount(keys, minlength=K * n_nodes).to(C.dtype))
-    return S, C
-
-
-def batched_neighbourhood_rows(coords, centres, fn, sigmas, periods=None, dtype=None):
-    """``h_k(centre, j)`` for K radii ``sigmas [K]``: ``[K, b, n_nodes]``.
-
-    ``centres`` is ``[b]`` (the same centre nodes for every map) or ``[K, b]``.  The functions of
-    :mod:`somlab.core.neighbourhoods` broadcast over a radius tensor, so all K maps are one
-    expression; any other ``fn`` is called once per map with a float radius.
-    """
-    from .neighbourhoods import bubble, gaussian, mexican_hat, triangle
-
-    K = sigmas.numel()
-    n_nodes = coords.shape[0]
-    disp = displacements(coords, coords[centres.reshape(-1)], periods)  # [K*b or b, n_nodes, 2]
-    if centres.dim() == 2:
-        disp = disp.view(K, centres.shape[1], n_nodes, 2)
-    sig = sigmas.to(device=coords.device, dtype=coords.dtype)
-    if fn in (gaussian, mexican_hat):  # reduce the displacement first: radius [K, 1, 1]
-        h = fn(disp, sig.view(K, 1, 1))
-    elif fn in (bubble, triangle):  # per-axis tests: radius [K, 1, 1, 1]
-        h = fn(disp, sig.view(K, 1, 1, 1))
-    else:
-        per_map = disp if centres.dim() == 2 else disp.expand(K, *disp.shape)
-        h = torch.stack([fn(per_map[k], float(s)) for k, s in enumerate(sig.tolist())])
-    return flush_tiny(h, dtype or h.dtype)
-
-
-def batched_accumulate(coords, centres, S, C, fn, sigmas, periods=None, block_elements=None):
-    """Spread row sums over the grid for K maps: ``num [K, n_nodes, m]``, ``den [K, n_nodes, c]``.
-
-    ``num_kj = sum_r h_k(centre_r, j) S_kr`` and ``den_kj = sum_r h_k(centre_r, j) C_kr``.  Rows
-    are either the nodes themselves (``centres = arange(n_nodes)``, ``S`` and ``C`` from
-    :func:`batched_grouped_sum`: the batch SOM's ``H^T S``) or single samples (``centres [K, b]``
-    their winners, ``S`` the samples, ``C`` ones).  ``S`` and ``C`` are ``[K or 1, R, .]``.
-    The neighbourhood is built ``block`` rows at a time with ``K * block * n_nodes`` at most
-    ``block_elements``, so memory stays linear in the number of nodes.
-    """
-    K = sigmas.numel()
-    n_nodes = coords.shape[0]
-    R, m, c = S.shape[1], S.shape[2], C.shape[2]
-    num = torch.zeros(K, n_nodes, m, dtype=S.dtype, device=S.device)
-    den = torch.zeros(K, n_nodes, c, dtype=S.dtype, device=S.device)
-    block = max(1, (block_elements or _BLOCK_ELEMENTS) // (K * n_nodes))
-    for s in range(0, R, block):
-        H = batched_neighbourhood_rows(
-            coords, centres[..., s : s + block], fn, sigmas, periods, S.dtype
-        )  # [K, b, n_nodes]
-        Ht = H.transpose(1, 2)
-        b = Ht.shape[2]
-        num.baddbmm_(Ht, S[:, s : s + block].expand(K, b, m))
-        den.baddbmm_(Ht, C[:, s : s + block].expand(K, b, c))
-    return num, den
-
-
-def accumulate_many(coords, bmus, X, fn, sigmas, periods=None, block_elements=None):
-    """:func:`accumulate` for K maps: ``(num [K, n_nodes, m], den [K, n_nodes, 1])``.
-
-    ``bmus [K, n]``; ``X [n, m]`` (shared samples) or ``[K, n, m]``; ``sigmas [K]``.  With fewer
-    samples than nodes each sample is spread on its own (``n`` neighbourhood rows per map),
-    otherwise the samples are summed per winner first (``n_nodes`` rows per map).
-    """
-    K, n = bmus.shape
-    n_nodes = coords.shape[0]
-    Xk = X if X.dim() == 3 else X.unsqueeze(0)
-    if n < n_nodes:
-        ones = torch.ones(1, n, 1, dtype=X.dtype, device=X.device)
-        return batched_accumulate(coords, bmus, Xk, ones, fn, sigmas, periods, block_elements)
-    S, C = batched_grouped_sum(bmus, X, n_nodes)
-    centres = torch.arange(n_nodes, device=X.device)
-    return batched_accumulate(coords, centres, S, C, fn, sigmas, periods, block_elements)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import torch
 
-from .._utils import make_generator
-from ..som._som import _InMemory, _new_history, _pca_weights, _random_weights, _sample_rows
+from ..som._init import DataStatistics, _checked_mean, _sample_rows
+from ..som._sources import InMemory
 from ._comm import Comm, Layout
 
 
@@ -62,26 +62,25 @@ def fit_som(som, X_shard):
             "mode='online' presents one sample at a time and cannot be data-parallel; "
             "use mode='batch' or mode='minibatch' with somlab.distributed.fit_som"
         )
-    grid, dev, dt, sig, lr = som._setup()
-    X = som._tensor(som._check_X(X_shard, reset=True), dev, dt)
     comm = Comm()
-    layout = comm.layout(X.shape[0], {"n_features": X.shape[1], **som.get_params()})
-    gen = comm.sync_generator(make_generator(som.random_state))
-    W = _initial_weights(som, X, grid, gen, comm, layout)
-    som.history_ = _new_history()
-    data = _Shard(X, layout)
-    W = som._train(
-        data, W, grid, gen, sig, lr, mode=som.mode, reduce=comm.all_reduce, show=comm.rank == 0
+
+    def layout(X):
+        shards = comm.layout(X.shape[0], {"n_features": X.shape[1], **som.get_params()})
+        return _Shard(X, shards), ShardStatistics(X, comm, shards)
+
+    # SOM's documented training hook: this rank's rows, statistics and generator, and the
+    # all-reduce of every per-node and metric sum; every rank holds the same bits at the end
+    return som._fit_epochs(
+        X_shard,
+        layout=layout,
+        generator=comm.sync_generator,
+        reduce=comm.all_reduce,
+        agree=comm.broadcast,
+        show=comm.rank == 0,
     )
-    som.n_iter_ = int(som.epochs)
-    # every rank holds the same map; make it bit-identical whatever the backend's reduction did
-    W = comm.broadcast(W)
-    # weights_, labels_ of this shard, and global metrics
-    som._finish(data, W, grid, reduce=comm.all_reduce)
-    return som
 
 
-class _Shard(_InMemory):
+class _Shard(InMemory):
     """This rank's block of the global rows ``X [n_local, m]``, for ``SOM._train``.
 
     A pass reads the block as one chunk.  The mini-batch steps are the single process's global
@@ -104,25 +103,38 @@ class _Shard(_InMemory):
 
 
 # ---------------------------------------------------------------------- initialisation
-def _initial_weights(som, X, grid, gen, comm: Comm, layout: Layout):
-    """The single-process initial prototypes of the global data, ``[n_nodes, m]``: SOM's
-    rules from all-reduced statistics (float64 mean, covariance, bounds) or, for "sample",
-    the global rows the single process would pick, sent by their owners."""
-    init, n, k = som.init, layout.total, grid.n_nodes
-    if not isinstance(init, str):
-        return som._array_init(X.shape[1], k, X.dtype, X.device)
-    Xd = X.double()
-    obs = ~torch.isnan(Xd)
-    mean = comm.all_reduce(torch.nansum(Xd, 0)) / comm.all_reduce(obs.sum(0).double())
-    if init == "sample" or (init == "pca" and n < 2):  # SOM falls back to "sample" itself
-        (W,) = comm.gather_rows(layout, _sample_rows(n, k, gen), X)
-        if som.missing == "ignore":  # holes in the picked samples take the feature mean
-            W = torch.where(torch.isnan(W), mean.to(W.dtype).expand_as(W), W)
+class ShardStatistics(DataStatistics):
+    """:class:`~somlab.som._init.DataStatistics` of the global data from this rank's shard
+    ``X [n_local, m]``: float64 sums, covariance and bounds all-reduced over the ranks, and
+    for "sample" the global rows the single process would pick, sent by their owners.  SOM's
+    initialisation rules read them as they read an in-memory array's."""
+
+    def __init__(self, X: torch.Tensor, comm: Comm, layout: Layout):
+        self.X, self.comm, self.layout = X, comm, layout
+        self.n_samples, self.n_features = layout.total, X.shape[1]
+        self.dtype, self.device = X.dtype, X.device
+        self._mean = None
+
+    def mean(self):
+        if self._mean is None:
+            Xd, all_reduce = self.X.double(), self.comm.all_reduce
+            count = all_reduce((~torch.isnan(Xd)).sum(0).double())
+            self._mean = _checked_mean(all_reduce(torch.nansum(Xd, 0)) / count)
+        return self._mean
+
+    def covariance(self):
+        Xc = torch.nan_to_num(self.X.double() - self.mean(), nan=0.0)
+        return self.comm.all_reduce(Xc.T @ Xc) / max(self.n_samples - 1, 1)
+
+    def bounds(self):
+        Xd, all_reduce = self.X.double(), self.comm.all_reduce
+        obs = ~torch.isnan(Xd)
+        lo = all_reduce(torch.where(obs, Xd, torch.inf).amin(0), "min")
+        hi = all_reduce(torch.where(obs, Xd, -torch.inf).amax(0), "max")
+        return lo, hi
+
+    def sample(self, k, generator):
+        (W,) = self.comm.gather_rows(
+            self.layout, _sample_rows(self.n_samples, k, generator), self.X
+        )
         return W
-    if init == "random":
-        lo = comm.all_reduce(torch.where(obs, Xd, torch.inf).amin(0), "min")
-        hi = comm.all_reduce(torch.where(obs, Xd, -torch.inf).amax(0), "max")
-        return _random_weights(lo, hi, k, gen, X.dtype)
-    Xc = torch.nan_to_num(Xd - mean, nan=0.0)
-    cov = comm.all_reduce(Xc.T @ Xc) / max(n - 1, 1)
-    return _pca_weights(mean, cov, grid, X.dtype)

@@ -10,14 +10,15 @@ for all maps is, per chunk of samples,
 
 and then, per map, the neighbourhood-weighted means ``w_kj = sum_r h_k(r, j) S_kr / sum_r h_k(r,
 j) C_kr`` with the neighbourhood ``H [K, block, n_nodes]`` built a block of rows at a time
-(:func:`somlab.core.updates.batched_accumulate`).  No ``samples x nodes x features`` tensor is
-ever built and ``samples x nodes x K`` is bounded by the chunk size, so memory is linear in
-``K * n_nodes``.
+(:func:`somlab.core.updates.spread`, the kernel :class:`SOM` calls with K = 1).  No
+``samples x nodes x features`` tensor is ever built and ``samples x nodes x K`` is bounded by
+the chunk size, so memory is linear in ``K * n_nodes``.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -31,22 +32,27 @@ from .._utils import (
     as_tensor,
     choose_threads,
     cpu_threads,
-    make_generator,
     progress,
     resolve_device,
     resolve_dtype,
+    seeded_generator,
     validate_X,
 )
 from ..core.distances import REFINE_SHARE, _pow2_scale, _unit_rows
-from ..core.grids import Grid, grid_distance, parse_grid
-from ..core.neighbourhoods import get_neighbourhood
+from ..core.grids import Grid, parse_grid
 from ..core.schedules import decay
-from ..core.updates import accumulate_many, batched_accumulate, batched_grouped_sum
 from ..persistence import SaveLoadMixin
-from ._som import SOM, _check_training, check_fit_memory, checked_tensor
+from ._checks import _check_training, check_fit_memory, checked_tensor
+from ._init import ArrayStatistics, initial_weights
+from ._som import SOM
+from ._sources import InMemory, Rows
+from ._train import _batch_epoch as batch_epoch
+from ._train import _Kernels, _RunningMetrics
+from ._train import _step_epoch as step_epoch
 
 #: Hyper-parameters that may differ from map to map (a scalar is shared by all maps).
 PER_MAP = (
+    "radius",
     "sigma",
     "sigma_end",
     "sigma_decay",
@@ -194,10 +200,41 @@ def _refine(dv, xc, Wc, w_sq, j):
     return dv
 
 
-def _winners(X, W, metric: str, budget: int, refs=None) -> torch.Tensor:
-    """Best unit of every sample in every map, ``[K, n]``."""
-    parts = [idx[..., 0] for _, _, idx, _ in _iter_winners(X, W, metric, 1, budget, refs)]
-    return parts[0] if len(parts) == 1 else torch.cat(parts, 1)
+@dataclass(frozen=True)
+class _MapKernels(_Kernels):
+    """SOM's epoch kernels (:class:`~somlab.som._train._Kernels`) for K maps ``W [K, N, m]``:
+    the winners of all maps by one product (:func:`_iter_winners`, centred on each map's
+    ``refs [K, m]``), ``fn`` one neighbourhood function per map."""
+
+    budget: int = _BUDGETS["cpu"][0]  # elements of one [chunk, K, N] distance block
+    refs: torch.Tensor | None = None
+
+    def winners(self, X, W, metrics=None) -> torch.Tensor:
+        """Each map's best unit of each row of ``X`` (``[K, rows]``); ``metrics`` also gets
+        the distances and second-best units (``[K, rows, 2]``)."""
+        k = 1 if metrics is None else min(2, self.n_nodes)
+        parts = []
+        for _, _, idx, dist in _iter_winners(X, W, self.distance, k, self.budget, self.refs):
+            if metrics is not None:
+                metrics.add(dist, idx)
+            parts.append(idx[..., 0])
+        return parts[0] if len(parts) == 1 else torch.cat(parts, -1)
+
+
+class _PerMapOrders(Rows):
+    """The rows ``X [n, m]`` in one shuffled order per map (a generator each): mini-batch steps
+    ``[K, b, m]``, map k's rows in the order ``SOM(random_state=seed_k)`` draws."""
+
+    def __init__(self, X: torch.Tensor, generators):
+        self.X, self.generators = X, generators
+        self.n_samples = self.n_rows = X.shape[0]
+
+    def steps(self, size: int, generator=None):
+        orders = [torch.randperm(self.n_rows, generator=g) for g in self.generators]
+        order = torch.stack(orders).to(self.X.device)
+        for a in range(0, self.n_rows, size):
+            xb = self.X[order[:, a : a + size]]
+            yield xb, xb.shape[-2]
 
 
 # ---------------------------------------------------------------------- the estimator
@@ -217,8 +254,10 @@ class SOMEnsemble(SaveLoadMixin, PerMapMixin, BaseEstimator):
     verbose
         Shared by all maps; as in :class:`somlab.SOM`.  ``grid_shape`` is one ``(rows, cols)``
         for all maps: maps of different sizes need one ensemble per grid shape.
-    sigma, sigma_end, sigma_decay, learning_rate, learning_rate_end, learning_rate_decay
-        A scalar (shared) or a sequence of K values, one per map; as in :class:`somlab.SOM`.
+    radius, sigma, sigma_end, sigma_decay, learning_rate, learning_rate_end, learning_rate_decay
+        A scalar (shared) or a sequence of K values, one per map; as in :class:`somlab.SOM`
+        (``radius``: the neighbourhood's cut-off at the start of training, shrinking with
+        each map's sigma; None: none).
         All sequences must have the same length K; with no sequence K = 1.
     mode : {"batch", "minibatch"}, default="batch"
         Kohonen's exact batch SOM, or mean online updates over batches of ``batch_size``
@@ -252,10 +291,12 @@ class SOMEnsemble(SaveLoadMixin, PerMapMixin, BaseEstimator):
     Notes
     -----
     Distances use :class:`SOM`'s arithmetic step for step, so winners (ties included) are the
-    same; the sums of the update run in another order, so the maps agree with K separate fits
-    to rounding (about 1e-7 in float32 on CPU, where every test run has matched winners
-    exactly).  On CUDA, where sums by atomics make even one SOM vary from run to run, a sample
-    that rounding places between two units may take either.
+    same, and each map's update sums are those of a single SOM (the kernels of
+    :mod:`somlab.core.updates` with a map axis run the one-map rule per map): on CPU map ``k``'s
+    weights and winners equal ``SOM(**get_map_params()[k]).fit(X)``'s bit for bit (tested on
+    every grid, distance and neighbourhood); the metrics agree to rounding.  On CUDA, where
+    sums by atomics make even one SOM vary from run to run, a sample that rounding places
+    between two units may take either.
     ``missing="ignore"`` and the "online" mode of :class:`SOM` are not offered.
 
     Examples
@@ -290,6 +331,7 @@ class SOMEnsemble(SaveLoadMixin, PerMapMixin, BaseEstimator):
         toroidal=False,
         distance="euclidean",
         neighbourhood="gaussian",
+        radius=None,
         sigma=None,
         sigma_end=None,
         sigma_decay="linear",
@@ -310,6 +352,7 @@ class SOMEnsemble(SaveLoadMixin, PerMapMixin, BaseEstimator):
         self.toroidal = toroidal
         self.distance = distance
         self.neighbourhood = neighbourhood
+        self.radius = radius
         self.sigma = sigma
         self.sigma_end = sigma_end
         self.sigma_decay = sigma_decay
@@ -434,22 +477,35 @@ class SOMEnsemble(SaveLoadMixin, PerMapMixin, BaseEstimator):
         check_fit_memory(self, grid, n, m, dev, dt, maps=K)
         shared_gen = not is_listlike(self.random_state)
         gens = (
-            [make_generator(self.random_state)]
+            [seeded_generator(self.random_state)]
             if shared_gen
-            else [make_generator(p["random_state"]) for p in params]
+            else [seeded_generator(p["random_state"]) for p in params]
         )
         W = self._initial_weights(Xt, grid, params, gens, shared_gen)
         coords = grid.coordinates(torch.float64, dev)
+        kern = _MapKernels(
+            grid,
+            coords,
+            grid.periods(),
+            # each map's neighbourhood as its SOM builds it (with its radius cut-off)
+            [SOM(**p)._neighbourhood_function() for p in params],
+            self.distance,
+            missing=False,
+            row_blocks=False,
+            block_elements=_budgets(dev)[1],
+            budget=_budgets(dev)[0],
+            # the point every epoch centres its distances on (SOM's: the initial map's mean)
+            refs=map_references(W),
+        )
         ctx = {
             "coords": coords,
             "periods": grid.periods(),
-            "fn": get_neighbourhood(self.neighbourhood),
             "grid": grid,
             "budgets": _budgets(dev),
             "sched": self._schedules(params, grid),
             "gens": gens,
-            # the point every epoch centres its distances on (SOM's: the initial map's mean)
-            "refs": map_references(W),
+            "refs": kern.refs,
+            "kern": kern,
         }
         hist = {
             k: [] for k in ("sigma", "learning_rate", "quantization_error", "topographic_error")
@@ -497,85 +553,49 @@ class SOMEnsemble(SaveLoadMixin, PerMapMixin, BaseEstimator):
         return self
 
     def _initial_weights(self, X, grid, params, gens, shared_gen):
-        """K initial prototype sets ``[K, N, m]``, each exactly as ``SOM(**params_k)`` makes it."""
+        """K initial prototype sets ``[K, N, m]``, each exactly as ``SOM(**params_k)`` makes it
+        (SOM's rules, from one :class:`~somlab.som._init.ArrayStatistics` of ``X``)."""
         K, N, m = len(params), grid.n_nodes, X.shape[1]
+        stats = ArrayStatistics(X)
         if shared_gen and not (not isinstance(self.init, str) and np.ndim(self.init) == 4):
-            W0 = SOM(**params[0])._initial_weights(X, grid, gens[0])
+            W0 = initial_weights(params[0]["init"], stats, grid, gens[0])
             return W0.reshape(1, N, m).expand(K, N, m).clone()
         gens = gens if not shared_gen else gens * K
         return torch.stack(
-            [SOM(**p)._initial_weights(X, grid, g).reshape(N, m) for p, g in zip(params, gens)]
+            [initial_weights(p["init"], stats, grid, g) for p, g in zip(params, gens)]
         )
 
     def _batch_epoch(self, X, W, epoch, ctx, hist):
-        """One exact batch step of every map; returns the new prototypes and the metrics
-        ``(qe [K], te [K])`` of the map that entered the epoch."""
-        K, N, m = W.shape
+        """One exact batch step of every map (SOM's batch epoch with K maps); returns the new
+        prototypes and the metrics ``(qe [K], te [K])`` of the map that entered the epoch."""
         total = max(self.epochs - 1, 1)
         sig = [decay(s[2], s[0], s[1], epoch, total) for s, _ in ctx["sched"]]
-        sigmas = torch.tensor(sig, dtype=torch.float64, device=X.device)
-        S = torch.zeros(K, N, m, dtype=X.dtype, device=X.device)
-        C = torch.zeros(K, N, 1, dtype=X.dtype, device=X.device)
-        kk = 2 if N > 1 else 1
-        qe, te = self._metric_sums(K, X.device)
-        it = _iter_winners(X, W, self.distance, kk, ctx["budgets"][0], ctx["refs"])
-        for s, e, idx, dist in it:
-            self._add_metrics(qe, te, idx, dist, ctx)
-            batched_grouped_sum(idx[..., 0], X[s:e], N, S, C)
-        centres = torch.arange(N, device=X.device)
-        num, den = batched_accumulate(
-            ctx["coords"], centres, S, C, ctx["fn"], sigmas, ctx["periods"], ctx["budgets"][1]
-        )
-        ok = den > 0
-        W = torch.where(ok, num / torch.where(ok, den, 1.0), W)
+        metrics = _RunningMetrics(ctx["grid"])
+        W = batch_epoch(ctx["kern"], [X], W, sig, metrics)
         hist["sigma"].append(sig)
-        hist["learning_rate"].append([math.nan] * K)
-        n = X.shape[0]
-        return W, (qe / n, te / n if N > 1 else torch.full_like(te, math.nan))
+        hist["learning_rate"].append([math.nan] * W.shape[0])
+        return W, metrics.means()
 
     def _minibatch_epoch(self, X, W, epoch, ctx, hist):
-        """One epoch of mean online updates over mini-batches, for every map."""
-        K = W.shape[0]
-        n, dev = X.shape[0], X.device
-        step = int(self.batch_size)
-        n_steps = math.ceil(n / step)
+        """One epoch of mean online updates over mini-batches for every map: SOM's mini-batch
+        steps with K maps, each map's batches in its SOM's order."""
+        n_steps = math.ceil(X.shape[0] / int(self.batch_size))
         total = self.epochs * n_steps
-        ts = range(epoch * n_steps, (epoch + 1) * n_steps)
-        sig = [[decay(s[2], s[0], s[1], t, total) for s, _ in ctx["sched"]] for t in ts]
-        lr = [[decay(r[2], r[0], r[1], t, total) for _, r in ctx["sched"]] for t in ts]
-        sig_t = torch.tensor(sig, dtype=torch.float64, device=dev)  # [n_steps, K]
-        lr_t = torch.tensor(lr, dtype=torch.float64, device=dev)
+        sched = ctx["sched"]
+
+        def schedule(t):  # each map's (sigma, rate) at step t, as its SOM's schedule
+            sig = [decay(s[2], s[0], s[1], t, total) for s, _ in sched]
+            lr = [decay(r[2], r[0], r[1], t, total) for _, r in sched]
+            return sig, torch.tensor(lr, dtype=torch.float64, device=X.device)
+
         gens = ctx["gens"]
-        if len(gens) == 1:  # one order for all maps, drawn as SOM draws it
-            order = torch.randperm(n, generator=gens[0]).to(dev)
-        else:
-            order = torch.stack([torch.randperm(n, generator=g) for g in gens]).to(dev)
-        dist_budget, h_budget = ctx["budgets"]
-        for b in range(n_steps):
-            sel = order[..., b * step : (b + 1) * step]
-            xb = X[sel]  # [B, m] or [K, B, m]
-            bmu = _winners(xb, W, self.distance, dist_budget, ctx["refs"])  # [K, B]
-            num, den = accumulate_many(
-                ctx["coords"], bmu, xb, ctx["fn"], sig_t[b], ctx["periods"], h_budget
-            )
-            coef = (lr_t[b] / xb.shape[-2]).to(W.dtype).view(K, 1, 1)
-            W = W + coef * (num - den * W)
-        hist["sigma"].append(sig[-1])
-        hist["learning_rate"].append(lr[-1])
+        rows = InMemory(X) if len(gens) == 1 else _PerMapOrders(X, gens)
+        batches = rows.steps(int(self.batch_size), gens[0])
+        W = step_epoch(ctx["kern"], batches, W, epoch * n_steps, schedule)
+        sig, lr = schedule((epoch + 1) * n_steps - 1)
+        hist["sigma"].append(sig)
+        hist["learning_rate"].append(lr.tolist())
         return W
-
-    @staticmethod
-    def _metric_sums(K, dev):
-        z = torch.zeros(K, dtype=torch.float64, device=dev)
-        return z, z.clone()
-
-    @staticmethod
-    def _add_metrics(qe, te, idx, dist, ctx):
-        qe += dist[..., 0].sum(1, dtype=torch.float64)
-        if idx.shape[-1] > 1:
-            grid = ctx["grid"]
-            d = grid_distance(ctx["coords"], idx[..., 0], idx[..., 1], ctx["periods"])
-            te += (d > grid.adjacency_radius()).sum(1)
 
     def _evaluate(self, X, W, kk, ctx, labels=True, refs=None):
         """QE [K], TE [K] and (optionally) the winners ``[K, n]`` (numpy) of ``X`` in every map.
@@ -583,15 +603,15 @@ class SOMEnsemble(SaveLoadMixin, PerMapMixin, BaseEstimator):
         ``refs="fit"``: centre on the fit's references (a history entry, as SOM measures it);
         None: on ``W``'s own (the final map, as ``predict`` does)."""
         K, n = W.shape[0], X.shape[0]
-        qe, te = self._metric_sums(K, X.device)
+        metrics = _RunningMetrics(ctx["grid"])
         out = np.empty((K, n), dtype=np.int64) if labels else None
         refs = ctx["refs"] if refs == "fit" else None
         for s, e, idx, dist in _iter_winners(X, W, self.distance, kk, ctx["budgets"][0], refs):
-            self._add_metrics(qe, te, idx, dist, ctx)
+            metrics.add(dist, idx)
             if labels:
                 out[:, s:e] = idx[..., 0].cpu().numpy()
-        te = te / n if kk > 1 else torch.full_like(te, math.nan)
-        return qe / n, te, out
+        qe, te = metrics.means()
+        return qe, te, out
 
     # ------------------------------------------------------------------ inference
     def _prepare(self, X):
