@@ -41,7 +41,10 @@ def bubble(disp: torch.Tensor, sigma: float) -> torch.Tensor:
 
 def triangle(disp: torch.Tensor, sigma: float) -> torch.Tensor:
     t = (sigma - disp.abs()).clamp_min(0.0)
-    return t[..., 0] * t[..., 1]
+    out = t[..., 0] * t[..., 1]
+    for axis in range(2, t.shape[-1]):  # the third axis of a 3-D grid
+        out = out * t[..., axis]
+    return out
 
 
 def winner(disp: torch.Tensor, sigma: float) -> torch.Tensor:

@@ -30,7 +30,7 @@ from .._utils import (
     validate_X,
 )
 from ..core.distances import METRICS, best_matching_units, pairwise_distances, reference_point
-from ..core.grids import TOPOLOGIES, Grid, grid_distance, parse_grid
+from ..core.grids import TOPOLOGIES, Grid, grid_distance, make_grid
 from ..core.neighbourhoods import NEIGHBOURHOODS, CutOff, get_neighbourhood
 from ..core.schedules import SCHEDULES, decay, parse_schedule
 from ..core.updates import sequential_steps, spread, winner_sums
@@ -232,8 +232,7 @@ class SOM(MapAnalysisMixin, SaveLoadMixin, TransformerMixin, BaseEstimator):
     # ------------------------------------------------------------------ set-up helpers
     @property
     def grid_(self) -> Grid:
-        rows, cols = parse_grid(self.grid_shape)
-        return Grid(rows, cols, self.topology, bool(self.toroidal))
+        return make_grid(self.grid_shape, self.topology, self.toroidal)
 
     def _setup(self):
         self._validate_params()
@@ -298,11 +297,12 @@ class SOM(MapAnalysisMixin, SaveLoadMixin, TransformerMixin, BaseEstimator):
             init = init.detach()
         else:
             init = np.asarray(init)
-        rows, cols = self.grid_.shape
+        grid_shape = (*self.grid_.shape, m)
         shape = tuple(init.shape)
-        if shape not in ((rows, cols, m), (k, m)):
+        if shape not in (grid_shape, (k, m)):
+            axes = "rows, cols, layers" if len(grid_shape) == 4 else "rows, cols"
             raise DataError(
-                f"init array must have shape ({rows}, {cols}, {m}) (rows, cols, n_features) or "
+                f"init array must have shape {grid_shape} ({axes}, n_features) or "
                 f"({k}, {m}) (n_nodes, n_features), got {shape}"
             )
         W = as_tensor(init, dtype, device).reshape(k, m).clone()
@@ -763,10 +763,9 @@ class SOM(MapAnalysisMixin, SaveLoadMixin, TransformerMixin, BaseEstimator):
         return topographic_error_from_bmus(bmu, grid)
 
     def bmu_coordinates(self, X) -> np.ndarray:
-        """``(row, col)`` grid index of each sample's best-matching unit, shape (n_samples, 2)."""
-        cols = self.weights_.shape[1]
-        b = self.predict(X)
-        return np.stack([b // cols, b % cols], axis=1)
+        """Grid index of each sample's best-matching unit, shape (n_samples, 2): ``(row, col)``,
+        or (n_samples, 3) ``(row, col, layer)`` on a 3-D grid."""
+        return self.grid_.unravel(self.predict(X)).numpy()
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -1054,13 +1053,12 @@ def _pca_weights(mean, cov, grid: Grid, dtype) -> torch.Tensor:
     """
     m = mean.shape[0]
     k = grid.n_nodes
-    evals, evecs = principal_axes(cov, m, min(2, m), mean.device)
+    evals, evecs = principal_axes(cov, m, min(grid.ndim, m), mean.device)
     coords = grid.coordinates(torch.float64, mean.device)
     span = coords.amax(0) - coords.amin(0)
     unit = torch.where(span > 0, 2 * (coords - coords.amin(0)) / span.clamp_min(1e-12) - 1, 0)
     # PC1 along the axis with more nodes; on a square grid (hexagonal ones too) along the rows
-    rows, cols = grid.shape
-    axes = [0, 1] if rows >= cols else [1, 0]
+    axes = grid.axes_by_length()
     W = mean.expand(k, m).clone()
     for pc, axis in enumerate(axes[: evals.numel()]):
         W += unit[:, axis : axis + 1] * math.sqrt(evals[pc]) * evecs[:, pc]
