@@ -72,3 +72,19 @@ def test_block_size_does_not_change_the_result(monkeypatch):
     b = D.best_matching_units(X, W, k=2)
     for u, v in zip(a, b):
         np.testing.assert_array_equal(u.numpy(), v.numpy())
+
+
+@pytest.mark.parametrize("k", [64, 128, 400, 1600, 2500])
+def test_first_two_min_is_two_argmins_with_ties_and_nan(k):
+    g = torch.Generator().manual_seed(k)
+    d = torch.randint(0, 4, (200, k), generator=g).float()
+    d[3, 7] = float("nan")
+    d[5, k - 1] = -1.0  # winner in the last block, second best anywhere
+    (v1, j1), (v2, j2) = D.first_two_min(d)
+    e = d.clone()
+    a1 = e.argmin(1)
+    e.scatter_(1, a1[:, None], float("inf"))
+    a2 = e.argmin(1)
+    np.testing.assert_array_equal(j1.numpy(), a1.numpy())
+    np.testing.assert_array_equal(j2.numpy(), a2.numpy())
+    np.testing.assert_array_equal(v2.numpy(), e.gather(1, a2[:, None])[:, 0].numpy())
