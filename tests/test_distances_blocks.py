@@ -68,7 +68,7 @@ def test_block_size_does_not_change_the_result(monkeypatch):
     g = torch.Generator().manual_seed(0)
     X, W = torch.rand(2000, 16, generator=g), torch.rand(900, 16, generator=g)
     a = D.best_matching_units(X, W, k=2)
-    monkeypatch.setattr(D, "_CACHE_BLOCK", 1 << 12)  # 64-row blocks instead of 291
+    monkeypatch.setattr(D, "_CACHE_BLOCK", 1 << 12)  # 64-row blocks instead of 286
     b = D.best_matching_units(X, W, k=2)
     for u, v in zip(a, b):
         np.testing.assert_array_equal(u.numpy(), v.numpy())

@@ -309,8 +309,9 @@ _MIN_BLOCK_ROWS = 64
 _ARGMIN_WIDTH = 64
 
 
-def _block_rows(n_nodes: int) -> int:
-    return max(_MIN_BLOCK_ROWS, _CACHE_BLOCK // max(1, n_nodes))
+def _block_rows(n_nodes: int, n_features: int = 0) -> int:
+    """Rows per cache block: their distances and centred features fill ~_CACHE_BLOCK."""
+    return max(_MIN_BLOCK_ROWS, _CACHE_BLOCK // max(1, n_nodes + n_features))
 
 
 def best_matching_units(
@@ -358,16 +359,17 @@ def best_matching_units(
     w_sq = (wc * wc).sum(1)
     wt = wc.T
     x_sq = torch.empty(n, dtype=X.dtype, device=X.device)
-    inner = max(1, min(n, _block_rows(n_nodes)))
+    inner = max(1, min(n, _block_rows(n_nodes, X.shape[1])))
     buf = torch.empty(inner, n_nodes, dtype=X.dtype, device=X.device)
     xbuf = torch.empty(inner, X.shape[1], dtype=X.dtype, device=X.device)
+    sqbuf = torch.empty_like(xbuf)
     mask = None if node_mask is None else ~node_mask.unsqueeze(0)
     for s in range(0, n, inner):
         rows = slice(s, s + inner)
         xb = torch.sub(X[rows], ref, out=xbuf[: min(inner, n - s)])
         if sc != 1.0:
             xb.mul_(sc)
-        x_sq[rows] = (xb * xb).sum(1)
+        x_sq[rows] = torch.mul(xb, xb, out=sqbuf[: xb.shape[0]]).sum(1)
         d = torch.addmm(w_sq.unsqueeze(0), xb, wt, alpha=-2.0, out=buf[: xb.shape[0]])
         if mask is not None:
             d.masked_fill_(mask, float("inf"))

@@ -23,13 +23,23 @@ from dataclasses import dataclass
 import torch
 
 
+def _sq_norm(disp: torch.Tensor) -> torch.Tensor:
+    """``(disp * disp).sum(-1)``, bit for bit, by elementwise adds over the 2 or 3 axes (a
+    reduction over an axis of length 2 is 2-3x slower; this is most of a batch epoch's time
+    on maps of ~1,000+ nodes)."""
+    p = disp[..., 0] * disp[..., 0]
+    for axis in range(1, disp.shape[-1]):
+        p.add_(disp[..., axis] * disp[..., axis])
+    return p
+
+
 def gaussian(disp: torch.Tensor, sigma: float) -> torch.Tensor:
     d = 2.0 * sigma * sigma
-    return torch.exp(-(disp * disp).sum(-1) / d)
+    return _sq_norm(disp).div_(-d).exp_()  # exp(-p / d): -(p) / d == p / (-d) exactly
 
 
 def mexican_hat(disp: torch.Tensor, sigma: float) -> torch.Tensor:
-    p = (disp * disp).sum(-1)
+    p = _sq_norm(disp)
     d = 2.0 * sigma * sigma
     return torch.exp(-p / d) * (1.0 - 2.0 / d * p)
 
