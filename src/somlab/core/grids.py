@@ -230,7 +230,10 @@ def parse_grid(spec) -> tuple[int, int]:
     maps are 2-D (see :func:`parse_grid_shape`).  A grid of 3 dimensions is a ValueError here;
     :class:`somlab.SOM` takes one (:func:`make_grid`).
     """
-    dims = parse_grid_shape(spec)
+    try:
+        dims = parse_grid_shape(spec)
+    except ValueError:
+        dims = ()
     if len(dims) != 2:
         raise ValueError(
             f"grid_shape must be two positive integers (rows, cols) like (20, 20) or '20x20' "

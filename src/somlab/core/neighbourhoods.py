@@ -35,7 +35,8 @@ def _sq_norm(disp: torch.Tensor) -> torch.Tensor:
 
 def gaussian(disp: torch.Tensor, sigma: float) -> torch.Tensor:
     d = 2.0 * sigma * sigma
-    return _sq_norm(disp).div_(-d).exp_()  # exp(-p / d): -(p) / d == p / (-d) exactly
+    # exp(-p / d): -(p) / d == p / (-d) exactly; sigma may be a tensor of per-map values
+    return (_sq_norm(disp) / -d).exp_()
 
 
 def mexican_hat(disp: torch.Tensor, sigma: float) -> torch.Tensor:
