@@ -205,7 +205,7 @@ def test_one_dimensional_chains_and_no_3d_grids():
     X = _data(200)
     chain = SOM((12,), random_state=0).fit(X)
     assert chain.weights_.shape == (12, 1, 2)
-    with pytest.raises(ValueError, match="3 dimensions are not supported"):
-        SOM((3, 3, 3)).fit(X)
-    with pytest.raises(ValueError, match="grid_shape must be two positive integers"):
+    with pytest.raises(ValueError, match="3 dimensions, which only topology='rectangular'"):
+        SOM((3, 3, 3), topology="hexagonal").fit(X)  # 3-D rectangular grids: test_grids_3d.py
+    with pytest.raises(ValueError, match="grid_shape must be 2 or 3 positive integers"):
         SOM((0,)).fit(X)

@@ -245,8 +245,8 @@ def test_diverging_training_and_overflowing_data_are_refused(tmp_path):
 
 def test_grid_shape_and_init_shape_are_checked():
     X = _data(60, 4)
-    for bad in [(2.5, 3), (True, 3), (0, 3), (3, 3, 3), [2, 3.0]]:
-        with pytest.raises(ValueError, match=r"grid_shape must be two positive integers.*got"):
+    for bad in [(2.5, 3), (True, 3), (0, 3), (3, 3, 3, 3), [2, 3.0]]:  # (3, 3, 3): 3-D grid
+        with pytest.raises(ValueError, match=r"grid_shape must be 2 or 3 positive integers.*got"):
             SOM(bad).fit(X)
     assert SOM((np.int64(2), 3), epochs=1).fit(X).weights_.shape == (2, 3, 4)
     assert SOM("2x3", epochs=1).fit(X).weights_.shape == (2, 3, 4)

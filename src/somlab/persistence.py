@@ -180,13 +180,17 @@ def _check_state(model, arrays: dict, scalars: dict) -> None:
     sizes["K"] = scalars.get("n_maps_")
     grid = getattr(model, "grid_shape", None)
     if grid is not None:
-        from .core.grids import parse_grid
+        from .core.grids import parse_grid_shape
 
-        sizes["R"], sizes["C"] = parse_grid(grid)
+        dims = parse_grid_shape(grid)  # (R, C) or, for a 3-D grid, (R, C, L)
+        sizes["R"], sizes["C"] = dims[:2]
+        sizes["L"] = dims[2] if len(dims) == 3 else None
     for name, rule in rules.items():
         if name not in names or isinstance(rule, str):
             continue
         _, kinds, shape = rule
+        if sizes.get("L") is not None and "C" in shape:  # a 3-D grid: (R, C, L, ...)
+            shape = shape[: shape.index("C") + 1] + ("L",) + shape[shape.index("C") + 1 :]
         a = names[name]
         if not isinstance(a, np.ndarray) or a.dtype.kind not in kinds:
             kind = a.dtype if isinstance(a, np.ndarray) else type(a).__name__

@@ -40,8 +40,12 @@ def _is_fitted(obj) -> bool:
     return any(k.endswith("_") and not k.startswith("_") for k in getattr(obj, "__dict__", {}))
 
 
-def as_map(som_or_weights, grid: Grid | None = None) -> tuple[np.ndarray, Grid]:
+def as_map(som_or_weights, grid: Grid | None = None, *, spatial=False) -> tuple[np.ndarray, Grid]:
     """Weights ``[rows, cols, n_features]`` (float64) and the Grid of a SOM or a weights array.
+
+    A map on a 3-D grid (``SOM((4, 5, 6))``) has no picture on the plane: it is a ValueError
+    unless ``spatial`` (plots that draw the prototypes in data space), which get weights
+    ``[rows, cols, layers, n_features]``.
 
     Parameters
     ----------
@@ -63,6 +67,13 @@ def as_map(som_or_weights, grid: Grid | None = None) -> tuple[np.ndarray, Grid]:
             )
         W = _to_numpy(obj.weights_)
         grid = obj.grid_ if hasattr(obj, "grid_") else Grid(*W.shape[:2])
+        if getattr(grid, "ndim", 2) == 3:
+            if not spatial:
+                raise ValueError(
+                    f"this plot draws 2-D maps; the grid {grid.shape} is 3-D: use "
+                    "plot_data_space, or the arrays (weights_, bmu_coordinates(X))"
+                )
+            return W.astype(np.float64, copy=False), grid
     else:
         W = _to_numpy(obj)
         if W.ndim == 2:

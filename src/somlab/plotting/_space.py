@@ -19,8 +19,9 @@ __all__ = ["grid_edges", "plot_data_space"]
 def grid_edges(grid: Grid) -> np.ndarray:
     """Pairs of nodes joined in a data-space drawing, ``[n_edges, 2]`` (i < j): the lattice
     edges of length 1 (4 per node inside a rectangular map, 6 inside a hexagonal one), without
-    a toroidal map's wrap-around edges, which would cross the whole drawing."""
-    plain = Grid(grid.rows, grid.cols, grid.topology)
+    a toroidal map's wrap-around edges, which would cross the whole drawing (6 per node inside
+    a 3-D grid)."""
+    plain = Grid(grid.rows, grid.cols, grid.topology, layers=grid.layers)
     return plain.neighbours_within(1.0 + 1e-6).numpy()
 
 
@@ -52,7 +53,7 @@ def plot_data_space(
     -------
     Axes (Axes3D for three features)
     """
-    W, grid = as_map(som, grid)
+    W, grid = as_map(som, grid, spatial=True)
     m = W.shape[-1]
     if features is None:
         if m not in (2, 3):
@@ -107,6 +108,6 @@ def plot_data_space(
     else:
         ax.set_aspect("equal", adjustable="datalim")
         ax.autoscale_view()
-    ax.set_title(f"{grid.rows}x{grid.cols} map in data space")
+    ax.set_title(f"{'x'.join(map(str, grid.shape))} map in data space")
     _save(ax.figure, path)
     return ax

@@ -177,7 +177,7 @@ def check_fit_memory(est, grid: Grid, n_samples, n_features, dev, dt, chunk_rows
         )
     raise FitMemoryError(
         f"{name}.fit would need about {format_bytes(need)} ({what}) for {rows} samples x "
-        f"{n_features:,} features on a {grid.shape[0]} x {grid.shape[1]} map"
+        f"{n_features:,} features on a {' x '.join(map(str, grid.shape))} map"
         + (f" x {maps} maps" if maps > 1 else "")
         + f", more than the {format_bytes(free)} free on {dev}; use "
         + ", or ".join(ways)

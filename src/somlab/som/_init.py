@@ -171,11 +171,12 @@ def array_weights(init, grid: Grid, m: int, dtype, device) -> torch.Tensor:
     (n_nodes, m), finite."""
     init = init.detach() if isinstance(init, torch.Tensor) else np.asarray(init)
     k = grid.n_nodes
-    rows, cols = grid.shape
+    grid_shape = (*grid.shape, m)
     shape = tuple(init.shape)
-    if shape not in ((rows, cols, m), (k, m)):
+    if shape not in (grid_shape, (k, m)):
+        axes = "rows, cols, layers" if len(grid_shape) == 4 else "rows, cols"
         raise DataError(
-            f"init array must have shape ({rows}, {cols}, {m}) (rows, cols, n_features) or "
+            f"init array must have shape {grid_shape} ({axes}, n_features) or "
             f"({k}, {m}) (n_nodes, n_features), got {shape}"
         )
     W = as_tensor(init, dtype, device).reshape(k, m).clone()
@@ -272,13 +273,12 @@ def _pca_weights(mean, cov, grid: Grid, dtype) -> torch.Tensor:
     """
     m = mean.shape[0]
     k = grid.n_nodes
-    evals, evecs = principal_axes(cov, m, min(2, m), mean.device)
+    evals, evecs = principal_axes(cov, m, min(grid.ndim, m), mean.device)
     coords = grid.coordinates(torch.float64, mean.device)
     span = coords.amax(0) - coords.amin(0)
     unit = torch.where(span > 0, 2 * (coords - coords.amin(0)) / span.clamp_min(1e-12) - 1, 0)
     # PC1 along the axis with more nodes; on a square grid (hexagonal ones too) along the rows
-    rows, cols = grid.shape
-    axes = [0, 1] if rows >= cols else [1, 0]
+    axes = grid.axes_by_length()
     W = mean.expand(k, m).clone()
     for pc, axis in enumerate(axes[: evals.numel()]):
         W += unit[:, axis : axis + 1] * math.sqrt(evals[pc]) * evecs[:, pc]

@@ -25,7 +25,7 @@ from .._utils import (
     validate_X,
 )
 from ..core.distances import METRICS, best_matching_units, pairwise_distances, reference_point
-from ..core.grids import TOPOLOGIES, Grid, parse_grid
+from ..core.grids import TOPOLOGIES, Grid, make_grid
 from ..core.neighbourhoods import NEIGHBOURHOODS, CutOff, get_neighbourhood
 from ..core.schedules import SCHEDULES, decay, parse_schedule
 from ..datasets._stream import DEFAULT_CHUNK_SIZE, BatchSource, as_batch_source
@@ -253,8 +253,7 @@ class SOM(MapAnalysisMixin, SaveLoadMixin, TransformerMixin, BaseEstimator):
     # ------------------------------------------------------------------ set-up helpers
     @property
     def grid_(self) -> Grid:
-        rows, cols = parse_grid(self.grid_shape)
-        return Grid(rows, cols, self.topology, bool(self.toroidal))
+        return make_grid(self.grid_shape, self.topology, self.toroidal)
 
     def _setup(self):
         self._validate_params()
@@ -743,10 +742,9 @@ class SOM(MapAnalysisMixin, SaveLoadMixin, TransformerMixin, BaseEstimator):
         return topographic_error_from_bmus(bmu, grid)
 
     def bmu_coordinates(self, X) -> np.ndarray:
-        """``(row, col)`` grid index of each sample's best-matching unit, shape (n_samples, 2)."""
-        cols = self.weights_.shape[1]
-        b = self.predict(X)
-        return np.stack([b // cols, b % cols], axis=1)
+        """Grid index of each sample's best-matching unit, shape (n_samples, 2): ``(row, col)``,
+        or (n_samples, 3) ``(row, col, layer)`` on a 3-D grid."""
+        return self.grid_.unravel(self.predict(X)).numpy()
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
