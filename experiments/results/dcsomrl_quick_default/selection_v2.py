@@ -33,7 +33,7 @@ from somlab.experiments.dcsomrl import (
     validation_data,
 )
 
-EXTRA = {}  # candidates not in SELECTION_CANDIDATES, if any
+EXTRA = {"at098_alpha003": {"at": 0.98, "alpha": 0.03}}  # not in SELECTION_CANDIDATES
 
 
 def main(out_dir, jobs):
