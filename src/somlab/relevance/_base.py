@@ -252,7 +252,10 @@ class RelevanceMapBase(SaveLoadMixin, BaseEstimator):
         """Classes (class indices when not ``decode``) and node ids per SPEC.md §2 Outputs,
         chunked over samples."""
         check_is_fitted(self, "prototypes_")
-        Xn = self._check_X(X, reset=False)
+        return self._decide_checked(self._check_X(X, reset=False), decode)
+
+    def _decide_checked(self, Xn: np.ndarray, decode: bool = True):
+        """:meth:`_decide` on rows already validated (``_check_X`` or ``_prepare_fit``)."""
         dev = resolve_device(self.device)
         Xt = as_tensor(Xn, torch.float32, dev)
         C = torch.as_tensor(self.prototypes_, device=dev)
@@ -315,7 +318,11 @@ class RelevanceMapBase(SaveLoadMixin, BaseEstimator):
     def activations(self, X):
         """Activation of every node for each sample, shape (n_samples, n_nodes)."""
         check_is_fitted(self, "prototypes_")
-        Xt = as_tensor(self._check_X(X, reset=False), torch.float32, resolve_device(self.device))
+        return self._activations_checked(self._check_X(X, reset=False))
+
+    def _activations_checked(self, Xn: np.ndarray) -> np.ndarray:
+        """:meth:`activations` of rows already validated."""
+        Xt = as_tensor(Xn, torch.float32, resolve_device(self.device))
         C = torch.as_tensor(self.prototypes_, device=Xt.device)
         omega = torch.as_tensor(self.relevances_, device=Xt.device)
         return activation_matrix(Xt, C, omega, self._activation_args()[0]).cpu().numpy()
