@@ -16,7 +16,6 @@ import math
 import numpy as np
 import torch
 
-
 #: Multiply-adds below which a numpy matrix product runs on one BLAS thread.  Measured with
 #: OpenBLAS 0.3.31 on the 2-core development machine: a product of 1e6 multiply-adds took
 #: 0.11 ms CPU on one thread and 16.6 ms on two (the second thread spins), 1e7 1.3 vs 14.8 ms,
