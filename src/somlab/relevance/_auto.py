@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..core.distances import sq_euclidean_np
+from ..core.distances import serial_blas, sq_euclidean_np
 
 #: Candidate decision rules, in order of preference (ties go to the earlier one).
 RULES = ("map", "nodes", "knn1", "knn3", "knn7")
@@ -193,7 +193,8 @@ def spread_graph(X, k: int = 7):
 
     n = X.shape[0]
     k = max(1, min(int(k), n))
-    nb = NearestNeighbors(n_neighbors=k, algorithm="brute").fit(X).kneighbors(X, k)[1]
+    with serial_blas(float(n) * n * X.shape[1], user_api=None):
+        nb = NearestNeighbors(n_neighbors=k, algorithm="brute").fit(X).kneighbors(X, k)[1]
     W = sp.csr_matrix((np.ones(n * k), (np.repeat(np.arange(n), k), nb.ravel())), shape=(n, n))
     W = ((W + W.T) > 0).astype(np.float64).tolil()
     W.setdiag(0.0)
@@ -236,6 +237,23 @@ def _spread_scores(Xs, Ds, Xq, k: int = 7, chunk: int = 512):
     return np.where(s > 0, out / np.where(s > 0, s, 1), 1.0 / Ds.shape[1])
 
 
+def fitted_node_scores(est, Z, yz) -> np.ndarray:
+    """:func:`node_scores` of a fitted map from its labelled training rows ``Z`` (validated,
+    float32) and their class indices ``yz``."""
+    C = len(est.classes_)
+    if not (Z.shape[0] and est.n_nodes_):
+        return np.full((est.n_nodes_, C), 1.0 / C)
+    win = est._activations_checked(Z).argmax(1)
+    K = est.n_nodes_
+    with serial_blas(float(K) * K * C * 200):  # the propagation's products W @ F
+        return node_scores(est.prototypes_, est.node_class_index_, est.adjacency_, win, yz, C)
+
+
+#: Rules whose predictions read the node distributions (``node_scores_``); the others compute
+#: them only when ``predict_proba`` asks.
+NODE_RULES = ("map", "nodes", "vote")
+
+
 class _Fitted:
     """What a rule needs from one fitted map (a view on the estimator's attributes)."""
 
@@ -245,14 +263,7 @@ class _Fitted:
         self.Z = X[lab]
         self.yz = y_idx[lab]
         self.C = len(est.classes_)
-        win = est.activations(self.Z).argmax(1) if self.Z.shape[0] and est.n_nodes_ else None
-        self.F = (
-            node_scores(
-                est.prototypes_, est.node_class_index_, est.adjacency_, win, self.yz, self.C
-            )
-            if win is not None
-            else np.full((est.n_nodes_, self.C), 1.0 / self.C)
-        )
+        self.F = fitted_node_scores(est, self.Z, self.yz)
         self.Xs = X if with_spread else None
         if with_spread and graph is None:
             graph = spread_graph(X)
@@ -273,46 +284,56 @@ def rule_scores(est, rule, Xq, F, Z, yz, Xs, Ds, C):
         return _spread_scores(Xs, Ds, Xq)
     if est.n_nodes_ == 0:
         return np.full((Xq.shape[0], C), 1.0 / C)
-    win = est.activations(Xq).argmax(1)
+    win = est._activations_checked(Xq).argmax(1)
     if rule == "nodes":
         return F[win]
-    idx = est._paper_predict_index(Xq)
+    idx = est._decide_checked(Xq, decode=False)[0]
     return map_scores(idx, win, F, C)
 
 
 def fit_with_decision(est, X, y, batch_size: int, fit_map):
-    """``fit_map(est, X, y)`` then the decision rule (:func:`decide`)."""
+    """Fit the map (as ``fit_map(est, X, y)``), then the decision rule (:func:`decide`) on the
+    fit's checked arrays; ``fit_map`` refits copies for the cross-validation."""
     fit_map(est, X, y)
-    return decide(est, X, y, fit_map)
+    Xn, y_idx = est.__dict__.pop("_checked", (None, None))  # left by _fit.fit_relevance_map
+    return decide(est, X, y, fit_map, Xn, y_idx)
 
 
-def decide(est, X, y, fit_map):
+def decide(est, X, y, fit_map, Xn=None, y_idx=None):
     """The decision rule of a map already fitted on ``X, y``: stored as ``decision_`` with
     what it needs (labelled rows, node distributions, spread distributions); ``fit_map``
-    refits copies for the cross-validation of ``candidates``."""
+    refits copies for the cross-validation of ``candidates``.  ``Xn, y_idx``: the fit's
+    checked arrays (``_prepare_fit``), else ``X`` and ``y`` are checked again."""
     est.cv_scores_ = {}
+    est.__dict__.pop("_checked", None)
+    graph = est.__dict__.pop("_graph", None)
+    est.__dict__.pop("node_scores_", None)  # a refit: computed anew below or on request
     if not est.supervised_:
         est.decision_ = "map"
         return est
-    Xn = est._check_X(X, reset=False).astype(np.float32)
-    y1, lab = est._split_labels(y, Xn.shape[0])
-    y_idx = np.full(Xn.shape[0], -1, dtype=np.int64)
-    y_idx[lab] = np.searchsorted(est.classes_, y1[lab])
+    if Xn is None:
+        Xn = est._check_X(X, reset=False).astype(np.float32)
+        y1, lab = est._split_labels(y, Xn.shape[0])
+        y_idx = np.full(Xn.shape[0], -1, dtype=np.int64)
+        y_idx[lab] = np.searchsorted(est.classes_, y1[lab])
     if est.decision in ALL_RULES:
         rule = est.decision
     elif auto_applies(est):
         rule = _choose(est, Xn, y_idx, fit_map)
+        graph = est.__dict__.pop("_graph", None)
     else:
-        rule = "map"
+        rule = "map"  # the paper's rule (explicit settings): its prediction needs nothing more
     est.decision_ = rule
-    fitted = _Fitted(
-        est, Xn, y_idx, rule in ("spread", "vote"), graph=est.__dict__.pop("_graph", None)
-    )
-    est.labelled_X_ = fitted.Z
-    est.labelled_y_ = fitted.yz
-    est.node_scores_ = fitted.F
+    lab = y_idx >= 0
+    est.labelled_X_ = Xn[lab]
+    est.labelled_y_ = y_idx[lab]
+    if rule in ("vote", "nodes"):  # their predict reads the node distributions
+        est.node_scores_ = fitted_node_scores(est, est.labelled_X_, est.labelled_y_)
     if rule in ("spread", "vote"):
-        est.spread_X_, est.spread_scores_ = fitted.Xs, fitted.Ds
+        if graph is None:
+            graph = spread_graph(Xn)
+        est.spread_X_ = Xn
+        est.spread_scores_ = _spread(graph, y_idx, len(est.classes_))
     return est
 
 
@@ -380,9 +401,6 @@ DECISION_DEFAULTS = {"decision": "auto", "candidates": None, "cv": 3}
 class DecisionMixin:
     """predict / predict_proba through the fitted ``decision_`` rule."""
 
-    def _paper_predict_index(self, X):
-        return self._decide(X, decode=False)[0]
-
     def _rule(self) -> str:
         return getattr(self, "decision_", "map")  # maps built outside fit: the paper's rule
 
@@ -405,6 +423,9 @@ class DecisionMixin:
         Xq = self._check_X(X, reset=False).astype(np.float32)
         C = len(self.classes_)
         F = getattr(self, "node_scores_", None)
+        Z = getattr(self, "labelled_X_", None)
+        if F is None and Z is not None and self._rule() in NODE_RULES:  # "map": fit left it
+            F = fitted_node_scores(self, Z, self.labelled_y_)
         if F is None:  # fitted outside fit (ensemble, distributed): node own classes only
             F = node_scores(
                 self.prototypes_,
@@ -414,17 +435,20 @@ class DecisionMixin:
                 np.zeros(0, np.int64),
                 C,
             )
-        return rule_scores(
-            self,
-            self._rule(),
-            Xq,
-            F,
-            getattr(self, "labelled_X_", None),
-            getattr(self, "labelled_y_", None),
-            getattr(self, "spread_X_", None),
-            getattr(self, "spread_scores_", None),
-            C,
-        )
+        Xs = getattr(self, "spread_X_", None)
+        n_rows = max(len(Z) if Z is not None else 0, len(Xs) if Xs is not None else 0)
+        with serial_blas(float(Xq.shape[0]) * max(n_rows, self.n_nodes_) * Xq.shape[1]):
+            return rule_scores(
+                self,
+                self._rule(),
+                Xq,
+                F,
+                Z,
+                getattr(self, "labelled_y_", None),
+                Xs,
+                getattr(self, "spread_scores_", None),
+                C,
+            )
 
     def predict(self, X):
         """Class of each sample by the fitted decision rule ``decision_`` (``"map"``: the

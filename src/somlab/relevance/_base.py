@@ -168,19 +168,45 @@ class RelevanceMapBase(SaveLoadMixin, BaseEstimator):
         return p
 
     def _check_X(self, X, reset: bool) -> np.ndarray:
-        X = validate_X(self, X, reset, type(self).__name__, dtype=(np.float32, np.float64))
+        if not self._plain_X(X, reset):
+            X = validate_X(self, X, reset, type(self).__name__, dtype=(np.float32, np.float64))
         _check_values(X)
         return X
+
+    def _plain_X(self, X, reset: bool) -> bool:
+        """True for a non-empty 2-D float32/float64 numpy array that ``validate_data`` would
+        pass through unchanged (the common case: ~0.1 ms saved per call), after doing what it
+        does for one: on ``reset`` set ``n_features_in_`` and drop ``feature_names_in_``.  Any
+        other input, a model fitted with feature names, or a feature count that differs, takes
+        scikit-learn's checks (and their messages)."""
+        if not (
+            type(X) is np.ndarray
+            and X.ndim == 2
+            and X.dtype in (np.float32, np.float64)
+            and X.shape[0] > 0
+            and X.shape[1] > 0
+        ):
+            return False
+        if reset:
+            self.n_features_in_ = X.shape[1]
+            self.__dict__.pop("feature_names_in_", None)
+            return True
+        return (
+            "feature_names_in_" not in self.__dict__
+            and self.__dict__.get("n_features_in_") == X.shape[1]
+        )
 
     def _split_labels(self, y, n: int):
         """``(y as a 1-D array, mask of labelled entries)``; −1 and ``unlabelled_value`` mark
         unlabelled samples (scikit-learn's semi-supervised convention and the papers' 999)."""
         if y is None:
             return np.full(n, -1, dtype=np.int64), np.zeros(n, dtype=bool)
-        try:
-            y = column_or_1d(y, warn=True)
-        except ValueError as exc:
-            raise DataError(f"y must be 1-D: {exc}") from None
+        if not (type(y) is np.ndarray and y.ndim == 1 and y.dtype.kind in "biuf"):
+            # (a 1-D numeric array passes column_or_1d unchanged, up to contiguity)
+            try:
+                y = column_or_1d(y, warn=True)
+            except ValueError as exc:
+                raise DataError(f"y must be 1-D: {exc}") from None
         if y.shape[0] != n:
             raise DataError(f"y has {y.shape[0]} entries but X has {n} samples")
         if y.dtype.kind == "f" and not np.isfinite(y).all():
@@ -256,7 +282,10 @@ class RelevanceMapBase(SaveLoadMixin, BaseEstimator):
         """Classes (class indices when not ``decode``) and node ids per SPEC.md §2 Outputs,
         chunked over samples."""
         check_is_fitted(self, "prototypes_")
-        Xn = self._check_X(X, reset=False)
+        return self._decide_checked(self._check_X(X, reset=False), decode)
+
+    def _decide_checked(self, Xn: np.ndarray, decode: bool = True):
+        """:meth:`_decide` on rows already validated (``_check_X`` or ``_prepare_fit``)."""
         dev = resolve_device(self.device)
         Xt = as_tensor(Xn, torch.float32, dev)
         C = torch.as_tensor(self.prototypes_, device=dev)
@@ -319,7 +348,11 @@ class RelevanceMapBase(SaveLoadMixin, BaseEstimator):
     def activations(self, X):
         """Activation of every node for each sample, shape (n_samples, n_nodes)."""
         check_is_fitted(self, "prototypes_")
-        Xt = as_tensor(self._check_X(X, reset=False), torch.float32, resolve_device(self.device))
+        return self._activations_checked(self._check_X(X, reset=False))
+
+    def _activations_checked(self, Xn: np.ndarray) -> np.ndarray:
+        """:meth:`activations` of rows already validated."""
+        Xt = as_tensor(Xn, torch.float32, resolve_device(self.device))
         C = torch.as_tensor(self.prototypes_, device=Xt.device)
         omega = torch.as_tensor(self.relevances_, device=Xt.device)
         return activation_matrix(Xt, C, omega, self._activation_args()[0]).cpu().numpy()

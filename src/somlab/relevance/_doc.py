@@ -95,7 +95,8 @@ DECISION = """
         to the default counts as the default).  Cost of the default: the kNN
         graph of the training rows and one spreading (median fit + predict 0.03 s a UCI
         fold, 1.2-2.3 s CPU on 10,000 x 64; cross-validating all rules costs ``cv`` more map
-        fits).  Measured in benchmarks/RESULTS.md ("Relevance-map default vote reweighted"): mean accuracy over six UCI sets and eight scikit-learn sets against
+        fits).  Measured in benchmarks/RESULTS.md ("Relevance-map default vote
+        reweighted"): mean accuracy over six UCI sets and eight scikit-learn sets against
         1-NN on the labelled rows and LabelSpreading.
     candidates : sequence of str or None, default=None
         The rules ``"auto"`` chooses among (None: ``("vote",)``, the best on the design

@@ -125,15 +125,25 @@ def torch_inputs(Xn, y_idx, dev):
     return torch.from_numpy(Xn).to(dev), torch.from_numpy(y_idx).to(dev)
 
 
-def fit_relevance_map(est, X, y, batch_size: int):
+def fit_checked(est, X, y, batch_size: int):
+    """Fit ``est``'s map on ``X, y``; returns ``_prepare_fit``'s checked arrays ``(Xn, y_idx)``
+    (float32 ``[N, m]``, class indices), so what follows the map (labels, the decision rule)
+    need not validate ``X`` and split ``y`` again."""
     Xn, y_idx, dev, p = _prepare(est, X, y, batch_size)
     gen = seeded_generator(est.random_state)
     if select_engine(getattr(est, "engine", "auto"), p, dev) == "compiled":
         out = _compiled.run(Xn, y_idx, p, gen)
         est._store_map(out, out["history"])
-        return est
+        return Xn, y_idx
     engine = _torch_engine.MultiEngine(*torch_inputs(Xn, y_idx, dev), [p], [gen]).run()
     est._store_map(engine.map_arrays(0), engine.history[0])
+    return Xn, y_idx
+
+
+def fit_relevance_map(est, X, y, batch_size: int):
+    """:func:`fit_checked`, leaving the checked arrays as ``est._checked`` for the decision
+    rule (:func:`._auto.decide` takes them away)."""
+    est._checked = fit_checked(est, X, y, batch_size)
     return est
 
 
@@ -168,11 +178,12 @@ def fit_many(estimators, X, y=None, n_threads: int | None = None) -> list:
             owners.append(e)
         else:
             e.fit(X, fy) if fy is not None else e.fit(X)
-    for e, out in zip(owners, _compiled.run_many(jobs, n_threads)):
+    for e, job, out in zip(owners, jobs, _compiled.run_many(jobs, n_threads)):
         e._store_map(out, out["history"])
+        Xn, y_idx = job[0], job[1]
         if isinstance(e, LARFDSSOM):  # as LARFDSSOM.fit
-            e.labels_ = e.predict(X)
+            e.labels_ = e._decide_checked(Xn)[0]
         else:  # as SSSOM.fit / BatchSSSOM.fit: the decision rule too
             bs = int(e.batch_size) if isinstance(e, BatchSSSOM) else 1
-            _auto.decide(e, X, y, partial(fit_relevance_map, batch_size=bs))
+            _auto.decide(e, X, y, partial(fit_relevance_map, batch_size=bs), Xn, y_idx)
     return ests

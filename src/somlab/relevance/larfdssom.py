@@ -4,7 +4,7 @@ from sklearn.base import ClusterMixin
 
 from ._base import RelevanceMapBase
 from ._doc import ATTRIBUTES, PARAMS
-from ._fit import fit_relevance_map
+from ._fit import fit_checked
 from ._params import PARAMETERS, make_init
 
 _DEFAULTS = {"filter_noise": True}
@@ -15,8 +15,8 @@ class LARFDSSOM(ClusterMixin, RelevanceMapBase):
 
     def fit(self, X, y=None):
         """Cluster ``X`` (``y`` is ignored: LARFDSSOM is SS-SOM fed only unlabelled samples)."""
-        fit_relevance_map(self, X, None, batch_size=1)
-        self.labels_ = self.predict(X)
+        Xn, _ = fit_checked(self, X, None, batch_size=1)
+        self.labels_ = self._decide_checked(Xn)[0]  # = predict(X), without checking X again
         return self
 
 
