@@ -117,3 +117,73 @@ def test_sq_euclidean_np_unchanged_by_the_thread_limit():
     D = distances.sq_euclidean_np(A, B)
     ref = ((A[:, None, :] - B[None, :, :]) ** 2).sum(-1)
     np.testing.assert_allclose(D, ref, rtol=1e-9, atol=1e-9)
+
+
+# ---------------------------------------------------------------- review fixes (stop 20)
+def test_spread_rows_do_not_share_the_callers_memory():
+    from sklearn.datasets import load_wine
+
+    from somlab import SSSOM
+
+    X, y = load_wine(return_X_y=True)
+    X32 = np.ascontiguousarray((X - X.mean(0)) / X.std(0), dtype=np.float32)
+    Xq = X32[:5].copy()
+    m = SSSOM(random_state=0).fit(X32, y)
+    before = m.predict_proba(Xq)
+    assert not np.shares_memory(m.spread_X_, X32)
+    X32[:] = 0
+    np.testing.assert_array_equal(m.predict_proba(Xq), before)
+
+
+def test_unlabelled_refit_drops_the_supervised_decision_state(tmp_path):
+    from sklearn.datasets import load_wine
+
+    import somlab
+    from somlab import SSSOM
+
+    X, y = load_wine(return_X_y=True)
+    X = (X - X.mean(0)) / X.std(0)
+    s = SSSOM(random_state=0).fit(X, y)
+    assert hasattr(s, "spread_X_")
+    s.fit(X[:, :5])
+    for name in ("labelled_X_", "labelled_y_", "spread_X_", "spread_scores_", "node_scores_"):
+        assert not hasattr(s, name), name
+    r = somlab.load(s.save(tmp_path / "m.somlab"))
+    np.testing.assert_array_equal(r.predict(X[:, :5]), s.predict(X[:, :5]))
+
+
+def test_serial_blas_restores_the_thread_limit_after_overlapping_threads():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_info
+
+    from somlab.core.distances import sq_euclidean_np
+
+    def blas():
+        return sorted(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
+
+    before = blas()
+    rng = np.random.default_rng(0)
+    A, B = rng.random((50, 8)), rng.random((40, 8))
+
+    def work(_):
+        for _ in range(300):
+            sq_euclidean_np(A, B)
+
+    with ThreadPoolExecutor(8) as ex:
+        list(ex.map(work, range(8)))
+    assert blas() == before
+
+
+def test_torch_ensemble_merges_every_default_map_as_its_own_fit():
+    from sklearn.datasets import load_wine
+
+    from somlab import BatchSSSOM, BatchSSSOMEnsemble
+
+    X = load_wine(return_X_y=True)[0]
+    X = ((X - X.mean(0)) / X.std(0))[::2]
+    ens = BatchSSSOMEnsemble(random_state=[0, 1], engine="torch").fit(X)
+    for k, m in enumerate(ens.models_):
+        assert hasattr(m, "node_clusters_")
+        single = BatchSSSOM(random_state=k, engine="torch").fit(X)
+        np.testing.assert_array_equal(m.predict_cluster(X), single.predict_cluster(X))

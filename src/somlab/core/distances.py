@@ -11,7 +11,9 @@ the sum (a partial distance over the observed features).
 
 from __future__ import annotations
 
+import contextlib
 import math
+import threading
 
 import numpy as np
 import torch
@@ -29,15 +31,41 @@ def serial_blas(work: float, user_api: str | None = "blas"):
     when ``work`` (multiply-adds) is below :data:`SERIAL_BLAS_WORK`: on small products a
     second thread spins for longer than the product takes.  Larger work keeps the user's
     thread settings."""
-    import contextlib
-
     if work >= SERIAL_BLAS_WORK:
         return contextlib.nullcontext()
-    if not _CONTROLLER:  # made once (scanning the loaded libraries costs ~0.5 ms)
-        from threadpoolctl import ThreadpoolController
+    return _serial(user_api)
 
-        _CONTROLLER.append(ThreadpoolController())
-    return _CONTROLLER[0].limit(limits=1, user_api=user_api)
+
+_SERIAL_LOCK = threading.Lock()
+_SERIAL_DEPTH: dict = {}  # "blas" / "openmp" -> [open contexts, its threadpoolctl limit]
+
+
+@contextlib.contextmanager
+def _serial(user_api):
+    """threadpoolctl limits are process-wide: threads that overlap share one limit per
+    library kind ("blas", "openmp": disjoint, so no limit saves another's), set by the first
+    to enter and undone by the last to leave (so the user's setting comes back)."""
+    apis = ("blas",) if user_api == "blas" else ("blas", "openmp")
+    with _SERIAL_LOCK:
+        if not _CONTROLLER:  # made once (scanning the loaded libraries costs ~0.5 ms)
+            from threadpoolctl import ThreadpoolController
+
+            _CONTROLLER.append(ThreadpoolController())
+        for api in apis:
+            slot = _SERIAL_DEPTH.setdefault(api, [0, None])
+            if slot[0] == 0:
+                slot[1] = _CONTROLLER[0].limit(limits=1, user_api=api)
+            slot[0] += 1
+    try:
+        yield
+    finally:
+        with _SERIAL_LOCK:
+            for api in apis:
+                slot = _SERIAL_DEPTH[api]
+                slot[0] -= 1
+                if slot[0] == 0:
+                    slot[1].restore_original_limits()
+                    slot[1] = None
 
 
 def sq_euclidean_np(A: np.ndarray, B: np.ndarray) -> np.ndarray:

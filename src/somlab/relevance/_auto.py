@@ -307,7 +307,8 @@ def decide(est, X, y, fit_map, Xn=None, y_idx=None):
     est.cv_scores_ = {}
     est.__dict__.pop("_checked", None)
     graph = est.__dict__.pop("_graph", None)
-    est.__dict__.pop("node_scores_", None)  # a refit: computed anew below or on request
+    for name in ("node_scores_", "labelled_X_", "labelled_y_", "spread_X_", "spread_scores_"):
+        est.__dict__.pop(name, None)  # a refit: what the new rule needs is set anew below
     if not est.supervised_:
         est.decision_ = "map"
         return est
@@ -332,7 +333,7 @@ def decide(est, X, y, fit_map, Xn=None, y_idx=None):
     if rule in ("spread", "vote"):
         if graph is None:
             graph = spread_graph(Xn)
-        est.spread_X_ = Xn
+        est.spread_X_ = np.array(Xn)  # a copy: Xn may be a view of the caller's X
         est.spread_scores_ = _spread(graph, y_idx, len(est.classes_))
     return est
 

@@ -131,13 +131,16 @@ def fit_checked(est, X, y, batch_size: int):
     need not validate ``X`` and split ``y`` again."""
     Xn, y_idx, dev, p = _prepare(est, X, y, batch_size)
     gen = seeded_generator(est.random_state)
-    if select_engine(getattr(est, "engine", "auto"), p, dev) == "compiled":
-        out = _compiled.run(Xn, y_idx, p, gen)
-        est._store_map(out, out["history"])
+    try:
+        if select_engine(getattr(est, "engine", "auto"), p, dev) == "compiled":
+            out = _compiled.run(Xn, y_idx, p, gen)
+            est._store_map(out, out["history"])
+            return Xn, y_idx
+        engine = _torch_engine.MultiEngine(*torch_inputs(Xn, y_idx, dev), [p], [gen]).run()
+        est._store_map(engine.map_arrays(0), engine.history[0])
         return Xn, y_idx
-    engine = _torch_engine.MultiEngine(*torch_inputs(Xn, y_idx, dev), [p], [gen]).run()
-    est._store_map(engine.map_arrays(0), engine.history[0])
-    return Xn, y_idx
+    finally:
+        est.__dict__.pop("_merge_X", None)  # the training rows: never kept past the fit
 
 
 def fit_relevance_map(est, X, y, batch_size: int):

@@ -132,10 +132,12 @@ class BatchSSSOMEnsemble(SaveLoadMixin, PerMapMixin, BaseEstimator):
         engine = MultiEngine(*torch_inputs(Xn, y_idx, dev), params, gens)
         with tqdm(desc=f"BatchSSSOM x{len(models)}", unit="batch", disable=not self.verbose) as bar:
             engine.run(progress=lambda _: bar.update(1))
+        merge_X = first.__dict__.get("_merge_X")  # each map's label-free merge (as its own fit)
         for k, m in enumerate(models):
             for name in ("classes_", "supervised_", "n_features_in_", "feature_names_in_"):
                 if hasattr(first, name):
                     setattr(m, name, getattr(first, name))
+            m._merge_X = merge_X
             m._store_map(engine.map_arrays(k), engine.history[k])
         return self._set_models(models)
 
