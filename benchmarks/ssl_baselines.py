@@ -70,29 +70,37 @@ def untuned_sets():
     return sets
 
 
-def untuned_cells(sets, n_reps):
+def split_cells(X, y, n_reps, fractions=FRACTIONS):
+    """``(rep, fraction, X_train, y_train, X_test, y_test)`` of ``n_reps`` seeded 2/3 : 1/3
+    splits (min-max scaled on the training rows) and, per fraction, a seeded draw of labelled
+    training rows (the rest -1)."""
     from sklearn.preprocessing import MinMaxScaler
 
+    X = X.astype(np.float64)
+    for r in range(n_reps):
+        rng = np.random.default_rng(100 + r)
+        perm = rng.permutation(len(y))
+        n_te = len(y) // 3
+        te, tr = perm[:n_te], perm[n_te:]
+        sc = MinMaxScaler().fit(X[tr])
+        Xtr, Xte = np.clip(sc.transform(X[tr]), 0, 1), np.clip(sc.transform(X[te]), 0, 1)
+        for fr in fractions:
+            ytr = y[tr].copy()
+            if fr < 1:
+                k = max(2, int(round(fr * len(tr))))
+                keep = rng.choice(len(tr), k, replace=False)
+                semi = np.full(len(tr), -1)
+                semi[keep] = ytr[keep]
+                ytr = semi
+            yield r, fr, Xtr, ytr, Xte, y[te]
+
+
+def untuned_cells(sets, n_reps):
     all_sets = untuned_sets()
     for name in sets or all_sets:
         X, y = all_sets[name]
-        X = X.astype(np.float64)
-        for r in range(n_reps):
-            rng = np.random.default_rng(100 + r)
-            perm = rng.permutation(len(y))
-            n_te = len(y) // 3
-            te, tr = perm[:n_te], perm[n_te:]
-            sc = MinMaxScaler().fit(X[tr])
-            Xtr, Xte = np.clip(sc.transform(X[tr]), 0, 1), np.clip(sc.transform(X[te]), 0, 1)
-            for fr in FRACTIONS:
-                ytr = y[tr].copy()
-                if fr < 1:
-                    k = max(2, int(round(fr * len(tr))))
-                    keep = rng.choice(len(tr), k, replace=False)
-                    semi = np.full(len(tr), -1)
-                    semi[keep] = ytr[keep]
-                    ytr = semi
-                yield name, f"rep{r}", fr, Xtr, ytr, Xte, y[te]
+        for r, fr, Xtr, ytr, Xte, yte in split_cells(X, y, n_reps):
+            yield name, f"rep{r}", fr, Xtr, ytr, Xte, yte
 
 
 def _timed(fn, cpu=None):

@@ -9,6 +9,7 @@ new weighted vote, for SSSOM() and BatchSSSOM(), beside max(1-NN, LabelSpreading
 
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 
@@ -39,26 +40,13 @@ def fresh_sets():
 
 
 def cells(n_reps):
-    from sklearn.preprocessing import MinMaxScaler
+    # the splits and label draws of benchmarks/ssl_baselines.py's untuned cells
+    sys.path.insert(0, str(Path(__file__).resolve().parents[4] / "benchmarks"))
+    from ssl_baselines import split_cells
 
     for name, (X, y) in fresh_sets().items():
-        X = X.astype(np.float64)
-        for r in range(n_reps):
-            rng = np.random.default_rng(100 + r)
-            perm = rng.permutation(len(y))
-            n_te = len(y) // 3
-            te, tr = perm[:n_te], perm[n_te:]
-            sc = MinMaxScaler().fit(X[tr])
-            Xtr, Xte = np.clip(sc.transform(X[tr]), 0, 1), np.clip(sc.transform(X[te]), 0, 1)
-            for fr in FR:
-                ytr = y[tr].copy()
-                if fr < 1:
-                    k = max(2, int(round(fr * len(tr))))
-                    keep = rng.choice(len(tr), k, replace=False)
-                    semi = np.full(len(tr), -1)
-                    semi[keep] = ytr[keep]
-                    ytr = semi
-                yield name, fr, Xtr, ytr, Xte, y[te]
+        for _, fr, Xtr, ytr, Xte, yte in split_cells(X, y, n_reps, FR):
+            yield name, fr, Xtr, ytr, Xte, yte
 
 
 def main(n_reps):
