@@ -86,46 +86,11 @@ def node_update(C, delta, omega, nodes, X, e, beta: float, s: float) -> None:
     C[nodes] = c + e64.to(dt) * (X - c)
 
 
-def connection_block(
-    omega: torch.Tensor,
-    rows: torch.Tensor,
-    minwd: float,
-    classes: torch.Tensor | None = None,
-    metric: str = "euclid",
-) -> torch.Tensor:
-    """K5 for the node set ``rows``: a ``[len(rows), k]`` bool block of the adjacency.
-
-    ``i != j`` are connected iff ``||omega_i - omega_j||_2 < minwd`` (``metric="sq"``: the
-    squared norm) and, when classes are given, their classes agree or either is −1.
-    """
-    d = torch.cdist(omega[rows], omega, compute_mode="donot_use_mm_for_euclid_dist")
-    if metric == "sq":
-        d = d * d
-    conn = d < minwd
-    if classes is not None:
-        cr = classes[rows].unsqueeze(1)
-        cc = classes.unsqueeze(0)
-        conn &= (cr == cc) | (cr == -1) | (cc == -1)
-    conn[torch.arange(rows.numel(), device=rows.device), rows] = False
-    return conn
-
-
-def refresh_edges(adj, omega, rows, minwd, classes=None, metric="euclid", active=None) -> None:
-    """Recompute, in place and symmetrically, the edges incident to ``rows``."""
-    block = connection_block(omega, rows, minwd, classes, metric)
-    if active is not None:
-        block &= active.unsqueeze(0)
-    adj[rows] = block
-    adj[:, rows] = block.T
-
-
 __all__ = [
     "EPS",
     "activation_matrix",
     "activation_rows",
     "activations",
-    "connection_block",
     "node_update",
-    "refresh_edges",
     "relevance_from_delta",
 ]
