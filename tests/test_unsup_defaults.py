@@ -179,3 +179,17 @@ def test_gap_reference_uniform_box():
     m = [ref[k][0] for k in range(2, 7)]
     assert all(a > b for a, b in zip(m, m[1:]))  # more clusters, less spread
     assert all(ref[k][1] >= 0 for k in ref)
+
+
+def test_one_node_maps_keep_one_cluster_per_node():
+    # standardised wine: every candidate map keeps a single node, so no partition to choose
+    from sklearn.datasets import load_wine
+
+    X = load_wine(return_X_y=True)[0]
+    X = (((X - X.mean(0)) / X.std(0))[::2]).astype(np.float32)
+    m = BatchSSSOM(random_state=0).fit(X)
+    assert not hasattr(m, "cluster_centers_")
+    np.testing.assert_array_equal(m.node_clusters_, np.arange(m.n_nodes_))
+    assert m.cluster_scores_ == {} and m.cluster_at_ == m.at
+    win = _clusters.winners(torch.as_tensor(X), m.prototypes_, m.relevances_, "weighted")
+    np.testing.assert_array_equal(m.predict(X), win)

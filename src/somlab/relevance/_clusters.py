@@ -3,41 +3,53 @@
 A relevance map grows a node wherever a sample is not activated above ``at``, so with the
 library defaults it ends with 5-20 nodes on data of 2-5 classes, and each node taken as a
 cluster pays in CE and NMI.  When a map is fitted with no label and its hyper-parameters keep
-their defaults (:func:`merge_applies`), fit also merges the nodes, as Vesanto & Alhoniemi
-(2000) cluster a SOM's prototypes:
+their defaults (:func:`merge_applies`), fit also clusters the rows from the map's prototypes,
+as Vesanto & Alhoniemi (2000) cluster a SOM's prototypes, then refines on the rows:
 
-1. each node's weight is the number of training samples it wins;
-2. for every ``k`` in ``2 .. min(MAX_CLUSTERS, nodes that won a sample - 1)``, weighted
-   k-means over the prototypes of the nodes that won samples (``N_INIT`` starts, seeded);
-3. the silhouette of each merge on the training samples (each with its winner's cluster; a
-   seeded subset of at most ``SILHOUETTE_ROWS`` rows);
-4. the kept ``k`` is the largest whose silhouette is within ``TOLERANCE`` (relative) of the
-   best one.  Nodes that won no sample join the cluster of their nearest prototype.
+1. each node's weight is the number of training rows it wins;
+2. for every ``k`` in ``2 .. min(MAX_CLUSTERS, nodes that won a row - 1)``, weighted k-means
+   over the prototypes of the nodes that won rows (``N_INIT`` seeded starts); each row takes
+   its winner's cluster, and Lloyd's iterations on the rows start from those clusters' row
+   means (:func:`merge_nodes`);
+3. the kept ``k`` is the gap statistic's (Tibshirani, Walther & Hastie 2001: the smallest k
+   with gap(k) >= gap(k+1) - s_(k+1), against ``GAP_REFS`` uniform samples of the rows'
+   bounding box), or 2 when the 2-cluster partition's silhouette is at least ``TWO_GROUPS``
+   times that of the gap's k (:func:`choose_k`).
 
-The map itself is chosen the same way: with the default ``at`` (0.928) a map of high-dimensional
-data may keep one or two nodes (digits: 1-2), so fit also trains the map at ``at`` = 0.95 and
-0.97 (:data:`AT_CANDIDATES`; the other parameters as given) and keeps the map whose merge has
-the best silhouette (``cluster_at_``; its prototypes replace the first map's).
+The map itself is chosen the same way: with the default ``at`` (0.928) a map of
+high-dimensional data may keep one or two nodes (digits: 1-2), so fit also trains the map at
+``at`` = 0.95 and 0.97 (:data:`AT_CANDIDATES`; the other parameters as given) and keeps the
+map whose kept partition has the best silhouette on the training rows (``cluster_at_``; its
+prototypes replace the first map's).
 
-``node_clusters_[j]`` is then node ``j``'s cluster and ``predict_cluster`` (and ``predict``,
-``labels_``) gives each sample its winner's cluster, −1 for noise as before
-(``filter_noise``, activation below the estimator's ``at``).  ``cluster_scores_`` holds the
-silhouette of every ``k`` tried on the kept map.  A map with fewer than three nodes that won
-samples keeps one cluster per node.
+``cluster_centers_ [k, m]`` are the clusters' row means; ``predict_cluster`` (and
+``predict``, ``labels_``) gives each row its nearest centre (squared Euclidean), −1 for noise
+as before (``filter_noise``: the winner's activation below the estimator's ``at``).
+``node_clusters_[j]`` is the cluster most of node ``j``'s training rows fall in (a node that
+wins none: its nearest winning prototype's), for display; ``cluster_scores_`` the gap of
+every ``k`` tried on the kept map.  When no map has three nodes that won rows, each node stays
+a cluster (``node_clusters_`` the identity, no ``cluster_centers_``).
 
-How the rule was chosen (benchmarks/unsup_baselines.py --data design: scikit-learn's wine,
-iris, breast_cancer, digits, make_blobs / make_classification variants, never the six UCI
-sets; mean test CE over 12 sets x 3 splits x both maps): the largest k within 10 % of the
-best silhouette gave .756 against .693 for the best silhouette alone and .715-.745 for 5, 15
-and 20 % (one map, training rows); choosing among the maps at ``at`` 0.928 / 0.95 / 0.97 by
-silhouette gave .712 against .615 for the default map alone, .69 for 0.95 alone, .695 for
-0.97 alone.  One cluster per node: ~.42.  k-means / a Gaussian mixture told the true number of
-classes: .80 (experiments/results/unsup_defaults/).
+How the rule was chosen (experiments/results/unsup_defaults/: criteria.py and
+benchmarks/unsup_baselines.py --data design: scikit-learn's wine, iris, breast_cancer,
+digits, make_blobs / make_classification variants, never the six UCI sets; mean test CE /
+NMI over 12 sets x 3 splits x both maps): predicting by node (each node its merged cluster)
+caps CE at .755 even with k told (the nodes are too coarse), the row centres at .793; over
+those partitions the gap statistic gave .758 / .611, with the two-group check .775 / .622,
+the silhouette (largest k within 0-20 % of the best) .736-.749, BIC of a diagonal Gaussian
+mixture on the rows .660, agreement of the three maps .59-.64; k up to 20 or sqrt(n) and five
+maps (``at`` to 0.99) no better.  The previous rule (node clusters, k by silhouette): .701 /
+.540.  With the estimators' full fits: LARFDSSOM() .741 / .598 (its noise filter costs .04;
+``filter_noise=False`` .777 / .624), BatchSSSOM() .774 / .620; k-means / a Gaussian
+mixture told the number of classes .800 / .615, .798 / .625; with the map's k .773-.786 /
+.619-.626.
 
 Any explicit Table I setting, ``compat`` or (SS-SOM, Batch SS-SOM) ``decision`` other than
 "auto" keeps the paper's rule (each node a cluster), so ``somlab reproduce table2`` is
-unchanged.  Cost: two more map fits and ``MAX_CLUSTERS - 1`` small weighted k-means fits and
-silhouettes per map, ~0.5 s CPU on the design sets (fit alone: ~0.08 s).
+unchanged.  Cost: two more map fits, per map and k one small weighted k-means (``N_INIT``
+starts) and one row k-means from a given start, ``GAP_REFS x (MAX_CLUSTERS - 1)`` k-means on
+reference rows and a few silhouettes: ~0.2-0.27 s CPU median on the design and UCI sets
+(the map fit alone: ~0.002 s).
 """
 
 from __future__ import annotations
@@ -259,8 +271,11 @@ def store(est, X: np.ndarray | None, distance: str) -> None:
         got = _candidate(m, X, Xd, distance, seed, ref)
         if got is not None and (best is None or got[0] > best[0]):
             best, best_at, best_m = got, float(at), m
-    if best is None:
-        return  # no map with three nodes that won rows: one cluster per node
+    if best is None:  # no map with three nodes that won rows: one cluster per node
+        est.node_clusters_ = np.arange(est.n_nodes_, dtype=np.int64)
+        est.cluster_scores_ = {}
+        est.cluster_at_ = float(est.at)
+        return
     _, k, centres, labels, gaps, win = best
     if best_m is not None:
         for name in _MAP:
