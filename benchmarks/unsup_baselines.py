@@ -1,12 +1,14 @@
 """Label-free relevance maps against k-means and a Gaussian mixture, same run (issue 15.4).
 
 Per data set and split: ``LARFDSSOM()`` and ``BatchSSSOM()`` fitted with no labels (their
-defaults: the map's nodes merged into clusters, relevance/_clusters.py), the same fitted maps
-defaults with the merge switched off (the paper's rule: one cluster per node of the map at
-the default ``at``), and k-means
-(``n_init=10``) and ``GaussianMixture`` with k = the number of classes -- which the maps are
-not told.  CE (noise = -1 counts in N and is never matched, SPEC §8) and NMI on the test split
-and on the training split, and fit CPU seconds (``time.process_time``, one thread).
+defaults: the map's nodes merged into clusters, relevance/_clusters.py), the same default
+estimators with the merge switched off (the paper's rule: one cluster per node of the map at
+the default ``at``), k-means (``n_init=10``) and ``GaussianMixture`` with k = the number of
+classes -- which the maps are not told -- and the same two with k = the number of clusters
+the default map produced on that split (``@L``: LARFDSSOM()'s, ``@B``: BatchSSSOM()'s; the
+issue's "with as many clusters"), and LARFDSSOM() with ``filter_noise=False``.  CE (noise =
+-1 counts in N and is never matched, SPEC §8) and NMI on the test split and on the training
+split, and fit CPU seconds (``time.process_time``, one thread).
 
     python benchmarks/unsup_baselines.py --data design   # where the rule was chosen
     python benchmarks/unsup_baselines.py --data uci      # the six UCI sets, all 9 folds (check)
@@ -25,6 +27,11 @@ import numpy as np
 
 UCI = ("breast", "diabetes", "glass", "liver", "shape", "vowel")
 MODELS = ("LARFDSSOM()", "LARFDSSOM nodes", "BatchSSSOM()", "BatchSSSOM nodes", "k-means", "GMM")
+#: k-means and GMM with k = the number of clusters the default map produced on that split.
+AT_MAP_K = ("k-means @L", "GMM @L", "k-means @B", "GMM @B")
+#: LARFDSSOM's default without its noise filter (rows below ``at`` get a cluster too).
+EXTRA = ("LARFDSSOM(filter_noise=False)",)
+ALL = MODELS + AT_MAP_K + EXTRA
 
 
 def design_sets():
@@ -104,6 +111,12 @@ def _no_merge():
         _clusters.merge_applies = keep
 
 
+def _n_clusters(m) -> int:
+    """Clusters a fitted label-free map predicts: its centres, else one per node."""
+    centres = getattr(m, "cluster_centers_", None)
+    return int(len(centres)) if centres is not None else int(m.n_nodes_)
+
+
 def run_split(Xtr, ytr, Xte, yte, seed=0) -> dict:
     """``{model: {ce, nmi, ce_train, nmi_train, noise, k, s}}`` for one split."""
     from sklearn.cluster import KMeans
@@ -126,18 +139,28 @@ def run_split(Xtr, ytr, Xte, yte, seed=0) -> dict:
             "s": float(secs),
         }
 
+    map_k = {}
     for label, cls in (("LARFDSSOM", LARFDSSOM), ("BatchSSSOM", BatchSSSOM)):
         m, secs = _fit(lambda cls=cls: cls(random_state=seed), Xtr)
-        nc = getattr(m, "node_clusters_", None)
-        n_cl = int(np.unique(nc).size) if nc is not None else m.n_nodes_
+        n_cl = _n_clusters(m)
+        map_k[label[0]] = n_cl
         record(f"{label}()", m.predict_cluster(Xte), m.predict_cluster(Xtr), secs, n_cl)
         with _no_merge():  # the default map, one cluster per node
             m, secs = _fit(lambda cls=cls: cls(random_state=seed), Xtr)
         record(f"{label} nodes", m.predict_cluster(Xte), m.predict_cluster(Xtr), secs, m.n_nodes_)
+    m, secs = _fit(lambda: LARFDSSOM(random_state=seed, filter_noise=False), Xtr)
+    n_cl = _n_clusters(m)
+    record(EXTRA[0], m.predict_cluster(Xte), m.predict_cluster(Xtr), secs, n_cl)
     km, secs = _fit(lambda: KMeans(k, n_init=10, random_state=seed), Xtr)
     record("k-means", km.predict(Xte), km.labels_, secs, k)
     gm, secs = _fit(lambda: GaussianMixture(k, random_state=seed), Xtr)
     record("GMM", gm.predict(Xte), gm.predict(Xtr), secs, k)
+    for tag, q in map_k.items():  # as many clusters as the map produced (the issue's wording)
+        q = max(1, min(q, Xtr.shape[0]))
+        km, secs = _fit(lambda q=q: KMeans(q, n_init=10, random_state=seed), Xtr)
+        record(f"k-means @{tag}", km.predict(Xte), km.labels_, secs, q)
+        gm, secs = _fit(lambda q=q: GaussianMixture(q, random_state=seed), Xtr)
+        record(f"GMM @{tag}", gm.predict(Xte), gm.predict(Xtr), secs, q)
     return out
 
 
@@ -146,13 +169,14 @@ def summarise(results: dict) -> dict:
     table = {}
     for d, splits in results.items():
         table[d] = {
-            m: {q: float(np.mean([s[m][q] for s in splits])) for q in splits[0][m]} for m in MODELS
+            m: {q: float(np.mean([s[m][q] for s in splits])) for q in splits[0][m]}
+            for m in ALL
+            if m in splits[0]
         }
     return table
 
 
-def markdown(table: dict, split: str = "") -> str:
-    cols = [m for m in MODELS]
+def markdown(table: dict, split: str = "", cols=MODELS) -> str:
     lines = [
         f"| data | {' | '.join(cols)} |",
         "|---" * (len(cols) + 1) + "|",
@@ -200,7 +224,7 @@ def main(argv=None):
             print(
                 d,
                 f,
-                " ".join(f"{m}={r[m]['ce']:.3f}/{r[m]['nmi']:.3f}" for m in MODELS),
+                " ".join(f"{m}={r[m]['ce']:.3f}/{r[m]['nmi']:.3f}" for m in ALL),
                 flush=True,
             )
     table = summarise(results)
@@ -208,8 +232,14 @@ def main(argv=None):
     print(markdown(table))
     print("\nTraining splits: CE / NMI\n")
     print(markdown(table, "_train"))
+    cols = ("LARFDSSOM()", "k-means @L", "GMM @L", "BatchSSSOM()", "k-means @B", "GMM @B", *EXTRA)
+    print("\nTest splits, k-means / GMM with k = the clusters of that split's map (@L: of")
+    print("LARFDSSOM(), @B: of BatchSSSOM())\n")
+    print(markdown(table, cols=cols))
+    print("\nTraining splits, the same\n")
+    print(markdown(table, "_train", cols=cols))
     print("\nFit CPU seconds (median over all splits)\n")
-    for m in MODELS:
+    for m in ALL:
         print(f"{m}: {np.median([s[m]['s'] for v in results.values() for s in v]):.3f}")
     if args.json:
         with open(args.json, "w") as fh:

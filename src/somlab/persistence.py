@@ -69,6 +69,7 @@ _RELEVANCE = {
     "spread_X_": ("array", "f", ("*", "F")),
     "spread_scores_": ("array", "f", ("*", "*")),
     # the label-free default's merged nodes (relevance/_clusters.py)
+    "cluster_centers_": ("array", "f", ("*", "F")),
     "node_clusters_": ("array", "iu", ("N",)),
     "cluster_scores_": "dict",
     "cluster_at_": "number",

@@ -321,7 +321,7 @@ class RelevanceMapBase(SaveLoadMixin, BaseEstimator):
                 nd = torch.where(noise, -1, nd)
             pred[s : s + _PREDICT_CHUNK] = p
             node[s : s + _PREDICT_CHUNK] = nd
-        pred, node = _clusters.apply(self, pred.cpu().numpy(), node.cpu().numpy())
+        pred, node = _clusters.apply(self, pred.cpu().numpy(), node.cpu().numpy(), Xn)
         return (self._decode(pred) if decode else pred), node
 
     def _decode(self, idx):

@@ -23,8 +23,15 @@ class LARFDSSOM(ClusterMixin, RelevanceMapBase):
 LARFDSSOM.__doc__ = (
     """LARFDSSOM (local adaptive receptive field dimension selective SOM).
 
-    ``predict`` gives the cluster id (the winning node), −1 for noise (activation below
-    ``at``); ``subspace_clusters`` gives overlapping memberships and relevant dimensions.
+    ``predict`` gives the cluster id, −1 for noise (activation below ``at``);
+    ``subspace_clusters`` gives overlapping memberships and relevant dimensions.  With the
+    default Table I parameters (and no ``compat``) fit also trains the map at ``at`` 0.95 and
+    0.97, clusters the rows from each map's merged prototypes (k-means refined on the rows, k
+    by the gap statistic) and predicts the nearest centre (``cluster_centers_``;
+    relevance/_clusters.py); any explicit setting keeps the paper's rule, the winning node.
+    Measured (test CE / NMI, experiments/results/unsup_defaults/): 12 design sets .741 / .598,
+    six UCI sets .530 / .257, against k-means told the number of classes .800 / .615 and
+    .547 / .256; fit ~0.27 s CPU on UCI sets instead of ~0.002 s.
 
     Parameters
     ----------
