@@ -1,4 +1,4 @@
-"""Many classic SOMs in one pass: K maps of one grid, each with its own hyper-parameters.
+"""Many classic SOMs in one fit: K maps of one grid, each with its own hyper-parameters.
 
 The K prototype sets live in one tensor ``W [K, n_nodes, m]`` (any grid :class:`SOM` takes:
 rectangular or hexagonal, toroidal or not, 1-D chains and 3-D rectangular grids).  One epoch of
@@ -144,7 +144,7 @@ class _PerMapOrders(Rows):
 
 # ---------------------------------------------------------------------- the estimator
 class SOMEnsemble(SaveLoadMixin, PerMapMixin, BaseEstimator):
-    """K classic SOMs of one grid trained together on the same data, as one tensor program.
+    """K classic SOMs of one grid trained together on the same data, in one fit.
 
     Each map has its own neighbourhood and learning-rate schedule (and, optionally, its own
     seed); everything that shapes the computation (grid, distance, neighbourhood function,
