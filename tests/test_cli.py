@@ -239,3 +239,27 @@ def test_sweep_backend_choices_are_the_runners():
     from somlab.experiments.runner import BACKENDS
 
     assert SWEEP_BACKENDS == BACKENDS
+
+
+# ------------------------------------------------------------------ 3-D grids (issue 18.5)
+
+
+def test_fit_summary_of_a_3d_grid_names_all_three_sizes(tmp_path, capsys, csv_file):
+    """``--grid 3x4x2``: the summary says 3x4x2 in text and [3, 4, 2] in --json (not the
+    rows x cols of a 2-D map), and the model is the 3-D map."""
+    model = tmp_path / "cube.somlab"
+    code, out, _ = run(
+        capsys, "fit", str(csv_file), "-o", str(model), "--grid", "3x4x2", "--epochs", "2",
+        "--quiet",
+    )  # fmt: skip
+    assert code == 0 and "trained a 3x4x2 rectangular map on 60 samples" in out
+    code, out, _ = run(
+        capsys, "fit", str(csv_file), "-o", str(model), "--grid", "3x4x2", "--epochs", "2",
+        "--toroidal", "--json",
+    )  # fmt: skip
+    info = json.loads(out)
+    assert code == 0 and info["grid"] == [3, 4, 2] and info["n_features"] == 4
+    som = load(model)
+    assert som.weights_.shape == (3, 4, 2, 4) and som.toroidal
+    code, out, _ = run(capsys, "fit", str(csv_file), "-o", str(model), "--grid", "3x5", "--json")
+    assert code == 0 and json.loads(out)["grid"] == [3, 5]

@@ -34,7 +34,7 @@ def test_parse_and_make_3d_grids():
     with pytest.raises(ValueError, match="is 2-D"):
         Grid(4, 5, "hexagonal", layers=6)
     with pytest.raises(ValueError, match="grids of 3 dimensions are for SOM"):
-        parse_grid((4, 5, 6))  # the 2-D-only estimators (SOMEnsemble) keep refusing
+        parse_grid((4, 5, 6))  # for 2-D-only callers
 
 
 def test_3d_node_numbering_coordinates_and_distances():
@@ -188,9 +188,9 @@ def test_plots_refuse_a_3d_map_in_one_line_and_the_data_space_plot_draws_it():
     assert len(P.grid_edges(som.grid_)) == 46
 
 
-def test_hexagonal_3d_and_ensemble_3d_are_refused_clearly():
+def test_hexagonal_3d_is_refused_clearly():
     X = _cube(100)
     with pytest.raises(ValueError, match="only topology='rectangular'"):
         SOM((3, 3, 3), topology="hexagonal").fit(X)
-    with pytest.raises(ValueError, match="3 dimensions"):
-        SOMEnsemble((3, 3, 3), sigma=[1.0, 2.0]).fit(X)
+    with pytest.raises(ValueError, match="only topology='rectangular'"):
+        SOMEnsemble((3, 3, 3), topology="hexagonal", sigma=[1.0, 2.0]).fit(X)

@@ -223,7 +223,7 @@ def cmd_fit(args) -> None:
         "model": str(args.output),
         "n_samples": int(X.shape[0]),
         "n_features": int(X.shape[1]),
-        "grid": list(som.weights_.shape[:2]),
+        "grid": list(som.weights_.shape[:-1]),  # rows, cols (and layers of a 3-D grid)
         "quantization_error": som.quantization_error_,
         "topographic_error": som.topographic_error_,
         "scale": None if scaler is None else scaler["kind"],
@@ -231,7 +231,7 @@ def cmd_fit(args) -> None:
     _emit(
         args,
         payload,
-        f"trained a {payload['grid'][0]}x{payload['grid'][1]} {args.topology} map on "
+        f"trained a {'x'.join(map(str, payload['grid']))} {args.topology} map on "
         f"{X.shape[0]} samples: QE {som.quantization_error_:.4f}, "
         f"TE {som.topographic_error_:.4f}; saved to {args.output}",
     )
@@ -498,9 +498,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     common(f)
     f.add_argument("-o", "--output", required=True, help="model file to write (.somlab)")
-    f.add_argument("--grid", default="10x10", help="map size ROWSxCOLS (default 10x10)")
+    f.add_argument(
+        "--grid",
+        default="10x10",
+        help="map size ROWSxCOLS, or ROWSxCOLSxLAYERS for a 3-D rectangular grid (default 10x10)",
+    )
     f.add_argument("--topology", choices=["rectangular", "hexagonal"], default="rectangular")
-    f.add_argument("--toroidal", action="store_true", help="wrap the map around both axes")
+    f.add_argument("--toroidal", action="store_true", help="wrap the map around every axis")
     f.add_argument("--mode", choices=["batch", "minibatch", "online"], default="batch")
     f.add_argument("--epochs", type=int, default=10)
     f.add_argument(

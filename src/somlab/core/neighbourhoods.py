@@ -34,13 +34,22 @@ def _sq_norm(disp: torch.Tensor) -> torch.Tensor:
 
 
 def gaussian(disp: torch.Tensor, sigma: float) -> torch.Tensor:
+    return gaussian_of_sq(_sq_norm(disp), sigma)
+
+
+def gaussian_of_sq(p: torch.Tensor, sigma: float) -> torch.Tensor:
+    """:func:`gaussian` of squared grid distances ``p [...]`` (``p`` is left as it is)."""
     d = 2.0 * sigma * sigma
     # exp(-p / d): -(p) / d == p / (-d) exactly; sigma may be a tensor of per-map values
-    return (_sq_norm(disp) / -d).exp_()
+    return (p / -d).exp_()
 
 
 def mexican_hat(disp: torch.Tensor, sigma: float) -> torch.Tensor:
-    p = _sq_norm(disp)
+    return mexican_hat_of_sq(_sq_norm(disp), sigma)
+
+
+def mexican_hat_of_sq(p: torch.Tensor, sigma: float) -> torch.Tensor:
+    """:func:`mexican_hat` of squared grid distances ``p [...]`` (``p`` is left as it is)."""
     d = 2.0 * sigma * sigma
     return torch.exp(-p / d) * (1.0 - 2.0 / d * p)
 
@@ -85,9 +94,36 @@ class CutOff:
 
     def __call__(self, disp: torch.Tensor, sigma) -> torch.Tensor:
         h = self.fn(disp, sigma)
-        limit = (self.ratio * sigma) ** 2 * (1.0 + 1e-9)
-        inside = (disp * disp).sum(-1) <= limit
+        inside = (disp * disp).sum(-1) <= self._limit(sigma)
         return h * inside.to(h.dtype)
+
+    def _limit(self, sigma):
+        return (self.ratio * sigma) ** 2 * (1.0 + 1e-9)
+
+    def of_sq(self, p: torch.Tensor, sigma) -> torch.Tensor:
+        """The cut neighbourhood of squared grid distances ``p`` (``fn`` radial, see
+        :func:`of_squared`): ``p`` is the ``(disp * disp).sum(-1)`` the cut compares, the same
+        bits on every grid (its 2 or 3 terms are summed with one rounding each, or exactly)."""
+        h = of_squared(self.fn)(p, sigma)
+        return h * (p <= self._limit(sigma)).to(h.dtype)
+
+
+#: The neighbourhoods that depend on the displacement only through the squared grid distance
+#: ``p = dr^2 + dc^2 (+ dl^2)``, as functions of ``p`` (the same bits as of the displacement).
+_OF_SQUARED = {gaussian: gaussian_of_sq, mexican_hat: mexican_hat_of_sq}
+
+
+def of_squared(fn):
+    """``fn`` as a function ``h(p, sigma)`` of squared grid distances ``p``, equal bit for bit
+    to ``fn(disp, sigma)`` with ``p`` from :func:`_sq_norm` of ``disp``, when ``fn`` is radial
+    (gaussian, mexican hat, either cut by :class:`CutOff`); None for the others (bubble and
+    triangle are boxes per axis, winner compares displacements with 0)."""
+    if isinstance(fn, CutOff):
+        return fn.of_sq if of_squared(fn.fn) is not None else None
+    try:
+        return _OF_SQUARED.get(fn)
+    except TypeError:  # an unhashable callable
+        return None
 
 
 def get_neighbourhood(name: str):

@@ -8,16 +8,25 @@ training spread them once.  The kernels serve one map or K maps of one grid at o
 leading map axis, each map its own radius) with the one-map arithmetic: a map of
 :class:`SOMEnsemble <somlab.som._multi.SOMEnsemble>` gets the sums :class:`somlab.SOM` gets.
 ``H`` is built a block of winner rows at a time from node coordinates, so memory stays
-O(block * n_nodes), linear in the number of nodes.
+O(block * n_nodes), linear in the number of nodes; a fit of a map of up to about 2,000 nodes
+keeps the epoch-invariant part of ``H`` (:class:`GridTable`: the squared grid distances, or
+the displacements, of every pair of nodes) and each epoch only applies the neighbourhood
+function for its sigma to it, with the same bits.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from .grids import displacements
+from .neighbourhoods import _sq_norm, of_squared
 
 _BLOCK_ELEMENTS = 1 << 22
+#: Largest :class:`GridTable` (elements): 32 MB of float64, a map of 2,048 nodes (1,448 nodes
+#: for the displacement table of a non-radial neighbourhood on a 2-D grid).
+_TABLE_ELEMENTS = 1 << 22
 
 
 def grouped_sum(keys: torch.Tensor, X: torch.Tensor, n_keys: int) -> torch.Tensor:
@@ -47,10 +56,55 @@ def flush_tiny(h: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return h.masked_fill_(h.abs() < fi.tiny / fi.eps, 0.0)
 
 
-def neighbourhood_rows(coords, centres, fn, sigma, periods=None, dtype=None) -> torch.Tensor:
-    """``h(centre, j)`` for each centre node index in ``centres``, ``[len(centres), n_nodes]``."""
-    disp = displacements(coords, coords[centres], periods)
-    h = fn(disp, sigma)
+@dataclass(frozen=True)
+class GridTable:
+    """The part of ``h(k, j)`` that no epoch changes, for every pair of nodes of one grid.
+
+    ``values`` holds the squared grid distances ``p [n_nodes, n_nodes]`` (``squared``: the
+    neighbourhood is radial, :func:`~somlab.core.neighbourhoods.of_squared`) or the wrapped
+    displacements ``[n_nodes, n_nodes, d]``; row ``k`` is what
+    :func:`~somlab.core.grids.displacements` of centre ``k`` gives (``p`` by
+    :func:`~somlab.core.neighbourhoods._sq_norm` of it), so the rows of ``H`` built from the
+    table are bit for bit those built from the coordinates.
+    """
+
+    values: torch.Tensor
+    squared: bool
+
+    def rows(self, centres: torch.Tensor, fn, sigma) -> torch.Tensor:
+        """``h(centre, j)`` before :func:`flush_tiny`, ``[len(centres), n_nodes]``; ascending
+        consecutive ``centres`` (every node won something) are a view, not a copy."""
+        n = centres.numel()
+        if n and int(centres[-1]) - int(centres[0]) == n - 1:
+            v = self.values[int(centres[0]) : int(centres[0]) + n]
+        else:
+            v = self.values[centres]
+        return of_squared(fn)(v, sigma) if self.squared else fn(v, sigma)
+
+
+def grid_table(coords, fn, periods=None, max_elements: int | None = None) -> GridTable | None:
+    """The :class:`GridTable` of the grid ``coords [n_nodes, d]`` (``periods``: toroidal) for
+    the neighbourhood ``fn`` (or a list of them, one per map: radial only if all are), or None
+    when it would hold more than ``max_elements`` values (default ``_TABLE_ELEMENTS``)."""
+    fns = list(fn) if isinstance(fn, (list, tuple)) else [fn]
+    squared = all(of_squared(f) is not None for f in fns)
+    n = coords.shape[0]
+    limit = _TABLE_ELEMENTS if max_elements is None else max_elements
+    if n * n * (1 if squared else coords.shape[1]) > limit:
+        return None
+    disp = displacements(coords, coords, periods)
+    return GridTable(_sq_norm(disp) if squared else disp, squared)
+
+
+def neighbourhood_rows(
+    coords, centres, fn, sigma, periods=None, dtype=None, table: GridTable | None = None
+) -> torch.Tensor:
+    """``h(centre, j)`` for each centre node index in ``centres``, ``[len(centres), n_nodes]``;
+    from ``table`` (:func:`grid_table` of the same grid and ``fn``) when given, the same bits."""
+    if table is not None:
+        h = table.rows(centres, fn, sigma)
+    else:
+        h = fn(displacements(coords, coords[centres], periods), sigma)
     return flush_tiny(h, dtype or h.dtype)
 
 
@@ -109,13 +163,16 @@ def spread(
     sigma,
     periods=None,
     block_elements: int | None = None,
+    table: GridTable | None = None,
 ):
     """Winner sums spread over the grid: ``(num = H^T S, den = H^T C)``, ``H[k, j] = h(k, j)``.
 
     Only nodes that won something (``C_k > 0``) contribute; their rows of ``H`` are built a
     block at a time (at most ``block_elements`` values, default ``_BLOCK_ELEMENTS``), so memory
     stays linear in the number of nodes.  ``S [n_nodes, m]`` and ``C [n_nodes, c]`` as from
-    :func:`winner_sums`, ``sigma`` a float.
+    :func:`winner_sums`, ``sigma`` a float.  ``table`` (:func:`grid_table` of ``coords``,
+    ``periods`` and ``fn``, kept for a whole fit) gives the rows of ``H`` without recomputing
+    the grid geometry, with the same bits.
 
     K maps: ``S [K, n_nodes, m]``, ``C [K, n_nodes, c]``, ``sigma`` K radii and ``fn`` one
     neighbourhood function or K of them; each map is spread by the one-map rule, so its sums
@@ -126,7 +183,7 @@ def spread(
         fns = list(fn) if isinstance(fn, (list, tuple)) else [fn] * K
         radii = sigma.tolist() if torch.is_tensor(sigma) else list(sigma)
         parts = [
-            spread(coords, S[k], C[k], fns[k], float(radii[k]), periods, block_elements)
+            spread(coords, S[k], C[k], fns[k], float(radii[k]), periods, block_elements, table)
             for k in range(K)
         ]
         return torch.stack([p[0] for p in parts]), torch.stack([p[1] for p in parts])
@@ -137,7 +194,7 @@ def spread(
     block = max(1, (block_elements or _BLOCK_ELEMENTS) // n_nodes)
     for s in range(0, hit.numel(), block):
         rows = hit[s : s + block]
-        H = neighbourhood_rows(coords, rows, fn, sigma, periods, S.dtype)  # [b, n_nodes]
+        H = neighbourhood_rows(coords, rows, fn, sigma, periods, S.dtype, table)  # [b, n_nodes]
         num.addmm_(H.T, S[rows])
         den.addmm_(H.T, C[rows])
     return num, den

@@ -1,18 +1,17 @@
-"""Many classic SOMs in one pass: K maps of one grid, each with its own hyper-parameters.
+"""Many classic SOMs in one fit: K maps of one grid, each with its own hyper-parameters.
 
-The K prototype sets live in one tensor ``W [K, n_nodes, m]``.  One epoch of the exact batch SOM
-for all maps is, per chunk of samples,
+The K prototype sets live in one tensor ``W [K, n_nodes, m]`` (any grid :class:`SOM` takes:
+rectangular or hexagonal, toroidal or not, 1-D chains and 3-D rectangular grids).  One epoch of
+the exact batch SOM for all maps is
 
-* winners: one matrix product of the chunk with all ``K * n_nodes`` prototypes (a batched one
-  when each map sees its own samples), then ``argmin_j ||x||^2 + ||w_kj||^2 - 2 w_kj . x`` with
-  the arithmetic of :func:`somlab.core.distances.pairwise_distances`;
+* winners: map by map, :func:`somlab.core.distances.best_matching_units` (the blocked
+  first-minimum search a single :class:`SOM` runs, on each map's own reference point);
 * sums of the samples per winner for every map (one ``index_add_`` on a ``K * n_nodes`` index);
 
 and then, per map, the neighbourhood-weighted means ``w_kj = sum_r h_k(r, j) S_kr / sum_r h_k(r,
-j) C_kr`` with the neighbourhood ``H [K, block, n_nodes]`` built a block of rows at a time
+j) C_kr`` with the neighbourhood built a block of rows at a time
 (:func:`somlab.core.updates.spread`, the kernel :class:`SOM` calls with K = 1).  No
-``samples x nodes x features`` tensor is ever built and ``samples x nodes x K`` is bounded by
-the chunk size, so memory is linear in ``K * n_nodes``.
+``samples x nodes x features`` tensor is ever built, so memory is linear in ``K * n_nodes``.
 """
 
 from __future__ import annotations
@@ -38,8 +37,8 @@ from .._utils import (
     seeded_generator,
     validate_X,
 )
-from ..core.distances import REFINE_SHARE, _pow2_scale, _unit_rows
-from ..core.grids import Grid, parse_grid
+from ..core.distances import best_matching_units, reference_point
+from ..core.grids import make_grid, parse_grid_shape
 from ..core.schedules import decay
 from ..persistence import SaveLoadMixin
 from ._checks import _check_training, check_fit_memory, checked_tensor
@@ -76,149 +75,55 @@ SHARED = (
     "dtype",
 )
 
-# Elements of one [chunk, K, n_nodes] distance block and of one [K, block, n_nodes]
-# neighbourhood block.  A GPU wants few large launches; a CPU wants cache-sized blocks.
-_BUDGETS = {"cpu": (1 << 20, 1 << 22), "cuda": (1 << 26, 1 << 24)}
+# Elements of one [block, n_nodes] neighbourhood block (core.updates.spread).  A GPU wants few
+# large launches; a CPU wants cache-sized blocks (SOM's default, so that the sums are its own).
+_BLOCK_ELEMENTS = {"cpu": 1 << 22, "cuda": 1 << 24}
 
 
-def _budgets(device: torch.device) -> tuple[int, int]:
-    return _BUDGETS.get(device.type, _BUDGETS["cpu"])
+def _block_elements(device: torch.device) -> int:
+    return _BLOCK_ELEMENTS.get(device.type, _BLOCK_ELEMENTS["cpu"])
 
 
-# ---------------------------------------------------------------------- batched winners
-def _distance_block(x, W, metric, w_sq, w_norm):
-    """Distances of a chunk of samples to every prototype of every map.
-
-    ``x`` is ``[c, m]`` (shared samples) or ``[K, c, m]``; ``W`` is ``[K, N, m]``.  Returns
-    ``(d, shared)``: ``d [c, K, N]`` when the samples are shared (one matrix product with all
-    ``K * N`` prototypes), else ``[K, c, N]`` (a batched product).  The arithmetic is that of
-    :func:`somlab.core.distances.best_matching_units`, step for step: for (sq)euclidean, the
-    ranking terms ``||w||^2 - 2 x.w`` of centred data (scaled by a power of two; the caller
-    adds ``||x||^2`` to the chosen units and undoes the scale), so winners, ties included, are
-    the ones a single :class:`SOM` finds.
-    """
-    K, N, m = W.shape
-    shared = x.dim() == 2
-    if metric in ("manhattan", "chebyshev"):
-        xk = x.expand(K, *x.shape) if shared else x
-        d = torch.cdist(xk, W, p=1.0 if metric == "manhattan" else float("inf"))
-        return d, False
-    if metric == "cosine":  # as MiniSom and SOM: 1 - x.w / (|x| |w| + 1e-8)
-        G = (
-            (x @ W.reshape(K * N, m).T).view(x.shape[0], K, N)
-            if shared
-            else torch.bmm(x, W.transpose(1, 2))
-        )
-        w_dim = 0 if shared else 1
-        xn = x.norm(dim=1).view(-1, 1, 1) if shared else x.norm(dim=2, keepdim=True)
-        return 1.0 - G / (xn * w_norm.unsqueeze(w_dim) + 1e-8), shared
-    # |w|^2 - 2 x.w of centred data, as core.distances.best_matching_units ranks them (the
-    # caller adds |x|^2 to the chosen units only)
-    if shared:
-        d = torch.addmm(w_sq.reshape(1, K * N), x, W.reshape(K * N, m).T, alpha=-2.0)
-        return d.view(x.shape[0], K, N), shared
-    return torch.baddbmm(w_sq.unsqueeze(1), x, W.transpose(1, 2), alpha=-2.0), shared
-
-
+# ---------------------------------------------------------------------- winners, map by map
 def map_references(W: torch.Tensor) -> torch.Tensor:
     """Each map's :func:`~somlab.core.distances.reference_point`, ``[K, m]`` (what a single
     :class:`SOM` of that map centres its distances on)."""
-    return W.double().mean(1).to(W.dtype)
+    return torch.stack([reference_point(Wk) for Wk in W])
 
 
-def _centred_block(x, W, refs):
-    """``x`` and ``W`` centred on each map's reference and scaled by one power of two, as
-    :func:`somlab.core.distances.centred` does for one map: ``(xc, Wc, s)``.  When every map
-    has the same reference the samples stay shared (``xc [c, m]``), else ``xc [K, c, m]``."""
-    if x.dim() == 2 and bool((refs == refs[0]).all()):
-        xc, Wc = x - refs[0], W - refs[0]
-    else:
-        xc = (x if x.dim() == 3 else x.unsqueeze(0)) - refs.unsqueeze(1)
-        Wc = W - refs.unsqueeze(1)
-    s = _pow2_scale(xc, Wc)
-    if s != 1.0:
-        xc.mul_(s)
-        Wc.mul_(s)
-    return xc, Wc, s
+def map_winners(X, W, metric: str, k: int, refs=None):
+    """Best ``k`` units of every sample in every map: ``(idx [K, n, k], dist [K, n, k])``.
 
-
-def _iter_winners(X, W, metric: str, k: int, budget: int, refs=None):
-    """Best ``k`` units of every sample in every map, a chunk of samples at a time.
-
-    ``X`` is ``[n, m]`` (the same samples for all maps) or ``[K, n, m]``; ``W`` is
-    ``[K, N, m]``.  Yields ``(start, stop, idx [K, c, k], dist [K, c, k])``; ties go to the
-    lowest node index, as in :func:`somlab.core.distances.best_matching_units`.  (Sq)euclidean
-    distances are centred on ``refs [K, m]`` (default: :func:`map_references` of ``W``) before
-    the expansion and the returned ones recomputed in the direct form, as a single map does.
+    ``X`` is ``[n, m]`` (the same samples for all maps) or ``[K, n, m]`` (each map its own);
+    ``W`` is ``[K, N, m]``.  Map by map, :func:`somlab.core.distances.best_matching_units`, the
+    call a single :class:`SOM` makes (centred on ``refs[k]``; None: each map's own mean), so
+    winners, ties and distances are that SOM's bit for bit.
     """
-    K, N, m = W.shape
-    n = X.shape[-2]
-    step = max(1, budget // (K * max(N, m)))  # also bounds the [K, c, m] copies of a chunk
-    squared = metric in ("euclidean", "sqeuclidean")
-    if squared and refs is None:
-        refs = map_references(W)
-    w_norm = _unit_rows(W).norm(dim=2) if metric == "cosine" else None
-    Wu = _unit_rows(W) if metric == "cosine" else W
-    for s in range(0, n, step):
-        x = X[..., s : s + step, :]
-        if squared:
-            xc, Wc, sc = _centred_block(x, W, refs)
-            w_sq = (Wc * Wc).sum(2)
-            d, shared = _distance_block(xc, Wc, metric, w_sq, None)
-        else:
-            xu = _unit_rows(x) if metric == "cosine" else x
-            d, shared = _distance_block(xu, Wu, metric, None, w_norm)
-        idx, dist = [], []
-        for r in range(k):
-            dv, j = d.min(-1, keepdim=True)  # the first minimum: ties go to the lowest index
-            if r + 1 < k:
-                d.scatter_(-1, j, float("inf"))
-            j, dv = j.squeeze(-1), dv.squeeze(-1)
-            if shared:  # [c, K] -> [K, c]
-                j, dv = j.T, dv.T
-            if squared:
-                x_sq = (xc * xc).sum(-1)  # [c] or [K, c]
-                dv = (dv + (x_sq.unsqueeze(0) if x_sq.dim() == 1 else x_sq)).clamp_min_(0.0)
-                if r == 0:
-                    dv = _refine(dv, xc, Wc, w_sq, j)
-                dv = dv.sqrt_().div_(sc) if metric == "euclidean" else dv.div_(sc).div_(sc)
-            idx.append(j)
-            dist.append(dv)
-        yield s, s + x.shape[-2], torch.stack(idx, -1), torch.stack(dist, -1)
-
-
-def _refine(dv, xc, Wc, w_sq, j):
-    """:func:`somlab.core.distances.refine_sq` for K maps: ``dv, j [K, c]``, ``xc [c, m]`` or
-    ``[K, c, m]``, ``Wc [K, N, m]``; the same rows are recomputed with the same arithmetic."""
-    x_sq = (xc * xc).sum(-1)  # [c] or [K, c]
-    x_sq = x_sq.unsqueeze(0) if x_sq.dim() == 1 else x_sq
-    kk, rr = torch.nonzero(dv < REFINE_SHARE * (x_sq + w_sq.gather(1, j))).unbind(1)
-    if kk.numel():
-        xs = xc[rr] if xc.dim() == 2 else xc[kk, rr]
-        diff = xs - Wc[kk, j[kk, rr]]
-        dv = dv.index_put((kk, rr), (diff * diff).sum(-1))
-    return dv
+    parts = [
+        best_matching_units(
+            X if X.dim() == 2 else X[j], Wj, metric, k=k, ref=None if refs is None else refs[j]
+        )
+        for j, Wj in enumerate(W)
+    ]
+    return torch.stack([p[0] for p in parts]), torch.stack([p[1] for p in parts])
 
 
 @dataclass(frozen=True)
 class _MapKernels(_Kernels):
     """SOM's epoch kernels (:class:`~somlab.som._train._Kernels`) for K maps ``W [K, N, m]``:
-    the winners of all maps by one product (:func:`_iter_winners`, centred on each map's
-    ``refs [K, m]``), ``fn`` one neighbourhood function per map."""
+    each map's winners by :func:`map_winners` (centred on each map's ``refs [K, m]``), ``fn``
+    one neighbourhood function per map."""
 
-    budget: int = _BUDGETS["cpu"][0]  # elements of one [chunk, K, N] distance block
     refs: torch.Tensor | None = None
 
     def winners(self, X, W, metrics=None) -> torch.Tensor:
         """Each map's best unit of each row of ``X`` (``[K, rows]``); ``metrics`` also gets
         the distances and second-best units (``[K, rows, 2]``)."""
         k = 1 if metrics is None else min(2, self.n_nodes)
-        parts = []
-        for _, _, idx, dist in _iter_winners(X, W, self.distance, k, self.budget, self.refs):
-            if metrics is not None:
-                metrics.add(dist, idx)
-            parts.append(idx[..., 0])
-        return parts[0] if len(parts) == 1 else torch.cat(parts, -1)
+        idx, dist = map_winners(X, W, self.distance, k, self.refs)
+        if metrics is not None:
+            metrics.add(dist, idx)
+        return idx[..., 0]
 
 
 class _PerMapOrders(Rows):
@@ -239,21 +144,22 @@ class _PerMapOrders(Rows):
 
 # ---------------------------------------------------------------------- the estimator
 class SOMEnsemble(SaveLoadMixin, PerMapMixin, BaseEstimator):
-    """K classic SOMs of one grid trained together on the same data, as one tensor program.
+    """K classic SOMs of one grid trained together on the same data, in one fit.
 
     Each map has its own neighbourhood and learning-rate schedule (and, optionally, its own
     seed); everything that shapes the computation (grid, distance, neighbourhood function,
     epochs, mode, batch size) is shared.  Map ``k`` is the map that
-    ``SOM(**ensemble.get_map_params()[k]).fit(X)`` trains, up to floating-point summation order
-    (see Notes), at a fraction of the cost of K separate fits: one matrix product finds the
-    winners of a chunk of samples in all maps at once.
+    ``SOM(**ensemble.get_map_params()[k]).fit(X)`` trains (bit for bit on the CPU, see Notes),
+    in one fit: ``X`` is checked and its initialisation statistics computed once, and every
+    epoch runs SOM's kernels with a map axis.
 
     Parameters
     ----------
     grid_shape, topology, toroidal, distance, neighbourhood, epochs, batch_size, device, dtype,
     verbose
         Shared by all maps; as in :class:`somlab.SOM`.  ``grid_shape`` is one ``(rows, cols)``
-        for all maps: maps of different sizes need one ensemble per grid shape.
+        (or ``(rows, cols, layers)``, a 3-D rectangular grid) for all maps: maps of different
+        sizes need one ensemble per grid shape.
     radius, sigma, sigma_end, sigma_decay, learning_rate, learning_rate_end, learning_rate_decay
         A scalar (shared) or a sequence of K values, one per map; as in :class:`somlab.SOM`
         (``radius``: the neighbourhood's cut-off at the start of training, shrinking with
@@ -263,8 +169,8 @@ class SOMEnsemble(SaveLoadMixin, PerMapMixin, BaseEstimator):
         Kohonen's exact batch SOM, or mean online updates over batches of ``batch_size``
         samples (with ``batch_size=1`` this is the online rule).
     init : {"pca", "random", "sample"} or array, default="pca"
-        As in :class:`somlab.SOM`; an array of shape (rows, cols, n_features) is shared, one of
-        shape (K, rows, cols, n_features) gives each map its own initial prototypes.
+        As in :class:`somlab.SOM`; an array of shape (*grid_shape, n_features) is shared, one
+        of shape (K, *grid_shape, n_features) gives each map its own initial prototypes.
     random_state : int, RandomState, None, or a sequence of K of these
         A single value seeds one generator shared by all maps: every map starts from the same
         prototypes and (minibatch) sees the samples in the same order, which is what
@@ -274,7 +180,7 @@ class SOMEnsemble(SaveLoadMixin, PerMapMixin, BaseEstimator):
     Attributes
     ----------
     n_maps_ : int
-    weights_ : ndarray of shape (K, rows, cols, n_features)
+    weights_ : ndarray of shape (K, *grid_shape, n_features)
     quantization_error_ : ndarray of shape (K,)
         Mean distance of the training samples to their best-matching unit, per map, in the
         maps' ``distance`` (as :attr:`SOM.quantization_error_`; only for "euclidean" is it
@@ -290,13 +196,14 @@ class SOMEnsemble(SaveLoadMixin, PerMapMixin, BaseEstimator):
 
     Notes
     -----
-    Distances use :class:`SOM`'s arithmetic step for step, so winners (ties included) are the
+    Each map's winners are found by the call a single :class:`SOM` makes
+    (:func:`~somlab.core.distances.best_matching_units`), so winners (ties included) are the
     same, and each map's update sums are those of a single SOM (the kernels of
-    :mod:`somlab.core.updates` with a map axis run the one-map rule per map): on CPU map ``k``'s
-    weights and winners equal ``SOM(**get_map_params()[k]).fit(X)``'s bit for bit (tested on
-    every grid, distance and neighbourhood); the metrics agree to rounding.  On CUDA, where
-    sums by atomics make even one SOM vary from run to run, a sample that rounding places
-    between two units may take either.
+    :mod:`somlab.core.updates` with a map axis run the one-map rule per map): on CPU map
+    ``k``'s weights, winners, metrics and history equal ``SOM(**get_map_params()[k]).fit(X)``'s
+    bit for bit (tested on every grid, 3-D ones included, distance and neighbourhood).  On
+    CUDA, where sums by atomics make even one SOM vary from run to run, a sample that rounding
+    places between two units may take either.
     ``missing="ignore"`` and the "online" mode of :class:`SOM` are not offered.
 
     Examples
@@ -385,9 +292,19 @@ class SOMEnsemble(SaveLoadMixin, PerMapMixin, BaseEstimator):
         return super().from_settings(settings, **shared)
 
     # ------------------------------------------------------------------ per-map parameters
+    def _per_map_init(self) -> bool:
+        """Whether ``init`` is one array of initial prototypes per map: ``(K, *grid_shape,
+        n_features)``, one axis more than a shared one (4 axes on a 2-D grid, 5 on a 3-D)."""
+        if isinstance(self.init, str):
+            return False
+        try:
+            axes = len(parse_grid_shape(self.grid_shape)) + 2
+        except ValueError:  # reported by _setup
+            axes = 4
+        return np.ndim(self.init) == axes
+
     def _extra_lengths(self) -> dict:
-        init = self.init
-        return {"init": len(init)} if not isinstance(init, str) and np.ndim(init) == 4 else {}
+        return {"init": len(self.init)} if self._per_map_init() else {}
 
     def get_map_params(self) -> list[dict]:
         """The :class:`SOM` parameters of each map, a list of K dicts.
@@ -406,8 +323,7 @@ class SOMEnsemble(SaveLoadMixin, PerMapMixin, BaseEstimator):
                     if isinstance(value, np.generic):
                         value = value.item()
                 p[name] = value
-            init = self.init
-            p["init"] = init if isinstance(init, str) or np.ndim(init) != 4 else np.asarray(init)[k]
+            p["init"] = np.asarray(self.init)[k] if self._per_map_init() else self.init
             out.append(p)
         return out
 
@@ -417,16 +333,16 @@ class SOMEnsemble(SaveLoadMixin, PerMapMixin, BaseEstimator):
         if is_listlike(spec) and any(isinstance(v, str) or np.ndim(v) > 0 for v in spec):
             raise ValueError(
                 f"all maps of a SOMEnsemble share one grid shape: grid_shape must be one "
-                f"(rows, cols) such as (10, 10), got {spec!r}; fit one ensemble per grid shape"
+                f"(rows, cols) such as (10, 10) or (rows, cols, layers), got {spec!r}; fit one "
+                "ensemble per grid shape"
             )
-        rows, cols = parse_grid(spec)
+        grid = make_grid(spec, self.topology, self.toroidal)
         params = self.get_map_params()
         for k, p in enumerate(params):
             try:
                 SOM(**p)._validate_params()
             except ValueError as exc:
                 raise type(exc)(f"map {k}: {exc}") from None
-        grid = Grid(rows, cols, self.topology, bool(self.toroidal))
         return params, grid, resolve_device(self.device), resolve_dtype(self.dtype)
 
     @staticmethod
@@ -457,7 +373,7 @@ class SOMEnsemble(SaveLoadMixin, PerMapMixin, BaseEstimator):
             rows, cols = np.shape(X)
             if self.mode != "batch":
                 rows = min(rows, int(self.batch_size))
-            nodes = math.prod(parse_grid(self.grid_shape)) * len(self.get_map_params())
+            nodes = math.prod(parse_grid_shape(self.grid_shape)) * len(self.get_map_params())
             work = 2.0 * rows * nodes * cols
         except Exception:
             work = float("inf")
@@ -492,16 +408,12 @@ class SOMEnsemble(SaveLoadMixin, PerMapMixin, BaseEstimator):
             self.distance,
             missing=False,
             row_blocks=False,
-            block_elements=_budgets(dev)[1],
-            budget=_budgets(dev)[0],
+            block_elements=_block_elements(dev),
             # the point every epoch centres its distances on (SOM's: the initial map's mean)
             refs=map_references(W),
         )
         ctx = {
-            "coords": coords,
-            "periods": grid.periods(),
             "grid": grid,
-            "budgets": _budgets(dev),
             "sched": self._schedules(params, grid),
             "gens": gens,
             "refs": kern.refs,
@@ -514,7 +426,6 @@ class SOMEnsemble(SaveLoadMixin, PerMapMixin, BaseEstimator):
         bar = progress(
             range(self.epochs), bool(self.verbose), desc=f"SOMEnsemble x{K}", unit="epoch"
         )
-        last = None
         for epoch in bar:
             if self.mode == "batch":
                 W, metrics = self._batch_epoch(Xt, W, epoch, ctx, hist)
@@ -523,15 +434,15 @@ class SOMEnsemble(SaveLoadMixin, PerMapMixin, BaseEstimator):
                     hist["topographic_error"].append(metrics[1])
             else:
                 W = self._minibatch_epoch(Xt, W, epoch, ctx, hist)
-                final = epoch == self.epochs - 1
-                last = self._evaluate(Xt, W, kk, ctx, labels=final, refs=None if final else "fit")
-                hist["quantization_error"].append(last[0])
-                hist["topographic_error"].append(last[1])
-        if last is None:
-            last = self._evaluate(Xt, W, kk, ctx)
-            hist["quantization_error"].append(last[0])
-            hist["topographic_error"].append(last[1])
-        qe, te, labels = last
+                # the map after the epoch, centred on the fit's references (as SOM measures it)
+                qe, te, _ = self._evaluate(Xt, W, kk, ctx, labels=False, refs="fit")
+                hist["quantization_error"].append(qe)
+                hist["topographic_error"].append(te)
+        # the final map, centred on its own references (SOM's final pass)
+        qe, te, labels = self._evaluate(Xt, W, kk, ctx)
+        if self.mode == "batch":
+            hist["quantization_error"].append(qe)
+            hist["topographic_error"].append(te)
         ok = (torch.isfinite(W).flatten(1).all(1) & torch.isfinite(qe)).tolist()
         for k in (k for k, good in enumerate(ok) if not good):
             try:
@@ -557,7 +468,7 @@ class SOMEnsemble(SaveLoadMixin, PerMapMixin, BaseEstimator):
         (SOM's rules, from one :class:`~somlab.som._init.ArrayStatistics` of ``X``)."""
         K, N, m = len(params), grid.n_nodes, X.shape[1]
         stats = ArrayStatistics(X)
-        if shared_gen and not (not isinstance(self.init, str) and np.ndim(self.init) == 4):
+        if shared_gen and not self._per_map_init():
             W0 = initial_weights(params[0]["init"], stats, grid, gens[0])
             return W0.reshape(1, N, m).expand(K, N, m).clone()
         gens = gens if not shared_gen else gens * K
@@ -602,16 +513,12 @@ class SOMEnsemble(SaveLoadMixin, PerMapMixin, BaseEstimator):
 
         ``refs="fit"``: centre on the fit's references (a history entry, as SOM measures it);
         None: on ``W``'s own (the final map, as ``predict`` does)."""
-        K, n = W.shape[0], X.shape[0]
         metrics = _RunningMetrics(ctx["grid"])
-        out = np.empty((K, n), dtype=np.int64) if labels else None
         refs = ctx["refs"] if refs == "fit" else None
-        for s, e, idx, dist in _iter_winners(X, W, self.distance, kk, ctx["budgets"][0], refs):
-            metrics.add(dist, idx)
-            if labels:
-                out[:, s:e] = idx[..., 0].cpu().numpy()
+        idx, dist = map_winners(X, W, self.distance, kk, refs)
+        metrics.add(dist, idx)
         qe, te = metrics.means()
-        return qe, te, out
+        return qe, te, idx[..., 0].cpu().numpy() if labels else None
 
     # ------------------------------------------------------------------ inference
     def _prepare(self, X):
@@ -620,15 +527,8 @@ class SOMEnsemble(SaveLoadMixin, PerMapMixin, BaseEstimator):
         Xt = self._tensor(X, False, dev, dt)
         K = self.weights_.shape[0]
         W = as_tensor(self.weights_.reshape(K, -1, self.weights_.shape[-1]), dt, dev)
-        rows, cols = self.weights_.shape[1:3]
-        grid = Grid(rows, cols, self.topology, bool(self.toroidal))
-        ctx = {
-            "coords": grid.coordinates(torch.float64, dev),
-            "periods": grid.periods(),
-            "grid": grid,
-            "budgets": _budgets(dev),
-        }
-        return Xt, W, ctx
+        grid = make_grid(self.weights_.shape[1:-1], self.topology, self.toroidal)
+        return Xt, W, {"grid": grid}
 
     def predict(self, X) -> np.ndarray:
         """Best-matching unit of each sample in each map, shape (K, n_samples)."""

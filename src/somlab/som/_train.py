@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 
 from ..core.distances import best_matching_units
 from ..core.grids import Grid, grid_distance
-from ..core.updates import sequential_steps, spread, winner_sums
+from ..core.updates import grid_table, sequential_steps, spread, winner_sums
 from ._sources import _chunk_bmus
 
 # ---------------------------------------------------------------------- epochs
@@ -47,6 +48,13 @@ class _Kernels:
     def n_nodes(self) -> int:
         return self.grid.n_nodes
 
+    @cached_property
+    def table(self):
+        """The grid's :func:`~somlab.core.updates.grid_table` for ``fn``, built on the first
+        spread and kept for the fit (every epoch's neighbourhood comes from it); None on maps
+        too large for one (each epoch then works from the coordinates)."""
+        return grid_table(self.coords, self.fn, self.periods)
+
     def winners(self, X, W, metrics=None) -> torch.Tensor:
         """Best-matching unit of each row of ``X`` (``[rows]``); ``metrics`` also gets the
         rows' distances and second-best units (QE and TE of ``W``)."""
@@ -68,7 +76,9 @@ class _Kernels:
                 C = C.expand(*C.shape[:-1], m)
             both = reduce(torch.cat([S, C], -1))
             S, C = both[..., :m], both[..., m:]
-        return spread(self.coords, S, C, self.fn, sigma, self.periods, self.block_elements)
+        return spread(
+            self.coords, S, C, self.fn, sigma, self.periods, self.block_elements, self.table
+        )
 
 
 def _batch_epoch(kern: _Kernels, chunks, W, sigma, metrics=None, reduce=None):
