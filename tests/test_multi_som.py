@@ -295,3 +295,19 @@ def test_radius_cut_off_per_map_equals_separate_soms(mode):
     np.testing.assert_array_equal(shared.weights_[1], ens.weights_[1])
     with pytest.raises(ValueError, match="map 0: radius"):
         SOMEnsemble((5, 6), neighbourhood="winner", radius=1.0).fit(X)
+
+
+def test_winner_only_maps_record_sigma_zero_as_som_does():
+    """neighbourhood="winner" has no sigma: SOM records 0 in its history, and so does each
+    map of an ensemble (it once recorded the default sigma, half the longest grid axis)."""
+    from somlab import SOM
+    from somlab.som._multi import SOMEnsemble
+
+    X = np.random.default_rng(3).random((120, 3)).astype(np.float32)
+    kw = dict(neighbourhood="winner", epochs=3, mode="batch", random_state=0)
+    ens = SOMEnsemble((4, 5), learning_rate=[0.5, 0.3], **kw).fit(X)
+    for k, lr in enumerate([0.5, 0.3]):
+        som = SOM((4, 5), learning_rate=lr, **kw).fit(X)
+        assert np.all(np.asarray(ens.history_["sigma"])[k] == 0.0)
+        assert som.history_["sigma"] == [0.0, 0.0, 0.0]
+        np.testing.assert_array_equal(ens.to_soms()[k].weights_, som.weights_)

@@ -43,7 +43,7 @@ from ..core.schedules import decay
 from ..persistence import SaveLoadMixin
 from ._checks import _check_training, check_fit_memory, checked_tensor
 from ._init import ArrayStatistics, initial_weights
-from ._som import SOM
+from ._som import SOM, schedule_ends
 from ._sources import InMemory, Rows
 from ._train import _batch_epoch as batch_epoch
 from ._train import _Kernels, _RunningMetrics
@@ -350,10 +350,7 @@ class SOMEnsemble(SaveLoadMixin, PerMapMixin, BaseEstimator):
         """Per map: (sigma start, end, decay), (rate start, end, decay), as SOM._setup."""
         out = []
         for p in params:
-            s0 = float(p["sigma"]) if p["sigma"] is not None else max(grid.shape) / 2.0
-            s1 = float(p["sigma_end"]) if p["sigma_end"] is not None else min(1.0, s0)
-            r0 = float(p["learning_rate"])
-            r1 = float(p["learning_rate_end"]) if p["learning_rate_end"] is not None else r0 / 100
+            (s0, s1), (r0, r1) = schedule_ends(p, grid)
             out.append(((s0, s1, p["sigma_decay"]), (r0, r1, p["learning_rate_decay"])))
         return out
 

@@ -64,6 +64,20 @@ _PROTOTYPE_DERIVED = ("node_clusters_", "cluster_scores_")
 MODES = ("batch", "minibatch", "online")
 
 
+def schedule_ends(p: dict, grid: Grid):
+    """``((sigma start, end), (rate start, end))`` of a map with parameters ``p`` on ``grid``:
+    sigma defaults to half the longest axis, its end to ``min(1, start)``, the rate's end to
+    a hundredth of its start; winner-only training has sigma 0 throughout.  (SOM and each map
+    of SOMEnsemble.)"""
+    s0 = float(p["sigma"]) if p["sigma"] is not None else max(grid.shape) / 2.0
+    s1 = float(p["sigma_end"]) if p["sigma_end"] is not None else min(1.0, s0)
+    if p.get("neighbourhood") == "winner":  # no neighbourhood: sigma plays no part
+        s0 = s1 = 0.0
+    r0 = float(p["learning_rate"])
+    r1 = float(p["learning_rate_end"]) if p["learning_rate_end"] is not None else r0 / 100
+    return (s0, s1), (r0, r1)
+
+
 class SOM(MapAnalysisMixin, SaveLoadMixin, TransformerMixin, BaseEstimator):
     """Kohonen Self-Organizing Map.
 
@@ -260,13 +274,8 @@ class SOM(MapAnalysisMixin, SaveLoadMixin, TransformerMixin, BaseEstimator):
         grid = self.grid_
         dev = resolve_device(self.device)
         dt = resolve_dtype(self.dtype)
-        sigma0 = float(self.sigma) if self.sigma is not None else max(grid.shape) / 2.0
-        sigma1 = float(self.sigma_end) if self.sigma_end is not None else min(1.0, sigma0)
-        if self.neighbourhood == "winner":  # no neighbourhood: sigma plays no part
-            sigma0 = sigma1 = 0.0
-        lr0 = float(self.learning_rate)
-        lr1 = float(self.learning_rate_end) if self.learning_rate_end is not None else lr0 / 100
-        return grid, dev, dt, (sigma0, sigma1), (lr0, lr1)
+        sigmas, rates = schedule_ends(self.get_params(), grid)
+        return grid, dev, dt, sigmas, rates
 
     def _validate_params(self):
         super()._validate_params()
