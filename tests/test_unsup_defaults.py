@@ -39,12 +39,38 @@ def test_default_merges_nodes(cls, blobs):
     win = _clusters.winners(torch.as_tensor(X), m.prototypes_, m.relevances_, dist)
     for j in np.unique(win):
         assert nc[j] == np.bincount(merged[win == j], minlength=k).argmax()
+    # a model saved before clusters had centres (node_clusters_ only): each row its winning
+    # node's merged cluster, not the bare node id
     m.__dict__.pop("cluster_centers_")
-    nodes = m.predict_cluster(X)
-    np.testing.assert_array_equal(nodes, win)  # without centres: each node its own cluster
+    np.testing.assert_array_equal(m.predict_cluster(X), nc[win])
     # on three well separated blobs the merge finds them (the nodes alone do not)
     assert k == 3 and clustering_error(y, merged) > 0.95
-    assert clustering_error(y, nodes) < clustering_error(y, merged)
+    assert clustering_error(y, win) < clustering_error(y, merged)
+
+
+def test_constant_data_fits_quietly():
+    """All columns constant: one point, no partition and no k-means warnings."""
+    import warnings
+
+    X = np.full((100, 3), 0.5, np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        m = LARFDSSOM(random_state=0).fit(X)
+    assert "cluster_centers_" not in m.__dict__
+    assert (m.predict(X) >= -1).all() and _clusters.gap_reference(X.astype(np.float64)) == {}
+
+
+def test_gap_reference_only_when_a_map_has_partitions(monkeypatch):
+    """Maps with fewer than three nodes that won rows need no gap reference."""
+    calls = []
+    real = _clusters.gap_reference
+    monkeypatch.setattr(
+        _clusters, "gap_reference", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
+    X = np.random.default_rng(0).normal(size=(60, 2)).astype(np.float32) * 1e-3 + 0.5
+    m = LARFDSSOM(random_state=0).fit(X)
+    assert (len(calls) == 0) == ("cluster_centers_" not in m.__dict__)
+    assert len(calls) <= 1
 
 
 def test_noise_stays_noise(blobs):

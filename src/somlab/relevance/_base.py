@@ -339,7 +339,11 @@ class RelevanceMapBase(SaveLoadMixin, BaseEstimator):
         return self._decide(X)[0]
 
     def predict_cluster(self, X):
-        """Node id (cluster) of each sample; −1 for noise when ``filter_noise``."""
+        """Cluster of each sample; −1 for noise when ``filter_noise``.
+
+        The winning node's id, except for a model fitted with no label and its defaults
+        (LARFDSSOM(), SSSOM(), BatchSSSOM()): there the id of the merged cluster, an index
+        into ``cluster_centers_`` (relevance/_clusters.py), not into ``prototypes_``."""
         return self._decide(X)[1]
 
     def fit_predict(self, X, y=None):

@@ -107,7 +107,10 @@ def merge_nodes(P, X, win, seed: int = 0, kmax: int = MAX_CLUSTERS):
     ``N_INIT`` seeded starts), then Lloyd's iterations on the rows from the merged clusters'
     row means.  Empty when fewer than three nodes won samples.
     """
+    import warnings
+
     from sklearn.cluster import KMeans
+    from sklearn.exceptions import ConvergenceWarning
 
     K = P.shape[0]
     counts = np.bincount(win, minlength=K)
@@ -117,7 +120,9 @@ def merge_nodes(P, X, win, seed: int = 0, kmax: int = MAX_CLUSTERS):
         return out
     Pu = P[used].astype(np.float64)
     for k in range(2, min(kmax, used.size - 1) + 1):
-        km = KMeans(k, n_init=N_INIT, random_state=seed).fit(Pu, sample_weight=counts[used])
+        with warnings.catch_warnings():  # fewer distinct prototypes than k: no partition
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            km = KMeans(k, n_init=N_INIT, random_state=seed).fit(Pu, sample_weight=counts[used])
         node = np.full(K, -1, dtype=np.int64)
         node[used] = km.labels_
         lab = node[win]
@@ -125,7 +130,9 @@ def merge_nodes(P, X, win, seed: int = 0, kmax: int = MAX_CLUSTERS):
         if ids.size != k:
             continue
         centres = np.stack([X[lab == c].mean(0) for c in ids])
-        rows = KMeans(k, init=centres, n_init=1).fit(X)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            rows = KMeans(k, init=centres, n_init=1).fit(X)
         if np.unique(rows.labels_).size == k:
             out[k] = (rows.cluster_centers_, rows.labels_.astype(np.int64), float(rows.inertia_))
     return out
@@ -135,19 +142,26 @@ def gap_reference(X, seed: int = 0, kmax: int = MAX_CLUSTERS) -> dict:
     """``{k: (E log W_k, s_k)}`` of the gap statistic (Tibshirani, Walther & Hastie 2001):
     k-means (one start) on ``GAP_REFS`` uniform samples of the rows' bounding box, with
     ``s_k = sd(log W_k) sqrt(1 + 1/B)``; W_k of a subset scaled to ``len(X)`` rows."""
+    import warnings
+
     from sklearn.cluster import KMeans
+    from sklearn.exceptions import ConvergenceWarning
 
     n = X.shape[0]
     rng = np.random.default_rng(seed)
     r = min(n, SILHOUETTE_ROWS)
     lo, hi = X.min(0), X.max(0)
+    if not (hi > lo).any():  # every column constant: one point, nothing to compare with
+        return {}
     logw = {k: [] for k in range(2, kmax + 1)}
     for b in range(GAP_REFS):
         R = rng.uniform(lo, hi, size=(r, X.shape[1]))
         for k in logw:
             if k >= r:
                 continue
-            inertia = KMeans(k, n_init=1, random_state=b).fit(R).inertia_
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                inertia = KMeans(k, n_init=1, random_state=b).fit(R).inertia_
             logw[k].append(np.log(max(inertia, 1e-300) * n / r))
     return {
         k: (float(np.mean(v)), float(np.std(v) * np.sqrt(1 + 1 / GAP_REFS)))
@@ -224,14 +238,17 @@ _MAP = (
 )
 
 
-def _candidate(m, X: torch.Tensor, Xd: np.ndarray, distance: str, seed: int, ref: dict):
+def _candidate(m, X: torch.Tensor, Xd: np.ndarray, distance: str, seed: int, ref):
     """``(silhouette, k, centres, labels, {k: gap}, winners)`` of a fitted map's chosen
-    partition, or None when the map has fewer than three nodes that won rows."""
+    partition, or None when the map has fewer than three nodes that won rows.  ``ref()``
+    gives the gap statistic's reference (computed once, when a map first has partitions)."""
     if m.n_nodes_ == 0:
         return None
     win = winners(X, m.prototypes_, m.relevances_, distance)
     parts = merge_nodes(m.prototypes_, Xd, win, seed)
-    k, gaps, sil = choose_k(parts, ref, Xd, seed)
+    if not parts:
+        return None
+    k, gaps, sil = choose_k(parts, ref(), Xd, seed)
     if k is None:
         return None
     centres, labels, _ = parts[k]
@@ -259,7 +276,13 @@ def store(est, X: np.ndarray | None, distance: str) -> None:
     Xn = np.asarray(X)
     X = torch.from_numpy(Xn)
     Xd = Xn.astype(np.float64)
-    ref = gap_reference(Xd, seed)
+    cache = {}
+
+    def ref():
+        if "ref" not in cache:
+            cache["ref"] = gap_reference(Xd, seed)
+        return cache["ref"]
+
     best, best_at, best_m = _candidate(est, X, Xd, distance, seed, ref), float(est.at), None
     for at in AT_CANDIDATES[1:]:
         if at == est.at:
@@ -287,7 +310,8 @@ def store(est, X: np.ndarray | None, distance: str) -> None:
     relabel = np.empty(k, dtype=np.int64)
     relabel[order] = np.arange(k)
     est.cluster_centers_ = centres[order].astype(np.float32)
-    est.node_clusters_ = relabel[nc]
+    # each node's majority on the new ids (ties: the lower new id)
+    est.node_clusters_ = node_majority(est.prototypes_, win, relabel[labels], k)
     est.cluster_scores_ = {str(q): float(v) for q, v in gaps.items()}
     est.cluster_at_ = best_at
 
@@ -305,8 +329,15 @@ def apply(est, pred: np.ndarray, node: np.ndarray, X: np.ndarray):
     """``pred, node`` of ``_decide`` for rows ``X`` with every non-noise row given its
     nearest cluster centre (only for a label-free model that has ``cluster_centers_``;
     −1 stays −1)."""
-    centres = est.__dict__.get("cluster_centers_")
-    if centres is None or est.supervised_:
+    if est.supervised_:
         return pred, node
+    centres = est.__dict__.get("cluster_centers_")
+    if centres is None:
+        nc = est.__dict__.get("node_clusters_")
+        if nc is None:
+            return pred, node
+        # a model saved before clusters had centres: its nodes' merged clusters
+        merged = np.where(node >= 0, nc[np.maximum(node, 0)], -1)
+        return merged.copy(), merged
     merged = np.where(node >= 0, nearest_centre(X, centres), -1)
     return merged.copy(), merged

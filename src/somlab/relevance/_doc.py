@@ -71,6 +71,16 @@ ATTRIBUTES = """
         Labels seen in ``fit``.
     history_ : dict
         Nodes after each epoch, insertions, removals and windows.
+    cluster_centers_ : ndarray (n_clusters, n_features)
+        Only after a fit with no label and the default Table I parameters
+        (relevance/_clusters.py): the merged clusters' row means; ``predict`` and
+        ``predict_cluster`` give each row its nearest centre's index (−1 for noise).
+    node_clusters_ : ndarray (n_nodes,)
+        Same condition: the cluster most of each node's training rows fall in (for display).
+    cluster_scores_ : dict
+        Same condition: the gap statistic of each number of clusters tried on the kept map.
+    cluster_at_ : float
+        Same condition: the ``at`` of the kept map (the default, 0.95 or 0.97).
 """
 
 DECISION = """

@@ -31,6 +31,10 @@ class SSSOM(_auto.DecisionMixin, ClassifierMixin, RelevanceMapBase):
 SSSOM.__doc__ = (
     """SS-SOM (semi-supervised self-organizing map with relevance learning, online).
 
+    Fitted with no label and the default Table I parameters, it clusters the rows from its
+    merged prototypes as ``LARFDSSOM()`` and ``BatchSSSOM()`` do (relevance/_clusters.py;
+    ``cluster_centers_``; ``predict`` then gives cluster ids).
+
     Parameters
     ----------
 """
