@@ -402,6 +402,9 @@ def best_matching_units(
         return idx, dist
     if ref is None:
         ref = reference_point(W)
+    mod = _kernel_for(X, W, k, node_mask, ref)
+    if mod:
+        return _bmu_compiled(mod, X, W, metric, k, node_mask, ref)
     # |wc|^2 - 2 xc.wc of centred data scaled by sc (centred()), a cache block of rows at a
     # time into one reused buffer: no [n, m] or [n, k] temporary, whose fresh pages cost more
     # than the arithmetic.  |xc|^2 is added to the chosen units only (it does not change a
@@ -433,6 +436,96 @@ def best_matching_units(
         if r == 0:
             dv = _refine_rows(dv, x_sq, w_sq, wc, idx[:, 0], lambda b: (X[b] - ref).mul_(sc))
         dist[:, r] = dv.sqrt_().div_(sc) if metric == "euclidean" else dv.div_(sc).div_(sc)
+    return idx, dist
+
+
+_WINNERS: list = []  # [the compiled row loops (core/_winners.pyx), or None where not built]
+
+
+def _winners_module():
+    """The compiled row loops, imported at the first winner search (not at ``import somlab``);
+    None where the extension is not built (the torch loops below are used then)."""
+    if not _WINNERS:
+        try:
+            from somlab.core import _winners
+        except ImportError:  # a source tree without build_ext
+            _winners = None
+        _WINNERS.append(_winners)
+    return _WINNERS[0]
+
+
+def _kernel_for(X, W, k, node_mask, ref):
+    """The compiled module where it applies to this call (CPU, float32/64 of one dtype,
+    contiguous rows, no autograd, k <= its MAXK, at least one sample and active node), else
+    None."""
+    if (
+        X.device.type != "cpu"
+        or X.dtype not in (torch.float32, torch.float64)
+        or W.dtype != X.dtype
+        or ref.dtype != X.dtype
+        or W.device.type != "cpu"
+        or X.dim() != 2
+        or X.shape[0] == 0
+        or X.shape[1] == 0
+        or not X.is_contiguous()
+        or X.requires_grad
+        or W.requires_grad
+    ):
+        return None
+    mod = _winners_module()
+    if mod is None or k > mod.MAXK:
+        return None
+    if node_mask is not None and not bool(node_mask.any()):
+        return None
+    return mod
+
+
+def _bmu_compiled(mod, X, W, metric, k, node_mask, ref):
+    """:func:`best_matching_units`' (sq)euclidean search with the compiled row loops: per cache
+    block of samples, ``centre`` (``xb = (x - ref) sc``, ``|xb|^2``), torch's ``mm`` of
+    ``xb.wc`` into one reused buffer, ``rank`` (the k first minima of ``|wc|^2 - 2 xb.wc``, their
+    distances, the winner's refined).  The scale's column ranges come from one compiled pass.  Same centring, scale, ranking and refinement as the torch loops;
+    inactive nodes are left out of the product (their columns are not computed)."""
+    n, m = X.shape
+    f32 = X.dtype == torch.float32
+    lo = torch.full((m,), math.inf, dtype=X.dtype)
+    hi = torch.full((m,), -math.inf, dtype=X.dtype)
+    probe = torch.empty(m, dtype=X.dtype)
+    if mod.colrange(f32, X.data_ptr(), n, m, lo.data_ptr(), hi.data_ptr(), probe.data_ptr()):
+        sc = 1.0  # a NaN or an infinity in X: as _centred_scale (a non-finite range)
+    else:
+        sc = _pow2_scale(torch.stack([hi - ref, lo - ref]), W - ref)  # = _centred_scale
+    wc = W - ref
+    if sc != 1.0:
+        wc.mul_(sc)
+    amap = 0
+    if node_mask is not None and not bool(node_mask.all()):
+        active = torch.nonzero(node_mask).squeeze(1)
+        wc = wc.index_select(0, active)
+        amap = active.data_ptr()
+    wc = wc.contiguous()
+    w_sq = (wc * wc).sum(1)
+    wt = wc.T
+    n_act = wc.shape[0]
+    ref = ref.contiguous()
+    idx = torch.empty(n, k, dtype=torch.long)
+    dist = torch.empty(n, k, dtype=X.dtype)
+    inner = max(1, min(n, _block_rows(n_act, m)))
+    buf = torch.empty(inner, n_act, dtype=X.dtype)
+    xbuf = torch.empty(inner, m, dtype=X.dtype)
+    x_sq = torch.empty(inner, dtype=X.dtype)
+    pX, pref, pxb, pxsq = X.data_ptr(), ref.data_ptr(), xbuf.data_ptr(), x_sq.data_ptr()
+    pbuf, pwsq, pwc = buf.data_ptr(), w_sq.data_ptr(), wc.data_ptr()
+    pidx, pdist, size = idx.data_ptr(), dist.data_ptr(), X.element_size()
+    root = metric == "euclidean"
+    for s in range(0, n, inner):
+        rows = min(inner, n - s)
+        mod.centre(f32, pX + s * m * size, rows, m, pref, sc, pxb, pxsq)
+        torch.mm(xbuf[:rows], wt, out=buf[:rows])  # rank forms |wc|^2 - 2 xb.wc from it
+        mod.rank(
+            f32, pbuf, rows, n_act, k, amap, pxsq, pwsq, pxb, pwc, m, sc, REFINE_SHARE, root,
+            pidx + s * k * 8, pdist + s * k * size,
+        )
     return idx, dist
 
 

@@ -1,0 +1,84 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# cython: initializedcheck=False, nonecheck=False
+"""The compiled row loops of the (sq)euclidean winner search (core.distances.best_matching_units).
+
+:func:`colrange` (the centring scale's column ranges) once, then two calls per cache block of samples, around torch's matrix product of the block:
+
+* :func:`centre`: ``xb = (x - ref) * sc`` and ``|xb|^2`` of the block's rows, one pass;
+* :func:`rank`: the ``kk`` first minima of each row of ``d = |wc|^2 - 2 xb.wc`` (from the
+  product ``xb.wc``, formed as torch's ``addmm`` would form d; ties to the
+  lowest index, NaN first: what torch.argmin gives, unit after unit), then their distances, the
+  best unit's refined in the direct form where the expansion cancelled (see _winners.h).
+
+Arguments are raw addresses (``tensor.data_ptr()``) of contiguous CPU tensors of one dtype
+(float32: ``f32 = 1``, else float64), checked by the caller; the loops run without the GIL.
+"""
+
+from libc.stdint cimport int64_t
+
+
+cdef extern from "_winners.h" nogil:
+    int SOMLAB_MAXK
+    int somlab_colrange_f32(const float* X, int64_t rows, int64_t m, float* lo, float* hi,
+                            float* probe)
+    int somlab_colrange_f64(const double* X, int64_t rows, int64_t m, double* lo, double* hi,
+                            double* probe)
+    void somlab_centre_f32(const float* X, int64_t rows, int64_t m, const float* ref, float sc,
+                           float* xb, float* xsq)
+    void somlab_centre_f64(const double* X, int64_t rows, int64_t m, const double* ref,
+                           double sc, double* xb, double* xsq)
+    void somlab_rank_f32(const float* D, int64_t rows, int64_t n, int kk, const int64_t* amap,
+                         const float* xsq, const float* wsq, const float* xb, const float* wc,
+                         int64_t m, float sc, float share, int root, int64_t* idx, float* dist)
+    void somlab_rank_f64(const double* D, int64_t rows, int64_t n, int kk, const int64_t* amap,
+                         const double* xsq, const double* wsq, const double* xb,
+                         const double* wc, int64_t m, double sc, double share, int root,
+                         int64_t* idx, double* dist)
+
+MAXK = SOMLAB_MAXK
+
+
+def colrange(bint f32, size_t X, int64_t rows, int64_t m, size_t lo, size_t hi, size_t probe):
+    """Column minima and maxima of ``X [rows, m]`` into ``lo``/``hi [m]`` (preset to +inf /
+    -inf); ``probe [m]`` is scratch.  True where ``X`` holds a NaN or an infinity."""
+    cdef int bad
+    with nogil:
+        if f32:
+            bad = somlab_colrange_f32(<const float*>X, rows, m, <float*>lo, <float*>hi,
+                                      <float*>probe)
+        else:
+            bad = somlab_colrange_f64(<const double*>X, rows, m, <double*>lo, <double*>hi,
+                                      <double*>probe)
+    return bool(bad)
+
+
+def centre(bint f32, size_t X, int64_t rows, int64_t m, size_t ref, double sc, size_t xb,
+           size_t xsq):
+    """``xb[r] = (X[r] - ref) * sc``, ``xsq[r] = |xb[r]|^2`` for ``r < rows`` (row length m)."""
+    with nogil:
+        if f32:
+            somlab_centre_f32(<const float*>X, rows, m, <const float*>ref, <float>sc,
+                              <float*>xb, <float*>xsq)
+        else:
+            somlab_centre_f64(<const double*>X, rows, m, <const double*>ref, sc,
+                              <double*>xb, <double*>xsq)
+
+
+def rank(bint f32, size_t D, int64_t rows, int64_t n, int kk, size_t amap, size_t xsq,
+         size_t wsq, size_t xb, size_t wc, int64_t m, double sc, double share, bint root,
+         size_t idx, size_t dist):
+    """The ``kk`` first minima of the rows ``wsq - 2 D`` of ``D [rows, n]`` into ``idx``/``dist [rows, kk]``
+    (node indices through ``amap [n]`` unless it is 0; distances as _winners.h says)."""
+    if kk < 1 or kk > SOMLAB_MAXK:
+        raise ValueError(f"kk must be in [1, {SOMLAB_MAXK}], got {kk}")
+    with nogil:
+        if f32:
+            somlab_rank_f32(<const float*>D, rows, n, kk, <const int64_t*>amap,
+                            <const float*>xsq, <const float*>wsq, <const float*>xb,
+                            <const float*>wc, m, <float>sc, <float>share, root,
+                            <int64_t*>idx, <float*>dist)
+        else:
+            somlab_rank_f64(<const double*>D, rows, n, kk, <const int64_t*>amap,
+                            <const double*>xsq, <const double*>wsq, <const double*>xb,
+                            <const double*>wc, m, sc, share, root, <int64_t*>idx,
+                            <double*>dist)
