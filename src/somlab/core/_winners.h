@@ -13,6 +13,7 @@
 #define SOMLAB_WINNERS_H
 #include <math.h>
 #include <stdint.h>
+#include <string.h>
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
 #define SOMLAB_WCLONES __attribute__((target_clones("avx2", "default")))
@@ -26,32 +27,16 @@
 /* a before b in argmin's order (a smaller, or a NaN where b is not) */
 #define SOMLAB_BETTER(a, b) ((a) < (b) || ((a) != (a) && (b) == (b)))
 
-/* per lane: x (indices ci) into the lane's two first minima (m1, i1), (m2, i2); strict < keeps
- * the lowest index of equal values, as the lanes run in index order */
-#define SOMLAB_LANE_TOP2(SFX, x, ci, m1, i1, m2, i2)                                            \
-    do {                                                                                         \
-        const somlab_m_##SFX lt1 = (x) < (m1), lt2 = (x) < (m2);                                 \
-        m2 = somlab_sel_##SFX(lt1, m1, somlab_sel_##SFX(lt2, x, m2));                            \
-        i2 = (lt1 & (i1)) | (~lt1 & ((lt2 & (ci)) | (~lt2 & (i2))));                             \
-        m1 = somlab_sel_##SFX(lt1, x, m1);                                                       \
-        i1 = (lt1 & (ci)) | (~lt1 & (i1));                                                       \
-    } while (0)
-
-#define SOMLAB_WINNERS_DEFINE(T, IT, SFX)                                                        \
-    /* 32-byte GCC vectors (two SSE registers in the default clone, one AVX in the avx2 one) */  \
-    typedef T somlab_v_##SFX __attribute__((vector_size(32), aligned(sizeof(T)), may_alias));   \
-    typedef IT somlab_m_##SFX __attribute__((vector_size(32), aligned(sizeof(T)), may_alias));  \
-    enum { SOMLAB_VL_##SFX = 32 / sizeof(T) };                                                   \
-    /* a where mask else b */                                                                    \
-    static inline somlab_v_##SFX somlab_sel_##SFX(somlab_m_##SFX mask, somlab_v_##SFX a,         \
-                                                  somlab_v_##SFX b) {                            \
-        return (somlab_v_##SFX)(((somlab_m_##SFX)a & mask) | ((somlab_m_##SFX)b & ~mask));       \
+#define SOMLAB_WINNERS_DEFINE(T, IT, SQRT, SFX)                                                        \
+    /* 32-byte GCC vectors for the candidates' compare (two SSE registers in the default clone) */\
+    typedef T somlab_v_##SFX __attribute__((vector_size(32), aligned(sizeof(T)), may_alias));    \
+    typedef IT somlab_m_##SFX __attribute__((vector_size(32), aligned(sizeof(T)), may_alias));   \
+    static inline int somlab_any_##SFX(somlab_m_##SFX h) {                                       \
+        uint64_t u[4];                                                                           \
+        memcpy(u, &h, sizeof u);                                                                 \
+        return ((u[0] | u[1]) | (u[2] | u[3])) != 0;                                             \
     }                                                                                            \
-    static inline int somlab_any_##SFX(somlab_m_##SFX mask) {                                    \
-        IT acc = 0;                                                                              \
-        for (int l = 0; l < SOMLAB_VL_##SFX; l++) acc |= mask[l];                                \
-        return acc != 0;                                                                         \
-    }                                                                                            \
+                                                                                                 \
     /* xb[r] = (X[r] - ref) * sc and xsq[r] = |xb[r]|^2 (summed in float64 over 8 lanes) */      \
     SOMLAB_WCLONES                                                                                \
     static void somlab_centre_##SFX(const T *restrict X, int64_t rows, int64_t m,                \
@@ -111,109 +96,14 @@
         jj[p] = j;                                                                               \
     }                                                                                            \
                                                                                                  \
-    /* (x, j) into the two best pairs (v, jj) in (value, index) order: values without NaN */     \
-    static inline void somlab_lex2_##SFX(T x, int64_t j, T *v, int64_t *jj) {                    \
-        if (x < v[0] || (x == v[0] && j < jj[0])) {                                              \
-            v[1] = v[0];                                                                         \
-            jj[1] = jj[0];                                                                       \
-            v[0] = x;                                                                            \
-            jj[0] = j;                                                                           \
-        } else if (x < v[1] || (x == v[1] && j < jj[1])) {                                       \
-            v[1] = x;                                                                            \
-            jj[1] = j;                                                                           \
-        }                                                                                        \
-    }                                                                                            \
-                                                                                                 \
-    /* The chunked insertion scan of the row values d_j = wsq[j] - 2 p[j], j < n: a chunk is     \
-     * looked at value by value when one of its values could enter the list (!(d >= thr)). */    \
-    static inline void somlab_scan_##SFX(const T *restrict p, const T *restrict wsq, int64_t n,  \
-                                         int kk, T thr0, int le, T *v, int64_t *jj) {            \
-        int64_t c = 0;                                                                           \
-        for (; c + SOMLAB_CHUNK <= n; c += SOMLAB_CHUNK) {                                       \
-            const T thr = le ? thr0 : v[kk - 1];                                                 \
-            int hit = 0;                                                                         \
-            if (le) {                                                                            \
-                somlab_m_##SFX h = {0};                                                          \
-                for (int l = 0; l < SOMLAB_CHUNK; l += SOMLAB_VL_##SFX) {                        \
-                    const somlab_v_##SFX x = *(const somlab_v_##SFX *)(wsq + c + l) -            \
-                                             (T)2 * *(const somlab_v_##SFX *)(p + c + l);        \
-                    h |= x <= thr;                                                               \
-                }                                                                                \
-                hit = somlab_any_##SFX(h);                                                       \
-            } else                                                                               \
-                for (int l = 0; l < SOMLAB_CHUNK; l++)                                           \
-                    hit |= !((wsq[c + l] - (T)2 * p[c + l]) >= thr);                             \
-            if (hit)                                                                             \
-                for (int l = 0; l < SOMLAB_CHUNK; l++)                                           \
-                    somlab_insert_##SFX(wsq[c + l] - (T)2 * p[c + l], c + l, kk, v, jj);         \
-        }                                                                                        \
-        for (; c < n; c++) somlab_insert_##SFX(wsq[c] - (T)2 * p[c], c, kk, v, jj);              \
-    }                                                                                            \
-                                                                                                 \
-    /* The kk (<= SOMLAB_MAXK) first minima of the row values d_j = wsq[j] - 2 P[r, j] of       \
-     * P [rows, n] (xb . wc, row stride n; d as torch's addmm(wsq, xb, wc.T, alpha=-2) rounds  \
-     * it: 2 p is exact), then the distances: d2 = max(d + xsq, 0), the best unit's recomputed   \
-     * as |xb - wc_j|^2 where d2 < share (xsq + wsq_j) (cancellation), out sqrt(d2) / sc (root)  \
-     * or d2 / sc / sc.  amap (or NULL) maps a column to its node index; a slot no value filled  \
-     * (all left +inf) is node 0, as argmin of an all-inf row.                                   \
-     * kk <= 2 on a finite row: the per-lane two smallest values (32-byte vectors) give the kk-th     \
-     * smallest value t of the row; the values <= t, taken in index order, are the winners. */   \
-    SOMLAB_WCLONES                                                                                \
-    static void somlab_rank_##SFX(const T *restrict P, int64_t rows, int64_t n, int kk,          \
-                                  const int64_t *restrict amap, const T *restrict xsq,           \
-                                  const T *restrict wsq, const T *restrict xb,                   \
-                                  const T *restrict wc, int64_t m, T sc, T share, int root,      \
-                                  int64_t *restrict idx, T *restrict dist) {                     \
-        const T inf = (T)INFINITY;                                                               \
-        for (int64_t r = 0; r < rows; r++) {                                                     \
-            const T *restrict p = P + r * n;                                                     \
-            T v[SOMLAB_MAXK];                                                                    \
-            int64_t jj[SOMLAB_MAXK];                                                             \
-            for (int q = 0; q < kk; q++) {                                                       \
-                v[q] = inf;                                                                      \
-                jj[q] = -1;                                                                      \
-            }                                                                                    \
-            int done = 0;                                                                        \
-            if (kk <= 2) {                                                                       \
-                /* per lane, the two first minima (value, index) of its values, two sets of lanes */\
-                const somlab_v_##SFX vinf = inf - (somlab_v_##SFX){0};                           \
-                somlab_v_##SFX a1 = vinf, a2 = vinf, b1 = vinf, b2 = vinf, pr = {0};             \
-                somlab_m_##SFX ia1, ia2, ib1, ib2, ci, cj;                                       \
-                for (int l = 0; l < SOMLAB_VL_##SFX; l++) {                                      \
-                    ia1[l] = ia2[l] = ib1[l] = ib2[l] = -1;                                      \
-                    ci[l] = l;                                                                   \
-                    cj[l] = l + SOMLAB_VL_##SFX;                                                 \
-                }                                                                                \
-                int64_t c = 0;                                                                   \
-                for (; c + 2 * SOMLAB_VL_##SFX <= n; c += 2 * SOMLAB_VL_##SFX) {                 \
-                    const somlab_v_##SFX x = *(const somlab_v_##SFX *)(wsq + c) -                \
-                                             (T)2 * *(const somlab_v_##SFX *)(p + c);            \
-                    const somlab_v_##SFX y =                                                     \
-                        *(const somlab_v_##SFX *)(wsq + c + SOMLAB_VL_##SFX) -                   \
-                        (T)2 * *(const somlab_v_##SFX *)(p + c + SOMLAB_VL_##SFX);               \
-                    SOMLAB_LANE_TOP2(SFX, x, ci, a1, ia1, a2, ia2);                              \
-                    SOMLAB_LANE_TOP2(SFX, y, cj, b1, ib1, b2, ib2);                              \
-                    pr += x * (T)0;                                                              \
-                    pr += y * (T)0;                                                              \
-                    ci += 2 * SOMLAB_VL_##SFX;                                                   \
-                    cj += 2 * SOMLAB_VL_##SFX;                                                   \
-                }                                                                                \
-                T probe = 0;                                                                     \
-                for (int l = 0; l < SOMLAB_VL_##SFX; l++) probe += pr[l];                        \
-                if (probe == probe) { /* no NaN, no infinity in the lanes: merge them */         \
-                    for (int l = 0; l < SOMLAB_VL_##SFX; l++) {                                  \
-                        somlab_lex2_##SFX(a1[l], ia1[l], v, jj);                                 \
-                        somlab_lex2_##SFX(a2[l], ia2[l], v, jj);                                 \
-                        somlab_lex2_##SFX(b1[l], ib1[l], v, jj);                                 \
-                        somlab_lex2_##SFX(b2[l], ib2[l], v, jj);                                 \
-                    }                                                                            \
-                    if (kk == 1) jj[1] = -1;                                                     \
-                    for (; c < n; c++) /* the last columns, in index order */                    \
-                        somlab_insert_##SFX(wsq[c] - (T)2 * p[c], c, kk, v, jj);                 \
-                    done = 1;                                                                    \
-                }                                                                                \
-            }                                                                                    \
-            if (!done) somlab_scan_##SFX(p, wsq, n, kk, inf, 0, v, jj);                          \
+    /* row r's distances from its kk first minima (v, jj): d2 = max(v + xsq, 0), the best unit's \
+     * recomputed as |xb - wc_j|^2 where d2 < share (xsq + wsq_j) (cancellation), out sqrt(d2) / sc\
+     * (root) or d2 / sc / sc; node index amap[j] (amap NULL: j), node 0 for a slot left unfilled */\
+    static inline void somlab_finish_##SFX(int64_t r, int kk, const T *v, const int64_t *jj,     \
+                                           const int64_t *restrict amap, const T *restrict xsq,  \
+                                           const T *restrict wsq, const T *restrict xb,          \
+                                           const T *restrict wc, int64_t m, T sc, T share,       \
+                                           int root, int64_t *restrict idx, T *restrict dist) {  \
             for (int q = 0; q < kk; q++) {                                                       \
                 const int64_t j = jj[q];                                                         \
                 T d2 = v[q] + xsq[r];                                                            \
@@ -236,12 +126,203 @@
                              ((acc[4] + acc[5]) + (acc[6] + acc[7])));                           \
                 }                                                                                \
                 idx[r * kk + q] = j < 0 ? 0 : (amap ? amap[j] : j);                              \
-                dist[r * kk + q] = root ? (T)sqrt((double)d2) / sc : d2 / sc / sc;               \
+                dist[r * kk + q] = root ? SQRT(d2) / sc : d2 / sc / sc;                            \
             }                                                                                    \
+    }                                                                                            \
+                                                                                                 \
+    /* The insertion scan of the row values d_j = wsq[j] - 2 p[j], j < n, in index order.  le:   \
+     * only values <= thr0 can enter (thr0 is the kk-th smallest value): 32-byte vectors of them \
+     * are compared 8 at a time and looked at value by value where one is <= thr0.  Else a chunk \
+     * is looked at value by value when one of its values could enter the list (!(d >= kth)). */ \
+    static inline void somlab_scan_##SFX(const T *restrict p, const T *restrict wsq, int64_t n,  \
+                                         int kk, T thr0, int le, T *v, int64_t *jj) {            \
+        enum { VL = 32 / sizeof(T), BL = 8 * VL };                                               \
+        int64_t c = 0;                                                                           \
+        if (le) {                                                                                \
+            const somlab_v_##SFX tv = thr0 - (somlab_v_##SFX){0};                                \
+            for (; c + BL <= n; c += BL) {                                                       \
+                somlab_m_##SFX h[8];                                                             \
+                for (int s = 0; s < 8; s++) {                                                    \
+                    const somlab_v_##SFX x = *(const somlab_v_##SFX *)(wsq + c + s * VL) -       \
+                                             (T)2 * *(const somlab_v_##SFX *)(p + c + s * VL);   \
+                    h[s] = x <= tv;                                                              \
+                }                                                                                \
+                if (!somlab_any_##SFX(((h[0] | h[1]) | (h[2] | h[3])) |                          \
+                                      ((h[4] | h[5]) | (h[6] | h[7]))))                          \
+                    continue;                                                                    \
+                for (int s = 0; s < 8; s++)                                                      \
+                    if (somlab_any_##SFX(h[s]))                                                  \
+                        for (int l = s * VL; l < (s + 1) * VL; l++)                              \
+                            somlab_insert_##SFX(wsq[c + l] - (T)2 * p[c + l], c + l, kk, v, jj); \
+            }                                                                                    \
+            for (; c + VL <= n; c += VL) {                                                       \
+                const somlab_v_##SFX x = *(const somlab_v_##SFX *)(wsq + c) -                    \
+                                         (T)2 * *(const somlab_v_##SFX *)(p + c);                \
+                if (somlab_any_##SFX(x <= tv))                                                   \
+                    for (int l = 0; l < VL; l++)                                                 \
+                        somlab_insert_##SFX(wsq[c + l] - (T)2 * p[c + l], c + l, kk, v, jj);     \
+            }                                                                                    \
+        } else {                                                                                 \
+            for (; c + SOMLAB_CHUNK <= n; c += SOMLAB_CHUNK) {                                   \
+                const T thr = v[kk - 1];                                                         \
+                int hit = 0;                                                                     \
+                for (int l = 0; l < SOMLAB_CHUNK; l++)                                           \
+                    hit |= !((wsq[c + l] - (T)2 * p[c + l]) >= thr);                             \
+                if (hit)                                                                         \
+                    for (int l = 0; l < SOMLAB_CHUNK; l++)                                       \
+                        somlab_insert_##SFX(wsq[c + l] - (T)2 * p[c + l], c + l, kk, v, jj);     \
+            }                                                                                    \
+        }                                                                                        \
+        for (; c < n; c++) somlab_insert_##SFX(wsq[c] - (T)2 * p[c], c, kk, v, jj);              \
+    }                                                                                            \
+                                                                                                 \
+    /* The kk (<= SOMLAB_MAXK) first minima of the row values d_j = wsq[j] - 2 P[r, j] of       \
+     * P [rows, n] (xb . wc, row stride n; d as torch's addmm(wsq, xb, wc.T, alpha=-2) rounds  \
+     * it: 2 p is exact), then the distances: d2 = max(d + xsq, 0), the best unit's recomputed   \
+     * as |xb - wc_j|^2 where d2 < share (xsq + wsq_j) (cancellation), out sqrt(d2) / sc (root)  \
+     * or d2 / sc / sc.  amap (or NULL) maps a column to its node index; a slot no value filled  \
+     * (all left +inf) is node 0, as argmin of an all-inf row.                                   \
+     * kk <= 2 on a row whose values are finite (wlim = 2 max wsq, +inf where not finite): the   \
+     * per-lane two smallest values (minps / maxps) give the kk-th smallest value t of the row;  \
+     * the values <= t, taken in index order, are the winners. */   \
+    SOMLAB_WCLONES                                                                                \
+    static void somlab_rank_##SFX(const T *restrict P, int64_t rows, int64_t n, int kk,          \
+                                  const int64_t *restrict amap, const T *restrict xsq,           \
+                                  const T *restrict wsq, const T *restrict xb,                   \
+                                  const T *restrict wc, int64_t m, T sc, T share, int root,      \
+                                  T wlim, int64_t *restrict idx, T *restrict dist) {             \
+        const T inf = (T)INFINITY;                                                               \
+        for (int64_t r = 0; r < rows; r++) {                                                     \
+            const T *restrict p = P + r * n;                                                     \
+            T v[SOMLAB_MAXK];                                                                    \
+            int64_t jj[SOMLAB_MAXK];                                                             \
+            for (int q = 0; q < kk; q++) {                                                       \
+                v[q] = inf;                                                                      \
+                jj[q] = -1;                                                                      \
+            }                                                                                    \
+            int done = 0;                                                                        \
+            /* kk <= 2 on a row whose values are all finite (|d| <= |xb|^2 + 2 max |wc|^2) */    \
+            if (kk <= 2 && (T)2 * (xsq[r] + wlim) < inf) {                                       \
+                enum { NL = 128 / sizeof(T) }; /* lanes: four 32-byte vectors */                   \
+                T m1[NL], m2[NL];                                                                \
+                for (int l = 0; l < NL; l++) m1[l] = m2[l] = inf;                                \
+                int64_t c = 0;                                                                   \
+                for (; c + NL <= n; c += NL)                                                     \
+                    for (int l = 0; l < NL; l++) { /* min / max: minps, maxps */                 \
+                        const T x = wsq[c + l] - (T)2 * p[c + l];                                \
+                        const T hi = x > m1[l] ? x : m1[l];                                      \
+                        m1[l] = x < m1[l] ? x : m1[l];                                           \
+                        m2[l] = hi < m2[l] ? hi : m2[l];                                         \
+                    }                                                                            \
+                for (; c < n; c++) {                                                             \
+                    const T x = wsq[c] - (T)2 * p[c];                                            \
+                    const T hi = x > m1[0] ? x : m1[0];                                          \
+                    m1[0] = x < m1[0] ? x : m1[0];                                               \
+                    m2[0] = hi < m2[0] ? hi : m2[0];                                             \
+                }                                                                                \
+                /* t: the kk-th smallest value of the row, from the lanes' two smallest by halving\
+                 * (the two smallest of two pairs: min of the firsts, min of the larger first and\
+                 * the smaller second) */                                                        \
+                for (int h = NL / 2; h >= 1; h /= 2)                                             \
+                    for (int l = 0; l < h; l++) {                                                \
+                        const T a1 = m1[l], b1 = m1[l + h];                                      \
+                        const T lo = a1 < b1 ? a1 : b1, hi = a1 > b1 ? a1 : b1;                  \
+                        const T s2 = m2[l] < m2[l + h] ? m2[l] : m2[l + h];                      \
+                        m1[l] = lo;                                                              \
+                        m2[l] = hi < s2 ? hi : s2;                                               \
+                    }                                                                            \
+                const T t = kk == 2 ? m2[0] : m1[0];                                             \
+                somlab_scan_##SFX(p, wsq, n, kk, t, 1, v, jj);                                   \
+                done = 1;                                                                        \
+            }                                                                                    \
+            if (!done) somlab_scan_##SFX(p, wsq, n, kk, inf, 0, v, jj);                          \
+            somlab_finish_##SFX(r, kk, v, jj, amap, xsq, wsq, xb, wc, m, sc, share, root, idx,   \
+                                dist);                                                           \
         }                                                                                        \
     }
 
-SOMLAB_WINNERS_DEFINE(float, int32_t, f32)
-SOMLAB_WINNERS_DEFINE(double, int64_t, f64)
+
+/* The transposed form for kk <= 2, on PT [n, rows] = wc . xb^T (node-major: the values of node j
+ * for the block's rows are contiguous).  The nodes run in index order, each updating the rows'
+ * two first minima (value, index) elementwise across rows: strict < keeps the lowest index of
+ * equal values, so no merge is needed.  Rows whose values may not all be finite (|d| <=
+ * |xb|^2 + wlim, wlim = 2 max wsq) are ranked again by the exact insertion scan (NaN first).
+ * s1, s2, k1, k2: scratch of >= rows entries.  Distances as somlab_rank_*. */
+#define SOMLAB_WINNERS_T_DEFINE(T, IT, SQRT, SFX)                                                \
+    SOMLAB_WCLONES                                                                               \
+    static void somlab_rank2t_##SFX(const T *restrict PT, int64_t rows, int64_t n, int kk,       \
+                                    const int64_t *restrict amap, const T *restrict xsq,         \
+                                    const T *restrict wsq, const T *restrict xb,                 \
+                                    const T *restrict wc, int64_t m, T sc, T share, int root,    \
+                                    T wlim, T *restrict s1, T *restrict s2, IT *restrict k1,     \
+                                    IT *restrict k2, int64_t *restrict idx, T *restrict dist) {  \
+        enum { VL = 32 / sizeof(T) };                                                            \
+        const T inf = (T)INFINITY;                                                               \
+        for (int64_t r = 0; r < rows; r++) {                                                     \
+            s1[r] = s2[r] = inf;                                                                 \
+            k1[r] = k2[r] = -1;                                                                  \
+        }                                                                                        \
+        const int64_t rv = rows - rows % VL;                                                     \
+        for (int64_t j = 0; j < n; j++) {                                                        \
+            const T *restrict p = PT + j * rows;                                                 \
+            const T w = wsq[j];                                                                  \
+            const somlab_m_##SFX jv = (IT)j - (somlab_m_##SFX){0};                               \
+            if (kk == 2) {                                                                       \
+                for (int64_t r = 0; r < rv; r += VL) {                                           \
+                    const somlab_v_##SFX x = w - (T)2 * *(const somlab_v_##SFX *)(p + r);        \
+                    somlab_v_##SFX *a1 = (somlab_v_##SFX *)(s1 + r);                             \
+                    somlab_v_##SFX *a2 = (somlab_v_##SFX *)(s2 + r);                             \
+                    somlab_m_##SFX *i1 = (somlab_m_##SFX *)(k1 + r);                             \
+                    somlab_m_##SFX *i2 = (somlab_m_##SFX *)(k2 + r);                             \
+                    const somlab_v_##SFX m1 = *a1, m2 = *a2;                                     \
+                    const somlab_m_##SFX lt1 = x < m1, lt2 = x < m2;                             \
+                    const somlab_m_##SFX o1 = *i1;                                               \
+                    *i2 = (lt2 & ((lt1 & o1) | (~lt1 & jv))) | (~lt2 & *i2);                     \
+                    *i1 = (lt1 & jv) | (~lt1 & o1);                                              \
+                    *a2 = (somlab_v_##SFX)((lt2 & (somlab_m_##SFX)((somlab_v_##SFX)((lt1 & (somlab_m_##SFX)m1) | (~lt1 & (somlab_m_##SFX)x)))) | (~lt2 & (somlab_m_##SFX)m2));\
+                    *a1 = (somlab_v_##SFX)((lt1 & (somlab_m_##SFX)x) | (~lt1 & (somlab_m_##SFX)m1));\
+                }                                                                                \
+            } else {                                                                             \
+                for (int64_t r = 0; r < rv; r += VL) {                                           \
+                    const somlab_v_##SFX x = w - (T)2 * *(const somlab_v_##SFX *)(p + r);        \
+                    somlab_v_##SFX *a1 = (somlab_v_##SFX *)(s1 + r);                             \
+                    somlab_m_##SFX *i1 = (somlab_m_##SFX *)(k1 + r);                             \
+                    const somlab_v_##SFX m1 = *a1;                                               \
+                    const somlab_m_##SFX lt1 = x < m1;                                           \
+                    *i1 = (lt1 & jv) | (~lt1 & *i1);                                             \
+                    *a1 = (somlab_v_##SFX)((lt1 & (somlab_m_##SFX)x) | (~lt1 & (somlab_m_##SFX)m1));\
+                }                                                                                \
+            }                                                                                    \
+            for (int64_t r = rv; r < rows; r++) {                                                \
+                const T x = w - (T)2 * p[r];                                                     \
+                if (x < s1[r]) {                                                                 \
+                    s2[r] = s1[r];                                                               \
+                    k2[r] = k1[r];                                                               \
+                    s1[r] = x;                                                                   \
+                    k1[r] = (IT)j;                                                               \
+                } else if (x < s2[r]) {                                                          \
+                    s2[r] = x;                                                                   \
+                    k2[r] = (IT)j;                                                               \
+                }                                                                                \
+            }                                                                                    \
+        }                                                                                        \
+        for (int64_t r = 0; r < rows; r++) {                                                     \
+            T v[2] = {s1[r], s2[r]};                                                             \
+            int64_t jj[2] = {k1[r], k2[r]};                                                      \
+            if (!((T)2 * (xsq[r] + wlim) < inf)) { /* NaN / inf possible: the exact scan */      \
+                v[0] = v[1] = inf;                                                               \
+                jj[0] = jj[1] = -1;                                                              \
+                for (int64_t j = 0; j < n; j++)                                                  \
+                    somlab_insert_##SFX(wsq[j] - (T)2 * PT[j * rows + r], j, kk, v, jj);         \
+            }                                                                                    \
+            somlab_finish_##SFX(r, kk, v, jj, amap, xsq, wsq, xb, wc, m, sc, share, root, idx,   \
+                                dist);                                                           \
+        }                                                                                        \
+    }
+
+SOMLAB_WINNERS_DEFINE(float, int32_t, sqrtf, f32)
+SOMLAB_WINNERS_DEFINE(double, int64_t, sqrt, f64)
+SOMLAB_WINNERS_T_DEFINE(float, int32_t, sqrtf, f32)
+SOMLAB_WINNERS_T_DEFINE(double, int64_t, sqrt, f64)
 
 #endif

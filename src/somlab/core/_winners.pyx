@@ -5,7 +5,9 @@
 :func:`colrange` (the centring scale's column ranges) once, then two calls per cache block of samples, around torch's matrix product of the block:
 
 * :func:`centre`: ``xb = (x - ref) * sc`` and ``|xb|^2`` of the block's rows, one pass;
-* :func:`rank`: the ``kk`` first minima of each row of ``d = |wc|^2 - 2 xb.wc`` (from the
+* :func:`rank2t` (``kk <= 2``, from the node-major product ``wc.xb^T``: the rows' two first
+  minima kept elementwise across rows, node after node) or :func:`rank` (any ``kk``, row-major
+  product): the ``kk`` first minima of each row of ``d = |wc|^2 - 2 xb.wc`` (from the
   product ``xb.wc``, formed as torch's ``addmm`` would form d; ties to the
   lowest index, NaN first: what torch.argmin gives, unit after unit), then their distances, the
   best unit's refined in the direct form where the expansion cancelled (see _winners.h).
@@ -14,7 +16,7 @@ Arguments are raw addresses (``tensor.data_ptr()``) of contiguous CPU tensors of
 (float32: ``f32 = 1``, else float64), checked by the caller; the loops run without the GIL.
 """
 
-from libc.stdint cimport int64_t
+from libc.stdint cimport int32_t, int64_t
 
 
 cdef extern from "_winners.h" nogil:
@@ -29,11 +31,23 @@ cdef extern from "_winners.h" nogil:
                            double sc, double* xb, double* xsq)
     void somlab_rank_f32(const float* D, int64_t rows, int64_t n, int kk, const int64_t* amap,
                          const float* xsq, const float* wsq, const float* xb, const float* wc,
-                         int64_t m, float sc, float share, int root, int64_t* idx, float* dist)
+                         int64_t m, float sc, float share, int root, float wlim, int64_t* idx,
+                         float* dist)
     void somlab_rank_f64(const double* D, int64_t rows, int64_t n, int kk, const int64_t* amap,
                          const double* xsq, const double* wsq, const double* xb,
                          const double* wc, int64_t m, double sc, double share, int root,
-                         int64_t* idx, double* dist)
+                         double wlim, int64_t* idx, double* dist)
+
+    void somlab_rank2t_f32(const float* PT, int64_t rows, int64_t n, int kk,
+                           const int64_t* amap, const float* xsq, const float* wsq,
+                           const float* xb, const float* wc, int64_t m, float sc, float share,
+                           int root, float wlim, float* s1, float* s2, int32_t* k1, int32_t* k2,
+                           int64_t* idx, float* dist)
+    void somlab_rank2t_f64(const double* PT, int64_t rows, int64_t n, int kk,
+                           const int64_t* amap, const double* xsq, const double* wsq,
+                           const double* xb, const double* wc, int64_t m, double sc,
+                           double share, int root, double wlim, double* s1, double* s2,
+                           int64_t* k1, int64_t* k2, int64_t* idx, double* dist)
 
 MAXK = SOMLAB_MAXK
 
@@ -66,19 +80,43 @@ def centre(bint f32, size_t X, int64_t rows, int64_t m, size_t ref, double sc, s
 
 def rank(bint f32, size_t D, int64_t rows, int64_t n, int kk, size_t amap, size_t xsq,
          size_t wsq, size_t xb, size_t wc, int64_t m, double sc, double share, bint root,
-         size_t idx, size_t dist):
+         double wlim, size_t idx, size_t dist):
     """The ``kk`` first minima of the rows ``wsq - 2 D`` of ``D [rows, n]`` into ``idx``/``dist [rows, kk]``
-    (node indices through ``amap [n]`` unless it is 0; distances as _winners.h says)."""
+    (node indices through ``amap [n]`` unless it is 0; ``wlim``: twice the largest ``wsq``, +inf
+    where one is not finite; distances as _winners.h says)."""
     if kk < 1 or kk > SOMLAB_MAXK:
         raise ValueError(f"kk must be in [1, {SOMLAB_MAXK}], got {kk}")
     with nogil:
         if f32:
             somlab_rank_f32(<const float*>D, rows, n, kk, <const int64_t*>amap,
                             <const float*>xsq, <const float*>wsq, <const float*>xb,
-                            <const float*>wc, m, <float>sc, <float>share, root,
+                            <const float*>wc, m, <float>sc, <float>share, root, <float>wlim,
                             <int64_t*>idx, <float*>dist)
         else:
             somlab_rank_f64(<const double*>D, rows, n, kk, <const int64_t*>amap,
                             <const double*>xsq, <const double*>wsq, <const double*>xb,
-                            <const double*>wc, m, sc, share, root, <int64_t*>idx,
+                            <const double*>wc, m, sc, share, root, wlim, <int64_t*>idx,
                             <double*>dist)
+
+
+def rank2t(bint f32, size_t PT, int64_t rows, int64_t n, int kk, size_t amap, size_t xsq,
+           size_t wsq, size_t xb, size_t wc, int64_t m, double sc, double share, bint root,
+           double wlim, size_t s1, size_t s2, size_t k1, size_t k2, size_t idx, size_t dist):
+    """:func:`rank` for ``kk <= 2`` from the node-major product ``PT [n, rows] = wc . xb^T``;
+    ``s1``, ``s2`` (the dtype) and ``k1``, ``k2`` (int32 for float32, int64 for float64) are
+    scratch of ``rows`` entries."""
+    if kk < 1 or kk > 2:
+        raise ValueError(f"kk must be 1 or 2, got {kk}")
+    with nogil:
+        if f32:
+            somlab_rank2t_f32(<const float*>PT, rows, n, kk, <const int64_t*>amap,
+                              <const float*>xsq, <const float*>wsq, <const float*>xb,
+                              <const float*>wc, m, <float>sc, <float>share, root, <float>wlim,
+                              <float*>s1, <float*>s2, <int32_t*>k1, <int32_t*>k2,
+                              <int64_t*>idx, <float*>dist)
+        else:
+            somlab_rank2t_f64(<const double*>PT, rows, n, kk, <const int64_t*>amap,
+                              <const double*>xsq, <const double*>wsq, <const double*>xb,
+                              <const double*>wc, m, sc, share, root, wlim, <double*>s1,
+                              <double*>s2, <int64_t*>k1, <int64_t*>k2, <int64_t*>idx,
+                              <double*>dist)

@@ -507,25 +507,36 @@ def _bmu_compiled(mod, X, W, metric, k, node_mask, ref):
     w_sq = (wc * wc).sum(1)
     wt = wc.T
     n_act = wc.shape[0]
+    wlim = 2.0 * float(w_sq.amax())
+    wlim = wlim if math.isfinite(wlim) else math.inf  # rank's bound on |d| (NaN: none)
     ref = ref.contiguous()
     idx = torch.empty(n, k, dtype=torch.long)
     dist = torch.empty(n, k, dtype=X.dtype)
     inner = max(1, min(n, _block_rows(n_act, m)))
-    buf = torch.empty(inner, n_act, dtype=X.dtype)
+    buf = torch.empty(inner * n_act, dtype=X.dtype)
     xbuf = torch.empty(inner, m, dtype=X.dtype)
     x_sq = torch.empty(inner, dtype=X.dtype)
     pX, pref, pxb, pxsq = X.data_ptr(), ref.data_ptr(), xbuf.data_ptr(), x_sq.data_ptr()
     pbuf, pwsq, pwc = buf.data_ptr(), w_sq.data_ptr(), wc.data_ptr()
     pidx, pdist, size = idx.data_ptr(), dist.data_ptr(), X.element_size()
     root = metric == "euclidean"
+    if k <= 2:  # node-major product: the rows' two best kept elementwise (rank2t)
+        s12 = torch.empty(2, inner, dtype=X.dtype)
+        k12 = torch.empty(2, inner, dtype=torch.int32 if f32 else torch.int64)
+        ps1, ps2 = s12[0].data_ptr(), s12[1].data_ptr()
+        pk1, pk2 = k12[0].data_ptr(), k12[1].data_ptr()
     for s in range(0, n, inner):
         rows = min(inner, n - s)
         mod.centre(f32, pX + s * m * size, rows, m, pref, sc, pxb, pxsq)
-        torch.mm(xbuf[:rows], wt, out=buf[:rows])  # rank forms |wc|^2 - 2 xb.wc from it
-        mod.rank(
-            f32, pbuf, rows, n_act, k, amap, pxsq, pwsq, pxb, pwc, m, sc, REFINE_SHARE, root,
-            pidx + s * k * 8, pdist + s * k * size,
-        )
+        args = (pxsq, pwsq, pxb, pwc, m, sc, REFINE_SHARE, root, wlim)
+        if k <= 2:
+            torch.mm(wc, xbuf[:rows].T, out=buf[: n_act * rows].view(n_act, rows))
+            mod.rank2t(f32, pbuf, rows, n_act, k, amap, *args, ps1, ps2, pk1, pk2,
+                       pidx + s * k * 8, pdist + s * k * size)
+        else:  # rank forms |wc|^2 - 2 xb.wc from the row-major product
+            torch.mm(xbuf[:rows], wt, out=buf[: rows * n_act].view(rows, n_act))
+            mod.rank(f32, pbuf, rows, n_act, k, amap, *args, pidx + s * k * 8,
+                     pdist + s * k * size)
     return idx, dist
 
 
