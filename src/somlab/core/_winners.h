@@ -64,12 +64,18 @@
         }                                                                                        \
     }                                                                                            \
                                                                                                  \
-    /* lo[i], hi[i]: the smallest and largest of column i of X [rows, m] (lo, hi preset by the  \
-     * caller to +inf / -inf); returns 1 where X holds a NaN or an infinity (x * 0 is NaN). */   \
-    SOMLAB_WCLONES                                                                                \
-    static int somlab_colrange_##SFX(const T *restrict X, int64_t rows, int64_t m,               \
-                                     T *restrict lo, T *restrict hi, T *restrict probe) {        \
-        for (int64_t i = 0; i < m; i++) probe[i] = 0;                                            \
+    /* max over columns i of |hi_i - ref_i| and |lo_i - ref_i| (T arithmetic), lo_i / hi_i the   \
+     * smallest / largest value of column i of X [rows >= 1, m]: max |x - ref| over X, as        \
+     * _centred_scale forms it; NaN where X holds a NaN or an infinity (x * 0 is NaN there).     \
+     * scratch: 3 m entries. */                                                                  \
+    SOMLAB_WCLONES                                                                               \
+    static double somlab_spread_##SFX(const T *restrict X, int64_t rows, int64_t m,              \
+                                      const T *restrict ref, T *restrict scratch) {              \
+        T *restrict lo = scratch, *restrict hi = scratch + m, *restrict probe = scratch + 2 * m; \
+        for (int64_t i = 0; i < m; i++) {                                                        \
+            lo[i] = hi[i] = X[i];                                                                \
+            probe[i] = 0;                                                                        \
+        }                                                                                        \
         for (int64_t r = 0; r < rows; r++) {                                                     \
             const T *restrict x = X + r * m;                                                     \
             for (int64_t i = 0; i < m; i++) {                                                    \
@@ -80,8 +86,17 @@
             }                                                                                    \
         }                                                                                        \
         int bad = 0;                                                                             \
-        for (int64_t i = 0; i < m; i++) bad |= probe[i] != probe[i];                             \
-        return bad;                                                                              \
+        T big = 0;                                                                               \
+        for (int64_t i = 0; i < m; i++) {                                                        \
+            bad |= probe[i] != probe[i];                                                         \
+            T a = hi[i] - ref[i], b = lo[i] - ref[i];                                            \
+            a = a < 0 ? -a : a;                                                                  \
+            b = b < 0 ? -b : b;                                                                  \
+            big = a > big ? a : big;                                                             \
+            big = b > big ? b : big;                                                             \
+            bad |= big != big; /* a NaN reference */                                             \
+        }                                                                                        \
+        return bad ? (double)NAN : (double)big;                                                  \
     }                                                                                            \
                                                                                                  \
     static inline void somlab_insert_##SFX(T x, int64_t j, int kk, T *v, int64_t *jj) {          \

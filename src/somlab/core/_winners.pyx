@@ -2,7 +2,7 @@
 # cython: initializedcheck=False, nonecheck=False
 """The compiled row loops of the (sq)euclidean winner search (core.distances.best_matching_units).
 
-:func:`colrange` (the centring scale's column ranges) once, then two calls per cache block of samples, around torch's matrix product of the block:
+:func:`spread` (``max |x - ref|``, for the centring scale) once, then two calls per cache block of samples, around torch's matrix product of the block:
 
 * :func:`centre`: ``xb = (x - ref) * sc`` and ``|xb|^2`` of the block's rows, one pass;
 * :func:`rank2t` (``kk <= 2``, from the node-major product ``wc.xb^T``: the rows' two first
@@ -17,14 +17,15 @@ Arguments are raw addresses (``tensor.data_ptr()``) of contiguous CPU tensors of
 """
 
 from libc.stdint cimport int32_t, int64_t
+from libc.stdlib cimport free, malloc
 
 
 cdef extern from "_winners.h" nogil:
     int SOMLAB_MAXK
-    int somlab_colrange_f32(const float* X, int64_t rows, int64_t m, float* lo, float* hi,
-                            float* probe)
-    int somlab_colrange_f64(const double* X, int64_t rows, int64_t m, double* lo, double* hi,
-                            double* probe)
+    double somlab_spread_f32(const float* X, int64_t rows, int64_t m, const float* ref,
+                             float* scratch)
+    double somlab_spread_f64(const double* X, int64_t rows, int64_t m, const double* ref,
+                             double* scratch)
     void somlab_centre_f32(const float* X, int64_t rows, int64_t m, const float* ref, float sc,
                            float* xb, float* xsq)
     void somlab_centre_f64(const double* X, int64_t rows, int64_t m, const double* ref,
@@ -52,18 +53,21 @@ cdef extern from "_winners.h" nogil:
 MAXK = SOMLAB_MAXK
 
 
-def colrange(bint f32, size_t X, int64_t rows, int64_t m, size_t lo, size_t hi, size_t probe):
-    """Column minima and maxima of ``X [rows, m]`` into ``lo``/``hi [m]`` (preset to +inf /
-    -inf); ``probe [m]`` is scratch.  True where ``X`` holds a NaN or an infinity."""
-    cdef int bad
+def spread(bint f32, size_t X, int64_t rows, int64_t m, size_t ref):
+    """``max |x - ref|`` over ``X [rows >= 1, m]`` from its column ranges, as
+    ``_centred_scale`` forms it (NaN where X holds a NaN or an infinity)."""
+    cdef double big
+    cdef void* scratch = malloc(3 * m * (4 if f32 else 8))
+    if scratch == NULL:
+        raise MemoryError
     with nogil:
         if f32:
-            bad = somlab_colrange_f32(<const float*>X, rows, m, <float*>lo, <float*>hi,
-                                      <float*>probe)
+            big = somlab_spread_f32(<const float*>X, rows, m, <const float*>ref, <float*>scratch)
         else:
-            bad = somlab_colrange_f64(<const double*>X, rows, m, <double*>lo, <double*>hi,
-                                      <double*>probe)
-    return bool(bad)
+            big = somlab_spread_f64(<const double*>X, rows, m, <const double*>ref,
+                                    <double*>scratch)
+    free(scratch)
+    return big
 
 
 def centre(bint f32, size_t X, int64_t rows, int64_t m, size_t ref, double sc, size_t xb,

@@ -442,6 +442,12 @@ def best_matching_units(
 _WINNERS: list = []  # [the compiled row loops (core/_winners.pyx), or None where not built]
 
 
+#: Cache blocks per block of the compiled search: its buffers (the product, the centred rows)
+#: stay within the 2 MB L2 of the development machine at twice the torch loops' block, which
+#: measured 5-15 % faster there (MNIST 5,000 x 784 on 400 nodes: 34.8 -> 29.4 ms).
+_KERNEL_BLOCKS = 2
+
+
 def _winners_module():
     """The compiled row loops, imported at the first winner search (not at ``import somlab``);
     None where the extension is not built (the torch loops below are used then)."""
@@ -467,6 +473,7 @@ def _kernel_for(X, W, k, node_mask, ref):
         or X.dim() != 2
         or X.shape[0] == 0
         or X.shape[1] == 0
+        or W.shape[0] == 0
         or not X.is_contiguous()
         or X.requires_grad
         or W.requires_grad
@@ -488,14 +495,11 @@ def _bmu_compiled(mod, X, W, metric, k, node_mask, ref):
     inactive nodes are left out of the product (their columns are not computed)."""
     n, m = X.shape
     f32 = X.dtype == torch.float32
-    lo = torch.full((m,), math.inf, dtype=X.dtype)
-    hi = torch.full((m,), -math.inf, dtype=X.dtype)
-    probe = torch.empty(m, dtype=X.dtype)
-    if mod.colrange(f32, X.data_ptr(), n, m, lo.data_ptr(), hi.data_ptr(), probe.data_ptr()):
-        sc = 1.0  # a NaN or an infinity in X: as _centred_scale (a non-finite range)
-    else:
-        sc = _pow2_scale(torch.stack([hi - ref, lo - ref]), W - ref)  # = _centred_scale
     wc = W - ref
+    # _centred_scale's power of two, its X part from one compiled pass (NaN: a NaN or an
+    # infinity in X, scale 1 as there); max(x, w) keeps x where w is NaN, as _pow2_scale does
+    big = max(mod.spread(f32, X.data_ptr(), n, m, ref.data_ptr()), float(wc.abs().amax()))
+    sc = 1.0 if not math.isfinite(big) or big == 0.0 else math.ldexp(1.0, -math.frexp(big)[1])
     if sc != 1.0:
         wc.mul_(sc)
     amap = 0
@@ -512,7 +516,7 @@ def _bmu_compiled(mod, X, W, metric, k, node_mask, ref):
     ref = ref.contiguous()
     idx = torch.empty(n, k, dtype=torch.long)
     dist = torch.empty(n, k, dtype=X.dtype)
-    inner = max(1, min(n, _block_rows(n_act, m)))
+    inner = max(1, min(n, _KERNEL_BLOCKS * _block_rows(n_act, m)))
     buf = torch.empty(inner * n_act, dtype=X.dtype)
     xbuf = torch.empty(inner, m, dtype=X.dtype)
     x_sq = torch.empty(inner, dtype=X.dtype)
