@@ -257,6 +257,150 @@
     }
 
 
+/* The rows' two first minima of the transposed form for float32 with AVX2 intrinsics (picked at
+ * run time): min / max for the values (exact on finite values: the smaller of x and m1 is m1's
+ * new value, the smaller of max(x, m1) and m2 is m2's), blends for the indices; 16 rows at a
+ * time with their state in registers across all nodes.  Rows [0, rv), rv a multiple of 8. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#include <immintrin.h>
+#define SOMLAB_HAVE_AVX2_TOP2 1
+#define SOMLAB_AVX2_STEP(x, jv, m1, m2, i1, i2)                                                  \
+    do {                                                                                         \
+        const __m256 lt1 = _mm256_cmp_ps(x, m1, _CMP_LT_OQ);                                     \
+        const __m256 lt2 = _mm256_cmp_ps(x, m2, _CMP_LT_OQ);                                     \
+        i2 = _mm256_blendv_ps(i2, _mm256_blendv_ps(jv, i1, lt1), lt2);                           \
+        i1 = _mm256_blendv_ps(i1, jv, lt1);                                                      \
+        m2 = _mm256_min_ps(_mm256_max_ps(x, m1), m2);                                            \
+        m1 = _mm256_min_ps(x, m1);                                                               \
+    } while (0)
+#define SOMLAB_AVX512_STEP(x, jv, m1, m2, i1, i2)                                                \
+    do {                                                                                         \
+        const __mmask16 lt1 = _mm512_cmp_ps_mask(x, m1, _CMP_LT_OQ);                             \
+        const __mmask16 lt2 = _mm512_cmp_ps_mask(x, m2, _CMP_LT_OQ);                             \
+        i2 = _mm512_mask_mov_epi32(i2, lt2, _mm512_mask_mov_epi32(jv, lt1, i1));                 \
+        i1 = _mm512_mask_mov_epi32(i1, lt1, jv);                                                 \
+        m2 = _mm512_min_ps(_mm512_max_ps(x, m1), m2);                                            \
+        m1 = _mm512_min_ps(x, m1);                                                               \
+    } while (0)
+/* the same with AVX-512 (mask registers: one instruction per index blend), rows [0, rv16) */
+__attribute__((target("avx512f"))) static int64_t somlab_top2_avx512(
+    const float *restrict PT, int64_t rows, int64_t rv, int64_t n, const float *restrict wsq,
+    float *restrict s1, float *restrict s2, int32_t *restrict k1, int32_t *restrict k2) {
+    int64_t r = 0;
+    for (; r + 32 <= rv; r += 32) {
+        __m512 a1 = _mm512_loadu_ps(s1 + r), a2 = _mm512_loadu_ps(s2 + r);
+        __m512 b1 = _mm512_loadu_ps(s1 + r + 16), b2 = _mm512_loadu_ps(s2 + r + 16);
+        __m512i ia1 = _mm512_loadu_si512(k1 + r), ia2 = _mm512_loadu_si512(k2 + r);
+        __m512i ib1 = _mm512_loadu_si512(k1 + r + 16), ib2 = _mm512_loadu_si512(k2 + r + 16);
+        for (int64_t j = 0; j < n; j++) {
+            const float *p = PT + j * rows + r;
+            const __m512 w = _mm512_set1_ps(wsq[j]);
+            const __m512i jv = _mm512_set1_epi32((int32_t)j);
+            const __m512 pa = _mm512_loadu_ps(p), pb = _mm512_loadu_ps(p + 16);
+            const __m512 xa = _mm512_sub_ps(w, _mm512_add_ps(pa, pa));
+            const __m512 xb = _mm512_sub_ps(w, _mm512_add_ps(pb, pb));
+            SOMLAB_AVX512_STEP(xa, jv, a1, a2, ia1, ia2);
+            SOMLAB_AVX512_STEP(xb, jv, b1, b2, ib1, ib2);
+        }
+        _mm512_storeu_ps(s1 + r, a1);
+        _mm512_storeu_ps(s2 + r, a2);
+        _mm512_storeu_ps(s1 + r + 16, b1);
+        _mm512_storeu_ps(s2 + r + 16, b2);
+        _mm512_storeu_si512(k1 + r, ia1);
+        _mm512_storeu_si512(k2 + r, ia2);
+        _mm512_storeu_si512(k1 + r + 16, ib1);
+        _mm512_storeu_si512(k2 + r + 16, ib2);
+    }
+    for (; r + 16 <= rv; r += 16) {
+        __m512 a1 = _mm512_loadu_ps(s1 + r), a2 = _mm512_loadu_ps(s2 + r);
+        __m512i ia1 = _mm512_loadu_si512(k1 + r), ia2 = _mm512_loadu_si512(k2 + r);
+        for (int64_t j = 0; j < n; j++) {
+            const __m512 pa = _mm512_loadu_ps(PT + j * rows + r);
+            const __m512 xa = _mm512_sub_ps(_mm512_set1_ps(wsq[j]), _mm512_add_ps(pa, pa));
+            SOMLAB_AVX512_STEP(xa, _mm512_set1_epi32((int32_t)j), a1, a2, ia1, ia2);
+        }
+        _mm512_storeu_ps(s1 + r, a1);
+        _mm512_storeu_ps(s2 + r, a2);
+        _mm512_storeu_si512(k1 + r, ia1);
+        _mm512_storeu_si512(k2 + r, ia2);
+    }
+    return r;
+}
+__attribute__((target("avx2"))) static void somlab_top2_avx2(const float *restrict PT,
+                                                             int64_t rows, int64_t rv, int64_t n,
+                                                             const float *restrict wsq,
+                                                             float *restrict s1,
+                                                             float *restrict s2,
+                                                             int32_t *restrict k1,
+                                                             int32_t *restrict k2,
+                                                             int64_t r) {
+    for (; r + 16 <= rv; r += 16) {
+        __m256 a1 = _mm256_loadu_ps(s1 + r), a2 = _mm256_loadu_ps(s2 + r);
+        __m256 b1 = _mm256_loadu_ps(s1 + r + 8), b2 = _mm256_loadu_ps(s2 + r + 8);
+        __m256 ia1 = _mm256_castsi256_ps(_mm256_loadu_si256((const __m256i *)(k1 + r)));
+        __m256 ia2 = _mm256_castsi256_ps(_mm256_loadu_si256((const __m256i *)(k2 + r)));
+        __m256 ib1 = _mm256_castsi256_ps(_mm256_loadu_si256((const __m256i *)(k1 + r + 8)));
+        __m256 ib2 = _mm256_castsi256_ps(_mm256_loadu_si256((const __m256i *)(k2 + r + 8)));
+        for (int64_t j = 0; j < n; j++) {
+            const float *p = PT + j * rows + r;
+            const __m256 w = _mm256_set1_ps(wsq[j]);
+            const __m256 jv = _mm256_castsi256_ps(_mm256_set1_epi32((int32_t)j));
+            const __m256 pa = _mm256_loadu_ps(p), pb = _mm256_loadu_ps(p + 8);
+            const __m256 xa = _mm256_sub_ps(w, _mm256_add_ps(pa, pa));
+            const __m256 xb = _mm256_sub_ps(w, _mm256_add_ps(pb, pb));
+            SOMLAB_AVX2_STEP(xa, jv, a1, a2, ia1, ia2);
+            SOMLAB_AVX2_STEP(xb, jv, b1, b2, ib1, ib2);
+        }
+        _mm256_storeu_ps(s1 + r, a1);
+        _mm256_storeu_ps(s2 + r, a2);
+        _mm256_storeu_ps(s1 + r + 8, b1);
+        _mm256_storeu_ps(s2 + r + 8, b2);
+        _mm256_storeu_si256((__m256i *)(k1 + r), _mm256_castps_si256(ia1));
+        _mm256_storeu_si256((__m256i *)(k2 + r), _mm256_castps_si256(ia2));
+        _mm256_storeu_si256((__m256i *)(k1 + r + 8), _mm256_castps_si256(ib1));
+        _mm256_storeu_si256((__m256i *)(k2 + r + 8), _mm256_castps_si256(ib2));
+    }
+    for (; r < rv; r += 8) {
+        __m256 a1 = _mm256_loadu_ps(s1 + r), a2 = _mm256_loadu_ps(s2 + r);
+        __m256 ia1 = _mm256_castsi256_ps(_mm256_loadu_si256((const __m256i *)(k1 + r)));
+        __m256 ia2 = _mm256_castsi256_ps(_mm256_loadu_si256((const __m256i *)(k2 + r)));
+        for (int64_t j = 0; j < n; j++) {
+            const __m256 pa = _mm256_loadu_ps(PT + j * rows + r);
+            const __m256 xa = _mm256_sub_ps(_mm256_set1_ps(wsq[j]), _mm256_add_ps(pa, pa));
+            const __m256 jv = _mm256_castsi256_ps(_mm256_set1_epi32((int32_t)j));
+            SOMLAB_AVX2_STEP(xa, jv, a1, a2, ia1, ia2);
+        }
+        _mm256_storeu_ps(s1 + r, a1);
+        _mm256_storeu_ps(s2 + r, a2);
+        _mm256_storeu_si256((__m256i *)(k1 + r), _mm256_castps_si256(ia1));
+        _mm256_storeu_si256((__m256i *)(k2 + r), _mm256_castps_si256(ia2));
+    }
+}
+static int somlab_simd_level(void) { /* 2: AVX-512F, 1: AVX2, 0: neither */
+    static int level = -1;
+    if (level < 0) {
+        __builtin_cpu_init();
+        level = __builtin_cpu_supports("avx512f") ? 2 : __builtin_cpu_supports("avx2") ? 1 : 0;
+    }
+    return level;
+}
+static int somlab_fast_top2(const float *restrict PT, int64_t rows, int64_t rv, int64_t n,
+                            const float *restrict wsq, float *restrict s1, float *restrict s2,
+                            int32_t *restrict k1, int32_t *restrict k2) {
+    const int level = somlab_simd_level();
+    if (level == 0) return 0;
+    const int64_t r = level == 2 ? somlab_top2_avx512(PT, rows, rv, n, wsq, s1, s2, k1, k2) : 0;
+    somlab_top2_avx2(PT, rows, rv, n, wsq, s1, s2, k1, k2, r);
+    return 1;
+}
+/* 1 where the AVX-512 / AVX2 loops ranked rows [0, rv) (float32, kk == 2) */
+#define SOMLAB_FAST_TOP2_f32(PT, rows, rv, n, wsq, s1, s2, k1, k2)                               \
+    somlab_fast_top2(PT, rows, rv, n, wsq, s1, s2, k1, k2)
+#else
+#define SOMLAB_FAST_TOP2_f32(PT, rows, rv, n, wsq, s1, s2, k1, k2) 0
+#endif
+#define SOMLAB_FAST_TOP2_f64(PT, rows, rv, n, wsq, s1, s2, k1, k2) 0
+
 /* The transposed form for kk <= 2, on PT [n, rows] = wc . xb^T (node-major: the values of node j
  * for the block's rows are contiguous).  The nodes run in index order, each updating the rows'
  * two first minima (value, index) elementwise across rows: strict < keeps the lowest index of
@@ -278,11 +422,13 @@
             k1[r] = k2[r] = -1;                                                                  \
         }                                                                                        \
         const int64_t rv = rows - rows % VL;                                                     \
+        const int fast = kk == 2 && SOMLAB_FAST_TOP2_##SFX(PT, rows, rv, n, wsq, s1, s2, k1, k2);\
         for (int64_t j = 0; j < n; j++) {                                                        \
             const T *restrict p = PT + j * rows;                                                 \
             const T w = wsq[j];                                                                  \
             const somlab_m_##SFX jv = (IT)j - (somlab_m_##SFX){0};                               \
-            if (kk == 2) {                                                                       \
+            if (fast) {                                                                          \
+            } else if (kk == 2) {                                                                \
                 for (int64_t r = 0; r < rv; r += VL) {                                           \
                     const somlab_v_##SFX x = w - (T)2 * *(const somlab_v_##SFX *)(p + r);        \
                     somlab_v_##SFX *a1 = (somlab_v_##SFX *)(s1 + r);                             \
