@@ -488,11 +488,14 @@ def _kernel_for(X, W, k, node_mask, ref):
 
 
 def _bmu_compiled(mod, X, W, metric, k, node_mask, ref):
-    """:func:`best_matching_units`' (sq)euclidean search with the compiled row loops: per cache
-    block of samples, ``centre`` (``xb = (x - ref) sc``, ``|xb|^2``), torch's ``mm`` of
-    ``xb.wc`` into one reused buffer, ``rank`` (the k first minima of ``|wc|^2 - 2 xb.wc``, their
-    distances, the winner's refined).  The scale's column ranges come from one compiled pass.  Same centring, scale, ranking and refinement as the torch loops;
-    inactive nodes are left out of the product (their columns are not computed)."""
+    """:func:`best_matching_units`' (sq)euclidean search with the compiled row loops
+    (core/_winners.pyx): ``spread`` (``max |x - ref|``, the scale's X part, one pass), then per
+    cache block of samples ``centre`` (``xb = (x - ref) sc``, ``|xb|^2``), torch's ``mm`` into
+    one reused buffer and the ranking: ``rank2t`` (k <= 2) on the node-major product
+    ``wc.xb^T``, ``rank`` (k > 2) on ``xb.wc^T``, both ranking ``|wc|^2 - 2 xb.wc`` as the
+    torch loops' ``addmm`` rounds it, refining the winner's distance and taking roots.  Same
+    centring, scale, ranking (ties, NaN) and refinement as the torch loops; inactive nodes are
+    left out of the product."""
     n, m = X.shape
     f32 = X.dtype == torch.float32
     wc = W - ref
@@ -533,14 +536,13 @@ def _bmu_compiled(mod, X, W, metric, k, node_mask, ref):
         rows = min(inner, n - s)
         mod.centre(f32, pX + s * m * size, rows, m, pref, sc, pxb, pxsq)
         args = (pxsq, pwsq, pxb, pwc, m, sc, REFINE_SHARE, root, wlim)
+        out = (pidx + s * k * 8, pdist + s * k * size)
         if k <= 2:
             torch.mm(wc, xbuf[:rows].T, out=buf[: n_act * rows].view(n_act, rows))
-            mod.rank2t(f32, pbuf, rows, n_act, k, amap, *args, ps1, ps2, pk1, pk2,
-                       pidx + s * k * 8, pdist + s * k * size)
+            mod.rank2t(f32, pbuf, rows, n_act, k, amap, *args, ps1, ps2, pk1, pk2, *out)
         else:  # rank forms |wc|^2 - 2 xb.wc from the row-major product
             torch.mm(xbuf[:rows], wt, out=buf[: rows * n_act].view(rows, n_act))
-            mod.rank(f32, pbuf, rows, n_act, k, amap, *args, pidx + s * k * 8,
-                     pdist + s * k * size)
+            mod.rank(f32, pbuf, rows, n_act, k, amap, *args, *out)
     return idx, dist
 
 
