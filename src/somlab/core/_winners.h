@@ -76,7 +76,19 @@
             lo[i] = hi[i] = X[i];                                                                \
             probe[i] = 0;                                                                        \
         }                                                                                        \
-        for (int64_t r = 0; r < rows; r++) {                                                     \
+        int64_t r = 0;                                                                           \
+        for (; r + 4 <= rows; r += 4) { /* four rows per load / store of the column state */     \
+            const T *restrict x = X + r * m;                                                     \
+            for (int64_t i = 0; i < m; i++) {                                                    \
+                const T a = x[i], b = x[m + i], c = x[2 * m + i], d = x[3 * m + i];              \
+                const T l1 = a < b ? a : b, l2 = c < d ? c : d, l = l1 < l2 ? l1 : l2;           \
+                const T h1 = a > b ? a : b, h2 = c > d ? c : d, h = h1 > h2 ? h1 : h2;           \
+                lo[i] = l < lo[i] ? l : lo[i];                                                   \
+                hi[i] = h > hi[i] ? h : hi[i];                                                   \
+                probe[i] += ((a * (T)0 + b * (T)0) + (c * (T)0 + d * (T)0));                     \
+            }                                                                                    \
+        }                                                                                        \
+        for (; r < rows; r++) {                                                                  \
             const T *restrict x = X + r * m;                                                     \
             for (int64_t i = 0; i < m; i++) {                                                    \
                 const T v = x[i];                                                                \
