@@ -2,7 +2,8 @@
  * samples and ranking a block of distances, for float32 and float64, with an AVX2 clone picked
  * at load time on x86-64 Linux (GCC target_clones; wheels stay portable, no -march=native).
  *
- * The matrix product between the two runs in torch (MKL): d = |wc|^2 - 2 xc.wc of a block.
+ * The matrix product between the two runs in torch (MKL, addmm): d = |wc|^2 - 2 xb.wc of a
+ * block; |xb|^2, the winner's refinement and the roots are the torch loops' own ops (Python).
  *
  * Ranking follows torch: the r-th unit of a row is the first minimum of the row once the units
  * before it are set to +inf (ties -> lowest index, a NaN counts as the minimum: as argmin).  One
@@ -37,30 +38,14 @@
         return ((u[0] | u[1]) | (u[2] | u[3])) != 0;                                             \
     }                                                                                            \
                                                                                                  \
-    /* xb[r] = (X[r] - ref) * sc and xsq[r] = |xb[r]|^2 (summed in float64 over 8 lanes) */      \
-    SOMLAB_WCLONES                                                                                \
+    /* xb[r] = (X[r] - ref) * sc for r < rows (what torch's (X - ref) * sc rounds to) */         \
+    SOMLAB_WCLONES                                                                               \
     static void somlab_centre_##SFX(const T *restrict X, int64_t rows, int64_t m,                \
-                                    const T *restrict ref, T sc, T *restrict xb,                 \
-                                    T *restrict xsq) {                                           \
+                                    const T *restrict ref, T sc, T *restrict xb) {               \
         for (int64_t r = 0; r < rows; r++) {                                                     \
             const T *restrict x = X + r * m;                                                     \
             T *restrict o = xb + r * m;                                                          \
-            double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};                                            \
-            int64_t i = 0;                                                                       \
-            for (; i + 8 <= m; i += 8) {                                                         \
-                for (int l = 0; l < 8; l++) {                                                    \
-                    const T v = (x[i + l] - ref[i + l]) * sc;                                    \
-                    o[i + l] = v;                                                                \
-                    acc[l] += (double)v * (double)v;                                             \
-                }                                                                                \
-            }                                                                                    \
-            for (; i < m; i++) {                                                                 \
-                const T v = (x[i] - ref[i]) * sc;                                                \
-                o[i] = v;                                                                        \
-                acc[0] += (double)v * (double)v;                                                 \
-            }                                                                                    \
-            xsq[r] = (T)(((acc[0] + acc[1]) + (acc[2] + acc[3])) +                               \
-                         ((acc[4] + acc[5]) + (acc[6] + acc[7])));                               \
+            for (int64_t i = 0; i < m; i++) o[i] = (x[i] - ref[i]) * sc;                         \
         }                                                                                        \
     }                                                                                            \
                                                                                                  \
@@ -123,45 +108,25 @@
         jj[p] = j;                                                                               \
     }                                                                                            \
                                                                                                  \
-    /* row r's distances from its kk first minima (v, jj): d2 = max(v + xsq, 0), the best unit's \
-     * recomputed as |xb - wc_j|^2 where d2 < share (xsq + wsq_j) (cancellation), out sqrt(d2) / sc\
-     * (root) or d2 / sc / sc; node index amap[j] (amap NULL: j), node 0 for a slot left unfilled */\
+    /* row r's kk first minima (v, jj) into idx / dist [rows, kk]: node index amap[j] (amap NULL:\
+     * j), node 0 for a slot left unfilled (all left +inf, as argmin of an all-inf row); the     \
+     * values as they are (the caller adds |xb|^2, refines the winner and takes roots exactly as \
+     * the torch loops do, so distances match them bit for bit) */                               \
     static inline void somlab_finish_##SFX(int64_t r, int kk, const T *v, const int64_t *jj,     \
-                                           const int64_t *restrict amap, const T *restrict xsq,  \
-                                           const T *restrict wsq, const T *restrict xb,          \
-                                           const T *restrict wc, int64_t m, T sc, T share,       \
-                                           int root, int64_t *restrict idx, T *restrict dist) {  \
-            for (int q = 0; q < kk; q++) {                                                       \
-                const int64_t j = jj[q];                                                         \
-                T d2 = v[q] + xsq[r];                                                            \
-                if (d2 < 0) d2 = 0;                                                              \
-                if (q == 0 && j >= 0 && d2 < share * (xsq[r] + wsq[j])) {                        \
-                    const T *restrict x = xb + r * m;                                            \
-                    const T *restrict w = wc + j * m;                                            \
-                    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};                                    \
-                    int64_t i = 0;                                                               \
-                    for (; i + 8 <= m; i += 8)                                                   \
-                        for (int l = 0; l < 8; l++) {                                            \
-                            const T e = x[i + l] - w[i + l];                                     \
-                            acc[l] += (double)e * (double)e;                                     \
-                        }                                                                        \
-                    for (; i < m; i++) {                                                         \
-                        const T e = x[i] - w[i];                                                 \
-                        acc[0] += (double)e * (double)e;                                         \
-                    }                                                                            \
-                    d2 = (T)(((acc[0] + acc[1]) + (acc[2] + acc[3])) +                           \
-                             ((acc[4] + acc[5]) + (acc[6] + acc[7])));                           \
-                }                                                                                \
-                idx[r * kk + q] = j < 0 ? 0 : (amap ? amap[j] : j);                              \
-                dist[r * kk + q] = root ? SQRT(d2) / sc : d2 / sc / sc;                            \
-            }                                                                                    \
+                                           const int64_t *restrict amap, int64_t *restrict idx,  \
+                                           T *restrict dist) {                                   \
+        for (int q = 0; q < kk; q++) {                                                           \
+            const int64_t j = jj[q];                                                             \
+            idx[r * kk + q] = j < 0 ? 0 : (amap ? amap[j] : j);                                  \
+            dist[r * kk + q] = v[q];                                                             \
+        }                                                                                        \
     }                                                                                            \
                                                                                                  \
-    /* The insertion scan of the row values d_j = wsq[j] - 2 p[j], j < n, in index order.  le:   \
+    /* The insertion scan of the row values p[j], j < n, in index order.  le:                    \
      * only values <= thr0 can enter (thr0 is the kk-th smallest value): 32-byte vectors of them \
      * are compared 8 at a time and looked at value by value where one is <= thr0.  Else a chunk \
      * is looked at value by value when one of its values could enter the list (!(d >= kth)). */ \
-    static inline void somlab_scan_##SFX(const T *restrict p, const T *restrict wsq, int64_t n,  \
+    static inline void somlab_scan_##SFX(const T *restrict p, int64_t n,                         \
                                          int kk, T thr0, int le, T *v, int64_t *jj) {            \
         enum { VL = 32 / sizeof(T), BL = 8 * VL };                                               \
         int64_t c = 0;                                                                           \
@@ -170,8 +135,7 @@
             for (; c + BL <= n; c += BL) {                                                       \
                 somlab_m_##SFX h[8];                                                             \
                 for (int s = 0; s < 8; s++) {                                                    \
-                    const somlab_v_##SFX x = *(const somlab_v_##SFX *)(wsq + c + s * VL) -       \
-                                             (T)2 * *(const somlab_v_##SFX *)(p + c + s * VL);   \
+                    const somlab_v_##SFX x = *(const somlab_v_##SFX *)(p + c + s * VL);          \
                     h[s] = x <= tv;                                                              \
                 }                                                                                \
                 if (!somlab_any_##SFX(((h[0] | h[1]) | (h[2] | h[3])) |                          \
@@ -180,44 +144,37 @@
                 for (int s = 0; s < 8; s++)                                                      \
                     if (somlab_any_##SFX(h[s]))                                                  \
                         for (int l = s * VL; l < (s + 1) * VL; l++)                              \
-                            somlab_insert_##SFX(wsq[c + l] - (T)2 * p[c + l], c + l, kk, v, jj); \
+                            somlab_insert_##SFX(p[c + l], c + l, kk, v, jj); \
             }                                                                                    \
             for (; c + VL <= n; c += VL) {                                                       \
-                const somlab_v_##SFX x = *(const somlab_v_##SFX *)(wsq + c) -                    \
-                                         (T)2 * *(const somlab_v_##SFX *)(p + c);                \
+                const somlab_v_##SFX x = *(const somlab_v_##SFX *)(p + c);                         \
                 if (somlab_any_##SFX(x <= tv))                                                   \
                     for (int l = 0; l < VL; l++)                                                 \
-                        somlab_insert_##SFX(wsq[c + l] - (T)2 * p[c + l], c + l, kk, v, jj);     \
+                        somlab_insert_##SFX(p[c + l], c + l, kk, v, jj);     \
             }                                                                                    \
         } else {                                                                                 \
             for (; c + SOMLAB_CHUNK <= n; c += SOMLAB_CHUNK) {                                   \
                 const T thr = v[kk - 1];                                                         \
                 int hit = 0;                                                                     \
                 for (int l = 0; l < SOMLAB_CHUNK; l++)                                           \
-                    hit |= !((wsq[c + l] - (T)2 * p[c + l]) >= thr);                             \
+                    hit |= !((p[c + l]) >= thr);                             \
                 if (hit)                                                                         \
                     for (int l = 0; l < SOMLAB_CHUNK; l++)                                       \
-                        somlab_insert_##SFX(wsq[c + l] - (T)2 * p[c + l], c + l, kk, v, jj);     \
+                        somlab_insert_##SFX(p[c + l], c + l, kk, v, jj);     \
             }                                                                                    \
         }                                                                                        \
-        for (; c < n; c++) somlab_insert_##SFX(wsq[c] - (T)2 * p[c], c, kk, v, jj);              \
+        for (; c < n; c++) somlab_insert_##SFX(p[c], c, kk, v, jj);              \
     }                                                                                            \
                                                                                                  \
-    /* The kk (<= SOMLAB_MAXK) first minima of the row values d_j = wsq[j] - 2 P[r, j] of       \
-     * P [rows, n] (xb . wc, row stride n; d as torch's addmm(wsq, xb, wc.T, alpha=-2) rounds  \
-     * it: 2 p is exact), then the distances: d2 = max(d + xsq, 0), the best unit's recomputed   \
-     * as |xb - wc_j|^2 where d2 < share (xsq + wsq_j) (cancellation), out sqrt(d2) / sc (root)  \
-     * or d2 / sc / sc.  amap (or NULL) maps a column to its node index; a slot no value filled  \
-     * (all left +inf) is node 0, as argmin of an all-inf row.                                   \
-     * kk <= 2 on a row whose values are finite (wlim = 2 max wsq, +inf where not finite): the   \
+    /* The kk (<= SOMLAB_MAXK) first minima of each row of P [rows, n] (d = |wc|^2 - 2 xb.wc,    \
+     * torch's addmm; row stride n) into idx / dist (somlab_finish).  kk <= 2 on a row whose     \
+     * values are finite (|d| <= xsq + wlim, wlim = 2 max |wc|^2, +inf where not finite): the    \
      * per-lane two smallest values (minps / maxps) give the kk-th smallest value t of the row;  \
-     * the values <= t, taken in index order, are the winners. */   \
+     * the values <= t, taken in index order, are the winners.  Else the insertion scan. */      \
     SOMLAB_WCLONES                                                                                \
     static void somlab_rank_##SFX(const T *restrict P, int64_t rows, int64_t n, int kk,          \
-                                  const int64_t *restrict amap, const T *restrict xsq,           \
-                                  const T *restrict wsq, const T *restrict xb,                   \
-                                  const T *restrict wc, int64_t m, T sc, T share, int root,      \
-                                  T wlim, int64_t *restrict idx, T *restrict dist) {             \
+                                  const int64_t *restrict amap, const T *restrict xsq, T wlim,   \
+                                  int64_t *restrict idx, T *restrict dist) {                     \
         const T inf = (T)INFINITY;                                                               \
         for (int64_t r = 0; r < rows; r++) {                                                     \
             const T *restrict p = P + r * n;                                                     \
@@ -236,13 +193,13 @@
                 int64_t c = 0;                                                                   \
                 for (; c + NL <= n; c += NL)                                                     \
                     for (int l = 0; l < NL; l++) { /* min / max: minps, maxps */                 \
-                        const T x = wsq[c + l] - (T)2 * p[c + l];                                \
+                        const T x = p[c + l];                                \
                         const T hi = x > m1[l] ? x : m1[l];                                      \
                         m1[l] = x < m1[l] ? x : m1[l];                                           \
                         m2[l] = hi < m2[l] ? hi : m2[l];                                         \
                     }                                                                            \
                 for (; c < n; c++) {                                                             \
-                    const T x = wsq[c] - (T)2 * p[c];                                            \
+                    const T x = p[c];                                            \
                     const T hi = x > m1[0] ? x : m1[0];                                          \
                     m1[0] = x < m1[0] ? x : m1[0];                                               \
                     m2[0] = hi < m2[0] ? hi : m2[0];                                             \
@@ -259,12 +216,11 @@
                         m2[l] = hi < s2 ? hi : s2;                                               \
                     }                                                                            \
                 const T t = kk == 2 ? m2[0] : m1[0];                                             \
-                somlab_scan_##SFX(p, wsq, n, kk, t, 1, v, jj);                                   \
+                somlab_scan_##SFX(p, n, kk, t, 1, v, jj);                                   \
                 done = 1;                                                                        \
             }                                                                                    \
-            if (!done) somlab_scan_##SFX(p, wsq, n, kk, inf, 0, v, jj);                          \
-            somlab_finish_##SFX(r, kk, v, jj, amap, xsq, wsq, xb, wc, m, sc, share, root, idx,   \
-                                dist);                                                           \
+            if (!done) somlab_scan_##SFX(p, n, kk, inf, 0, v, jj);                          \
+            somlab_finish_##SFX(r, kk, v, jj, amap, idx, dist);                                  \
         }                                                                                        \
     }
 
@@ -296,7 +252,7 @@
     } while (0)
 /* the same with AVX-512 (mask registers: one instruction per index blend), rows [0, rv16) */
 __attribute__((target("avx512f"))) static int64_t somlab_top2_avx512(
-    const float *restrict PT, int64_t rows, int64_t rv, int64_t n, const float *restrict wsq,
+    const float *restrict PT, int64_t rows, int64_t rv, int64_t n,
     float *restrict s1, float *restrict s2, int32_t *restrict k1, int32_t *restrict k2) {
     int64_t r = 0;
     for (; r + 32 <= rv; r += 32) {
@@ -306,11 +262,10 @@ __attribute__((target("avx512f"))) static int64_t somlab_top2_avx512(
         __m512i ib1 = _mm512_loadu_si512(k1 + r + 16), ib2 = _mm512_loadu_si512(k2 + r + 16);
         for (int64_t j = 0; j < n; j++) {
             const float *p = PT + j * rows + r;
-            const __m512 w = _mm512_set1_ps(wsq[j]);
             const __m512i jv = _mm512_set1_epi32((int32_t)j);
             const __m512 pa = _mm512_loadu_ps(p), pb = _mm512_loadu_ps(p + 16);
-            const __m512 xa = _mm512_sub_ps(w, _mm512_add_ps(pa, pa));
-            const __m512 xb = _mm512_sub_ps(w, _mm512_add_ps(pb, pb));
+            const __m512 xa = pa;
+            const __m512 xb = pb;
             SOMLAB_AVX512_STEP(xa, jv, a1, a2, ia1, ia2);
             SOMLAB_AVX512_STEP(xb, jv, b1, b2, ib1, ib2);
         }
@@ -328,7 +283,7 @@ __attribute__((target("avx512f"))) static int64_t somlab_top2_avx512(
         __m512i ia1 = _mm512_loadu_si512(k1 + r), ia2 = _mm512_loadu_si512(k2 + r);
         for (int64_t j = 0; j < n; j++) {
             const __m512 pa = _mm512_loadu_ps(PT + j * rows + r);
-            const __m512 xa = _mm512_sub_ps(_mm512_set1_ps(wsq[j]), _mm512_add_ps(pa, pa));
+            const __m512 xa = pa;
             SOMLAB_AVX512_STEP(xa, _mm512_set1_epi32((int32_t)j), a1, a2, ia1, ia2);
         }
         _mm512_storeu_ps(s1 + r, a1);
@@ -340,7 +295,6 @@ __attribute__((target("avx512f"))) static int64_t somlab_top2_avx512(
 }
 __attribute__((target("avx2"))) static void somlab_top2_avx2(const float *restrict PT,
                                                              int64_t rows, int64_t rv, int64_t n,
-                                                             const float *restrict wsq,
                                                              float *restrict s1,
                                                              float *restrict s2,
                                                              int32_t *restrict k1,
@@ -355,11 +309,10 @@ __attribute__((target("avx2"))) static void somlab_top2_avx2(const float *restri
         __m256 ib2 = _mm256_castsi256_ps(_mm256_loadu_si256((const __m256i *)(k2 + r + 8)));
         for (int64_t j = 0; j < n; j++) {
             const float *p = PT + j * rows + r;
-            const __m256 w = _mm256_set1_ps(wsq[j]);
             const __m256 jv = _mm256_castsi256_ps(_mm256_set1_epi32((int32_t)j));
             const __m256 pa = _mm256_loadu_ps(p), pb = _mm256_loadu_ps(p + 8);
-            const __m256 xa = _mm256_sub_ps(w, _mm256_add_ps(pa, pa));
-            const __m256 xb = _mm256_sub_ps(w, _mm256_add_ps(pb, pb));
+            const __m256 xa = pa;
+            const __m256 xb = pb;
             SOMLAB_AVX2_STEP(xa, jv, a1, a2, ia1, ia2);
             SOMLAB_AVX2_STEP(xb, jv, b1, b2, ib1, ib2);
         }
@@ -378,7 +331,7 @@ __attribute__((target("avx2"))) static void somlab_top2_avx2(const float *restri
         __m256 ia2 = _mm256_castsi256_ps(_mm256_loadu_si256((const __m256i *)(k2 + r)));
         for (int64_t j = 0; j < n; j++) {
             const __m256 pa = _mm256_loadu_ps(PT + j * rows + r);
-            const __m256 xa = _mm256_sub_ps(_mm256_set1_ps(wsq[j]), _mm256_add_ps(pa, pa));
+            const __m256 xa = pa;
             const __m256 jv = _mm256_castsi256_ps(_mm256_set1_epi32((int32_t)j));
             SOMLAB_AVX2_STEP(xa, jv, a1, a2, ia1, ia2);
         }
@@ -397,35 +350,33 @@ static int somlab_simd_level(void) { /* 2: AVX-512F, 1: AVX2, 0: neither */
     return level;
 }
 static int somlab_fast_top2(const float *restrict PT, int64_t rows, int64_t rv, int64_t n,
-                            const float *restrict wsq, float *restrict s1, float *restrict s2,
+                            float *restrict s1, float *restrict s2,
                             int32_t *restrict k1, int32_t *restrict k2) {
     const int level = somlab_simd_level();
     if (level == 0) return 0;
-    const int64_t r = level == 2 ? somlab_top2_avx512(PT, rows, rv, n, wsq, s1, s2, k1, k2) : 0;
-    somlab_top2_avx2(PT, rows, rv, n, wsq, s1, s2, k1, k2, r);
+    const int64_t r = level == 2 ? somlab_top2_avx512(PT, rows, rv, n, s1, s2, k1, k2) : 0;
+    somlab_top2_avx2(PT, rows, rv, n, s1, s2, k1, k2, r);
     return 1;
 }
 /* 1 where the AVX-512 / AVX2 loops ranked rows [0, rv) (float32, kk == 2) */
-#define SOMLAB_FAST_TOP2_f32(PT, rows, rv, n, wsq, s1, s2, k1, k2)                               \
-    somlab_fast_top2(PT, rows, rv, n, wsq, s1, s2, k1, k2)
+#define SOMLAB_FAST_TOP2_f32(PT, rows, rv, n, s1, s2, k1, k2)                               \
+    somlab_fast_top2(PT, rows, rv, n, s1, s2, k1, k2)
 #else
-#define SOMLAB_FAST_TOP2_f32(PT, rows, rv, n, wsq, s1, s2, k1, k2) 0
+#define SOMLAB_FAST_TOP2_f32(PT, rows, rv, n, s1, s2, k1, k2) 0
 #endif
-#define SOMLAB_FAST_TOP2_f64(PT, rows, rv, n, wsq, s1, s2, k1, k2) 0
+#define SOMLAB_FAST_TOP2_f64(PT, rows, rv, n, s1, s2, k1, k2) 0
 
 /* The transposed form for kk <= 2, on PT [n, rows] = wc . xb^T (node-major: the values of node j
  * for the block's rows are contiguous).  The nodes run in index order, each updating the rows'
  * two first minima (value, index) elementwise across rows: strict < keeps the lowest index of
  * equal values, so no merge is needed.  Rows whose values may not all be finite (|d| <=
- * |xb|^2 + wlim, wlim = 2 max wsq) are ranked again by the exact insertion scan (NaN first).
- * s1, s2, k1, k2: scratch of >= rows entries.  Distances as somlab_rank_*. */
+ * |xb|^2 + wlim, wlim = 2 max |wc|^2) are ranked again by the exact insertion scan (NaN first).
+ * s1, s2, k1, k2: scratch of >= rows entries.  Output as somlab_rank_*. */
 #define SOMLAB_WINNERS_T_DEFINE(T, IT, SQRT, SFX)                                                \
     SOMLAB_WCLONES                                                                               \
     static void somlab_rank2t_##SFX(const T *restrict PT, int64_t rows, int64_t n, int kk,       \
-                                    const int64_t *restrict amap, const T *restrict xsq,         \
-                                    const T *restrict wsq, const T *restrict xb,                 \
-                                    const T *restrict wc, int64_t m, T sc, T share, int root,    \
-                                    T wlim, T *restrict s1, T *restrict s2, IT *restrict k1,     \
+                                    const int64_t *restrict amap, const T *restrict xsq, T wlim, \
+                                    T *restrict s1, T *restrict s2, IT *restrict k1,             \
                                     IT *restrict k2, int64_t *restrict idx, T *restrict dist) {  \
         enum { VL = 32 / sizeof(T) };                                                            \
         const T inf = (T)INFINITY;                                                               \
@@ -434,15 +385,14 @@ static int somlab_fast_top2(const float *restrict PT, int64_t rows, int64_t rv, 
             k1[r] = k2[r] = -1;                                                                  \
         }                                                                                        \
         const int64_t rv = rows - rows % VL;                                                     \
-        const int fast = kk == 2 && SOMLAB_FAST_TOP2_##SFX(PT, rows, rv, n, wsq, s1, s2, k1, k2);\
+        const int fast = kk == 2 && SOMLAB_FAST_TOP2_##SFX(PT, rows, rv, n, s1, s2, k1, k2);\
         for (int64_t j = 0; j < n; j++) {                                                        \
             const T *restrict p = PT + j * rows;                                                 \
-            const T w = wsq[j];                                                                  \
             const somlab_m_##SFX jv = (IT)j - (somlab_m_##SFX){0};                               \
             if (fast) {                                                                          \
             } else if (kk == 2) {                                                                \
                 for (int64_t r = 0; r < rv; r += VL) {                                           \
-                    const somlab_v_##SFX x = w - (T)2 * *(const somlab_v_##SFX *)(p + r);        \
+                    const somlab_v_##SFX x = *(const somlab_v_##SFX *)(p + r);                      \
                     somlab_v_##SFX *a1 = (somlab_v_##SFX *)(s1 + r);                             \
                     somlab_v_##SFX *a2 = (somlab_v_##SFX *)(s2 + r);                             \
                     somlab_m_##SFX *i1 = (somlab_m_##SFX *)(k1 + r);                             \
@@ -457,7 +407,7 @@ static int somlab_fast_top2(const float *restrict PT, int64_t rows, int64_t rv, 
                 }                                                                                \
             } else {                                                                             \
                 for (int64_t r = 0; r < rv; r += VL) {                                           \
-                    const somlab_v_##SFX x = w - (T)2 * *(const somlab_v_##SFX *)(p + r);        \
+                    const somlab_v_##SFX x = *(const somlab_v_##SFX *)(p + r);                      \
                     somlab_v_##SFX *a1 = (somlab_v_##SFX *)(s1 + r);                             \
                     somlab_m_##SFX *i1 = (somlab_m_##SFX *)(k1 + r);                             \
                     const somlab_v_##SFX m1 = *a1;                                               \
@@ -467,7 +417,7 @@ static int somlab_fast_top2(const float *restrict PT, int64_t rows, int64_t rv, 
                 }                                                                                \
             }                                                                                    \
             for (int64_t r = rv; r < rows; r++) {                                                \
-                const T x = w - (T)2 * p[r];                                                     \
+                const T x = p[r];                                                     \
                 if (x < s1[r]) {                                                                 \
                     s2[r] = s1[r];                                                               \
                     k2[r] = k1[r];                                                               \
@@ -486,10 +436,9 @@ static int somlab_fast_top2(const float *restrict PT, int64_t rows, int64_t rv, 
                 v[0] = v[1] = inf;                                                               \
                 jj[0] = jj[1] = -1;                                                              \
                 for (int64_t j = 0; j < n; j++)                                                  \
-                    somlab_insert_##SFX(wsq[j] - (T)2 * PT[j * rows + r], j, kk, v, jj);         \
+                    somlab_insert_##SFX(PT[j * rows + r], j, kk, v, jj);         \
             }                                                                                    \
-            somlab_finish_##SFX(r, kk, v, jj, amap, xsq, wsq, xb, wc, m, sc, share, root, idx,   \
-                                dist);                                                           \
+            somlab_finish_##SFX(r, kk, v, jj, amap, idx, dist);                                  \
         }                                                                                        \
     }
 

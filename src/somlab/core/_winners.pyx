@@ -2,15 +2,16 @@
 # cython: initializedcheck=False, nonecheck=False
 """The compiled row loops of the (sq)euclidean winner search (core.distances.best_matching_units).
 
-:func:`spread` (``max |x - ref|``, for the centring scale) once, then two calls per cache block of samples, around torch's matrix product of the block:
+:func:`spread` (``max |x - ref|``, for the centring scale) once, then per cache block of
+samples, around torch's ops of the block:
 
-* :func:`centre`: ``xb = (x - ref) * sc`` and ``|xb|^2`` of the block's rows, one pass;
-* :func:`rank2t` (``kk <= 2``, from the node-major product ``wc.xb^T``: the rows' two first
-  minima kept elementwise across rows, node after node) or :func:`rank` (any ``kk``, row-major
-  product): the ``kk`` first minima of each row of ``d = |wc|^2 - 2 xb.wc`` (from the
-  product ``xb.wc``, formed as torch's ``addmm`` would form d; ties to the
-  lowest index, NaN first: what torch.argmin gives, unit after unit), then their distances, the
-  best unit's refined in the direct form where the expansion cancelled (see _winners.h).
+* :func:`centre`: ``xb = (x - ref) * sc`` of the block's rows (then torch: ``|xb|^2`` and the
+  ``addmm`` of ``d = |wc|^2 - 2 xb.wc``, as the torch loops form them);
+* :func:`rank2t` (``kk <= 2``, on the node-major ``addmm``: the rows' two first minima kept
+  elementwise across rows, node after node) or :func:`rank` (any ``kk``, row-major): the
+  ``kk`` first minima of each row of ``d`` (ties to the lowest index, NaN first: what
+  torch.argmin gives, unit after unit).  The caller then adds ``|xb|^2``, refines the winner
+  and takes roots with the torch loops' own ops, so the distances are theirs bit for bit.
 
 Arguments are raw addresses (``tensor.data_ptr()``) of contiguous CPU tensors of one dtype
 (float32: ``f32 = 1``, else float64), checked by the caller; the loops run without the GIL.
@@ -27,28 +28,19 @@ cdef extern from "_winners.h" nogil:
     double somlab_spread_f64(const double* X, int64_t rows, int64_t m, const double* ref,
                              double* scratch)
     void somlab_centre_f32(const float* X, int64_t rows, int64_t m, const float* ref, float sc,
-                           float* xb, float* xsq)
+                           float* xb)
     void somlab_centre_f64(const double* X, int64_t rows, int64_t m, const double* ref,
-                           double sc, double* xb, double* xsq)
+                           double sc, double* xb)
     void somlab_rank_f32(const float* D, int64_t rows, int64_t n, int kk, const int64_t* amap,
-                         const float* xsq, const float* wsq, const float* xb, const float* wc,
-                         int64_t m, float sc, float share, int root, float wlim, int64_t* idx,
-                         float* dist)
+                         const float* xsq, float wlim, int64_t* idx, float* dist)
     void somlab_rank_f64(const double* D, int64_t rows, int64_t n, int kk, const int64_t* amap,
-                         const double* xsq, const double* wsq, const double* xb,
-                         const double* wc, int64_t m, double sc, double share, int root,
-                         double wlim, int64_t* idx, double* dist)
-
+                         const double* xsq, double wlim, int64_t* idx, double* dist)
     void somlab_rank2t_f32(const float* PT, int64_t rows, int64_t n, int kk,
-                           const int64_t* amap, const float* xsq, const float* wsq,
-                           const float* xb, const float* wc, int64_t m, float sc, float share,
-                           int root, float wlim, float* s1, float* s2, int32_t* k1, int32_t* k2,
-                           int64_t* idx, float* dist)
+                           const int64_t* amap, const float* xsq, float wlim, float* s1,
+                           float* s2, int32_t* k1, int32_t* k2, int64_t* idx, float* dist)
     void somlab_rank2t_f64(const double* PT, int64_t rows, int64_t n, int kk,
-                           const int64_t* amap, const double* xsq, const double* wsq,
-                           const double* xb, const double* wc, int64_t m, double sc,
-                           double share, int root, double wlim, double* s1, double* s2,
-                           int64_t* k1, int64_t* k2, int64_t* idx, double* dist)
+                           const int64_t* amap, const double* xsq, double wlim, double* s1,
+                           double* s2, int64_t* k1, int64_t* k2, int64_t* idx, double* dist)
 
 MAXK = SOMLAB_MAXK
 
@@ -70,43 +62,35 @@ def spread(bint f32, size_t X, int64_t rows, int64_t m, size_t ref):
     return big
 
 
-def centre(bint f32, size_t X, int64_t rows, int64_t m, size_t ref, double sc, size_t xb,
-           size_t xsq):
-    """``xb[r] = (X[r] - ref) * sc``, ``xsq[r] = |xb[r]|^2`` for ``r < rows`` (row length m)."""
+def centre(bint f32, size_t X, int64_t rows, int64_t m, size_t ref, double sc, size_t xb):
+    """``xb[r] = (X[r] - ref) * sc`` for ``r < rows`` (row length m)."""
     with nogil:
         if f32:
-            somlab_centre_f32(<const float*>X, rows, m, <const float*>ref, <float>sc,
-                              <float*>xb, <float*>xsq)
+            somlab_centre_f32(<const float*>X, rows, m, <const float*>ref, <float>sc, <float*>xb)
         else:
-            somlab_centre_f64(<const double*>X, rows, m, <const double*>ref, sc,
-                              <double*>xb, <double*>xsq)
+            somlab_centre_f64(<const double*>X, rows, m, <const double*>ref, sc, <double*>xb)
 
 
 def rank(bint f32, size_t D, int64_t rows, int64_t n, int kk, size_t amap, size_t xsq,
-         size_t wsq, size_t xb, size_t wc, int64_t m, double sc, double share, bint root,
          double wlim, size_t idx, size_t dist):
-    """The ``kk`` first minima of the rows ``wsq - 2 D`` of ``D [rows, n]`` into ``idx``/``dist [rows, kk]``
-    (node indices through ``amap [n]`` unless it is 0; ``wlim``: twice the largest ``wsq``, +inf
-    where one is not finite; distances as _winners.h says)."""
+    """The ``kk`` first minima of the rows of ``D [rows, n]`` into ``idx``/``dist [rows, kk]``
+    (node indices through ``amap [n]`` unless it is 0, node 0 for a slot no value fills; the
+    values as they are).  ``xsq [rows]`` (``|xb|^2``) and ``wlim`` (twice the largest
+    ``|wc|^2``, +inf where one is not finite) bound ``|D|``: rows within it take the fast path."""
     if kk < 1 or kk > SOMLAB_MAXK:
         raise ValueError(f"kk must be in [1, {SOMLAB_MAXK}], got {kk}")
     with nogil:
         if f32:
             somlab_rank_f32(<const float*>D, rows, n, kk, <const int64_t*>amap,
-                            <const float*>xsq, <const float*>wsq, <const float*>xb,
-                            <const float*>wc, m, <float>sc, <float>share, root, <float>wlim,
-                            <int64_t*>idx, <float*>dist)
+                            <const float*>xsq, <float>wlim, <int64_t*>idx, <float*>dist)
         else:
             somlab_rank_f64(<const double*>D, rows, n, kk, <const int64_t*>amap,
-                            <const double*>xsq, <const double*>wsq, <const double*>xb,
-                            <const double*>wc, m, sc, share, root, wlim, <int64_t*>idx,
-                            <double*>dist)
+                            <const double*>xsq, wlim, <int64_t*>idx, <double*>dist)
 
 
 def rank2t(bint f32, size_t PT, int64_t rows, int64_t n, int kk, size_t amap, size_t xsq,
-           size_t wsq, size_t xb, size_t wc, int64_t m, double sc, double share, bint root,
            double wlim, size_t s1, size_t s2, size_t k1, size_t k2, size_t idx, size_t dist):
-    """:func:`rank` for ``kk <= 2`` from the node-major product ``PT [n, rows] = wc . xb^T``;
+    """:func:`rank` for ``kk <= 2`` from the node-major ``PT [n, rows]`` (``D`` transposed);
     ``s1``, ``s2`` (the dtype) and ``k1``, ``k2`` (int32 for float32, int64 for float64) are
     scratch of ``rows`` entries."""
     if kk < 1 or kk > 2:
@@ -114,13 +98,9 @@ def rank2t(bint f32, size_t PT, int64_t rows, int64_t n, int kk, size_t amap, si
     with nogil:
         if f32:
             somlab_rank2t_f32(<const float*>PT, rows, n, kk, <const int64_t*>amap,
-                              <const float*>xsq, <const float*>wsq, <const float*>xb,
-                              <const float*>wc, m, <float>sc, <float>share, root, <float>wlim,
-                              <float*>s1, <float*>s2, <int32_t*>k1, <int32_t*>k2,
-                              <int64_t*>idx, <float*>dist)
+                              <const float*>xsq, <float>wlim, <float*>s1, <float*>s2,
+                              <int32_t*>k1, <int32_t*>k2, <int64_t*>idx, <float*>dist)
         else:
             somlab_rank2t_f64(<const double*>PT, rows, n, kk, <const int64_t*>amap,
-                              <const double*>xsq, <const double*>wsq, <const double*>xb,
-                              <const double*>wc, m, sc, share, root, wlim, <double*>s1,
-                              <double*>s2, <int64_t*>k1, <int64_t*>k2, <int64_t*>idx,
-                              <double*>dist)
+                              <const double*>xsq, wlim, <double*>s1, <double*>s2,
+                              <int64_t*>k1, <int64_t*>k2, <int64_t*>idx, <double*>dist)

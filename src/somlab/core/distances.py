@@ -442,6 +442,15 @@ def best_matching_units(
 _WINNERS: list = []  # [the compiled row loops (core/_winners.pyx), or None where not built]
 
 
+#: Features up to which the compiled search ranks k <= 2 units on the node-major product
+#: ``addmm(|wc|^2, wc, xb^T)`` (rank2t, 2-3x faster than the row scan).  0: never.  MKL (torch
+#: 2.13, AVX-512) gave it the row-major product's float32 values bit for bit on 2-128 features
+#: (7-1,600 nodes, 37-3,196 rows) but not beyond (200+ features: the last bit of some
+#: entries), nor in float64 (5 features); SOMEnsemble's maps must equal SOM's bit for bit, and
+#: what MKL does on other CPUs is not known, so the search keeps the torch loops' row-major
+#: product.
+_NODE_MAJOR_FEATURES = 0
+
 #: Cache blocks per block of the compiled search: its buffers (the product, the centred rows)
 #: stay within the 2 MB L2 of the development machine at twice the torch loops' block, which
 #: measured 5-15 % faster there (MNIST 5,000 x 784 on 400 nodes: 34.8 -> 29.4 ms).
@@ -505,13 +514,13 @@ def _bmu_compiled(mod, X, W, metric, k, node_mask, ref):
     sc = 1.0 if not math.isfinite(big) or big == 0.0 else math.ldexp(1.0, -math.frexp(big)[1])
     if sc != 1.0:
         wc.mul_(sc)
-    amap = 0
-    if node_mask is not None and not bool(node_mask.all()):
+    wc_all = wc.contiguous()
+    w_sq_all = (wc_all * wc_all).sum(1)  # (a row's sum does not depend on the other rows)
+    wc, w_sq, amap = wc_all, w_sq_all, 0
+    if node_mask is not None and not bool(node_mask.all()):  # inactive nodes left out
         active = torch.nonzero(node_mask).squeeze(1)
-        wc = wc.index_select(0, active)
+        wc, w_sq = wc_all.index_select(0, active), w_sq_all.index_select(0, active)
         amap = active.data_ptr()
-    wc = wc.contiguous()
-    w_sq = (wc * wc).sum(1)
     wt = wc.T
     n_act = wc.shape[0]
     wlim = 2.0 * float(w_sq.amax())
@@ -519,30 +528,43 @@ def _bmu_compiled(mod, X, W, metric, k, node_mask, ref):
     ref = ref.contiguous()
     idx = torch.empty(n, k, dtype=torch.long)
     dist = torch.empty(n, k, dtype=X.dtype)
+    x_sq = torch.empty(n, dtype=X.dtype)
     inner = max(1, min(n, _KERNEL_BLOCKS * _block_rows(n_act, m)))
     buf = torch.empty(inner * n_act, dtype=X.dtype)
     xbuf = torch.empty(inner, m, dtype=X.dtype)
-    x_sq = torch.empty(inner, dtype=X.dtype)
+    sqbuf = torch.empty_like(xbuf)
     pX, pref, pxb, pxsq = X.data_ptr(), ref.data_ptr(), xbuf.data_ptr(), x_sq.data_ptr()
-    pbuf, pwsq, pwc = buf.data_ptr(), w_sq.data_ptr(), wc.data_ptr()
-    pidx, pdist, size = idx.data_ptr(), dist.data_ptr(), X.element_size()
-    root = metric == "euclidean"
-    if k <= 2:  # node-major product: the rows' two best kept elementwise (rank2t)
+    pbuf, pidx, pdist, size = buf.data_ptr(), idx.data_ptr(), dist.data_ptr(), X.element_size()
+    node_major = k <= 2 and m <= _NODE_MAJOR_FEATURES and f32
+    if node_major:  # node-major product: the rows' two best kept elementwise (rank2t)
         s12 = torch.empty(2, inner, dtype=X.dtype)
         k12 = torch.empty(2, inner, dtype=torch.int32 if f32 else torch.int64)
-        ps1, ps2 = s12[0].data_ptr(), s12[1].data_ptr()
-        pk1, pk2 = k12[0].data_ptr(), k12[1].data_ptr()
+        scratch = (s12[0].data_ptr(), s12[1].data_ptr(), k12[0].data_ptr(), k12[1].data_ptr())
+        w_col = w_sq.unsqueeze(1)
+    else:
+        w_row = w_sq.unsqueeze(0)
     for s in range(0, n, inner):
         rows = min(inner, n - s)
-        mod.centre(f32, pX + s * m * size, rows, m, pref, sc, pxb, pxsq)
-        args = (pxsq, pwsq, pxb, pwc, m, sc, REFINE_SHARE, root, wlim)
+        mod.centre(f32, pX + s * m * size, rows, m, pref, sc, pxb)
+        xb = xbuf[:rows]
+        x_sq[s : s + rows] = torch.mul(xb, xb, out=sqbuf[:rows]).sum(1)  # as the torch loops
+        head = (amap, pxsq + s * size, wlim)
         out = (pidx + s * k * 8, pdist + s * k * size)
-        if k <= 2:
-            torch.mm(wc, xbuf[:rows].T, out=buf[: n_act * rows].view(n_act, rows))
-            mod.rank2t(f32, pbuf, rows, n_act, k, amap, *args, ps1, ps2, pk1, pk2, *out)
-        else:  # rank forms |wc|^2 - 2 xb.wc from the row-major product
-            torch.mm(xbuf[:rows], wt, out=buf[: rows * n_act].view(rows, n_act))
-            mod.rank(f32, pbuf, rows, n_act, k, amap, *args, *out)
+        if node_major:  # |wc|^2 - 2 wc.xb^T: the torch loops' addmm transposed
+            d = buf[: n_act * rows].view(n_act, rows)
+            torch.addmm(w_col, wc, xb.T, alpha=-2.0, out=d)
+            mod.rank2t(f32, pbuf, rows, n_act, k, *head, *scratch, *out)
+        else:
+            d = buf[: rows * n_act].view(rows, n_act)
+            torch.addmm(w_row, xb, wt, alpha=-2.0, out=d)
+            mod.rank(f32, pbuf, rows, n_act, k, *head, *out)
+    # the torch loops' last steps, op for op: |xb|^2, clamp, the winner refined, roots
+    for r in range(k):
+        dv = dist[:, r].add_(x_sq).clamp_min_(0.0)
+        if r == 0:
+            rows_of = lambda b: (X[b] - ref).mul_(sc)  # noqa: E731
+            dv = _refine_rows(dv, x_sq, w_sq_all, wc_all, idx[:, 0], rows_of)
+        dist[:, r] = dv.sqrt_().div_(sc) if metric == "euclidean" else dv.div_(sc).div_(sc)
     return idx, dist
 
 
