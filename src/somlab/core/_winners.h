@@ -110,16 +110,25 @@
                                                                                                  \
     /* row r's kk first minima (v, jj) into idx / dist [rows, kk]: node index amap[j] (amap NULL:\
      * j), node 0 for a slot left unfilled (all left +inf, as argmin of an all-inf row); the     \
-     * values as they are (the caller adds |xb|^2, refines the winner and takes roots exactly as \
-     * the torch loops do, so distances match them bit for bit) */                               \
-    static inline void somlab_finish_##SFX(int64_t r, int kk, const T *v, const int64_t *jj,     \
-                                           const int64_t *restrict amap, int64_t *restrict idx,  \
-                                           T *restrict dist) {                                   \
+     * squared distance as the torch loops form it (IEEE ops, the same bits): d2 = max(v + xsq,  \
+     * 0) (the caller takes roots with torch: its sqrt is not always the correctly rounded one,  \
+     * and unscales); a winner whose d2 < share (xsq + wsq_j) (the                               \
+     * expansion cancelled) is left to the caller (the direct form, torch's sum): its row r is   \
+     * appended to bad (returns 1). */                                                           \
+    static inline int somlab_finish_##SFX(int64_t r, int kk, const T *v, const int64_t *jj,      \
+                                          const int64_t *restrict amap, T xsq,                   \
+                                          const T *restrict wsq, T sc, T share, int root,        \
+                                          int64_t *restrict idx, T *restrict dist) {             \
+        int bad = 0;                                                                             \
         for (int q = 0; q < kk; q++) {                                                           \
             const int64_t j = jj[q];                                                             \
             idx[r * kk + q] = j < 0 ? 0 : (amap ? amap[j] : j);                                  \
-            dist[r * kk + q] = v[q];                                                             \
+            T d2 = v[q] + xsq;                                                                   \
+            d2 = d2 < 0 ? 0 : d2; /* clamp_min(0): NaN stays NaN */                              \
+            if (q == 0 && j >= 0 && d2 < share * (xsq + wsq[j])) bad = 1;                        \
+            dist[r * kk + q] = d2;                                                               \
         }                                                                                        \
+        return bad;                                                                              \
     }                                                                                            \
                                                                                                  \
     /* The insertion scan of the row values p[j], j < n, in index order.  le:                    \
@@ -172,9 +181,12 @@
      * per-lane two smallest values (minps / maxps) give the kk-th smallest value t of the row;  \
      * the values <= t, taken in index order, are the winners.  Else the insertion scan. */      \
     SOMLAB_WCLONES                                                                                \
-    static void somlab_rank_##SFX(const T *restrict P, int64_t rows, int64_t n, int kk,          \
-                                  const int64_t *restrict amap, const T *restrict xsq, T wlim,   \
-                                  int64_t *restrict idx, T *restrict dist) {                     \
+    static int64_t somlab_rank_##SFX(const T *restrict P, int64_t rows, int64_t n, int kk,       \
+                                     const int64_t *restrict amap, const T *restrict xsq,        \
+                                     T wlim, const T *restrict wsq, T sc, T share, int root,     \
+                                     int64_t r0, int64_t *restrict bad, int64_t *restrict idx,   \
+                                     T *restrict dist) {                                         \
+        int64_t nbad = 0;                                                                        \
         const T inf = (T)INFINITY;                                                               \
         for (int64_t r = 0; r < rows; r++) {                                                     \
             const T *restrict p = P + r * n;                                                     \
@@ -186,7 +198,10 @@
             }                                                                                    \
             int done = 0;                                                                        \
             /* kk <= 2 on a row whose values are all finite (|d| <= |xb|^2 + 2 max |wc|^2) */    \
-            if (kk <= 2 && (T)2 * (xsq[r] + wlim) < inf) {                                       \
+            if (kk <= 2 && (T)2 * (xsq[r] + wlim) < inf &&                                       \
+                SOMLAB_FAST_ROW2_##SFX(p, n, kk, v, jj)) {                                       \
+                done = 1;                                                                        \
+            } else if (kk <= 2 && (T)2 * (xsq[r] + wlim) < inf) {                                \
                 enum { NL = 128 / sizeof(T) }; /* lanes: four 32-byte vectors */                   \
                 T m1[NL], m2[NL];                                                                \
                 for (int l = 0; l < NL; l++) m1[l] = m2[l] = inf;                                \
@@ -220,8 +235,10 @@
                 done = 1;                                                                        \
             }                                                                                    \
             if (!done) somlab_scan_##SFX(p, n, kk, inf, 0, v, jj);                          \
-            somlab_finish_##SFX(r, kk, v, jj, amap, idx, dist);                                  \
+            if (somlab_finish_##SFX(r, kk, v, jj, amap, xsq[r], wsq, sc, share, root, idx, dist))\
+                bad[nbad++] = r0 + r;                                                            \
         }                                                                                        \
+        return nbad;                                                                             \
     }
 
 
@@ -293,6 +310,55 @@ __attribute__((target("avx512f"))) static int64_t somlab_top2_avx512(
     }
     return r;
 }
+/* The two (kk <= 2) first minima of one finite row of n values with AVX-512: the per-lane two
+ * smallest (min / max), the kk-th smallest t of the row from them, then the values <= t in
+ * index order (mask bits), strictly smaller ones displacing (ties keep the lowest index). */
+__attribute__((target("avx512f"))) static void somlab_row2_avx512(const float *restrict p,
+                                                                  int64_t n, int kk, float *v,
+                                                                  int64_t *jj) {
+    const __m512 inf = _mm512_set1_ps(INFINITY);
+    __m512 m1 = inf, m2 = inf;
+    int64_t c = 0;
+    for (; c + 16 <= n; c += 16) {
+        const __m512 x = _mm512_loadu_ps(p + c);
+        m2 = _mm512_min_ps(_mm512_max_ps(x, m1), m2);
+        m1 = _mm512_min_ps(x, m1);
+    }
+    const __mmask16 tail = (__mmask16)((1u << (n - c)) - 1u);
+    if (c < n) {
+        const __m512 x = _mm512_mask_loadu_ps(inf, tail, p + c);
+        m2 = _mm512_min_ps(_mm512_max_ps(x, m1), m2);
+        m1 = _mm512_min_ps(x, m1);
+    }
+    const float a = _mm512_reduce_min_ps(m1);
+    float t = a;
+    if (kk == 2) {
+        const __mmask16 eq = _mm512_cmp_ps_mask(m1, _mm512_set1_ps(a), _CMP_EQ_OQ);
+        if (__builtin_popcount((unsigned)eq) < 2) /* the min's lane: its second instead */
+            t = _mm512_reduce_min_ps(_mm512_mask_mov_ps(m1, eq, m2));
+    }
+    v[0] = v[1] = INFINITY;
+    jj[0] = jj[1] = -1;
+    const __m512 tv = _mm512_set1_ps(t);
+    for (int64_t b = 0; b < n; b += 16) {
+        const __mmask16 in = b + 16 <= n ? (__mmask16)0xFFFF : tail;
+        unsigned k = _mm512_mask_cmp_ps_mask(in, _mm512_maskz_loadu_ps(in, p + b), tv, _CMP_LE_OQ);
+        while (k) {
+            const int64_t j = b + __builtin_ctz(k);
+            const float x = p[j];
+            k &= k - 1;
+            if (x < v[0]) {
+                v[1] = v[0];
+                jj[1] = jj[0];
+                v[0] = x;
+                jj[0] = j;
+            } else if (kk == 2 && x < v[1]) {
+                v[1] = x;
+                jj[1] = j;
+            }
+        }
+    }
+}
 __attribute__((target("avx2"))) static void somlab_top2_avx2(const float *restrict PT,
                                                              int64_t rows, int64_t rv, int64_t n,
                                                              float *restrict s1,
@@ -361,10 +427,15 @@ static int somlab_fast_top2(const float *restrict PT, int64_t rows, int64_t rv, 
 /* 1 where the AVX-512 / AVX2 loops ranked rows [0, rv) (float32, kk == 2) */
 #define SOMLAB_FAST_TOP2_f32(PT, rows, rv, n, s1, s2, k1, k2)                               \
     somlab_fast_top2(PT, rows, rv, n, s1, s2, k1, k2)
+/* 1 where the AVX-512 loop ranked the finite row p (float32, kk <= 2) */
+#define SOMLAB_FAST_ROW2_f32(p, n, kk, v, jj)                                                    \
+    (somlab_simd_level() == 2 ? (somlab_row2_avx512(p, n, kk, v, jj), 1) : 0)
 #else
 #define SOMLAB_FAST_TOP2_f32(PT, rows, rv, n, s1, s2, k1, k2) 0
+#define SOMLAB_FAST_ROW2_f32(p, n, kk, v, jj) 0
 #endif
 #define SOMLAB_FAST_TOP2_f64(PT, rows, rv, n, s1, s2, k1, k2) 0
+#define SOMLAB_FAST_ROW2_f64(p, n, kk, v, jj) 0
 
 /* The transposed form for kk <= 2, on PT [n, rows] = wc . xb^T (node-major: the values of node j
  * for the block's rows are contiguous).  The nodes run in index order, each updating the rows'
@@ -374,10 +445,13 @@ static int somlab_fast_top2(const float *restrict PT, int64_t rows, int64_t rv, 
  * s1, s2, k1, k2: scratch of >= rows entries.  Output as somlab_rank_*. */
 #define SOMLAB_WINNERS_T_DEFINE(T, IT, SQRT, SFX)                                                \
     SOMLAB_WCLONES                                                                               \
-    static void somlab_rank2t_##SFX(const T *restrict PT, int64_t rows, int64_t n, int kk,       \
-                                    const int64_t *restrict amap, const T *restrict xsq, T wlim, \
-                                    T *restrict s1, T *restrict s2, IT *restrict k1,             \
-                                    IT *restrict k2, int64_t *restrict idx, T *restrict dist) {  \
+    static int64_t somlab_rank2t_##SFX(const T *restrict PT, int64_t rows, int64_t n, int kk,    \
+                                       const int64_t *restrict amap, const T *restrict xsq,      \
+                                       T wlim, const T *restrict wsq, T sc, T share, int root,   \
+                                       int64_t r0, int64_t *restrict bad, T *restrict s1,        \
+                                       T *restrict s2, IT *restrict k1, IT *restrict k2,         \
+                                       int64_t *restrict idx, T *restrict dist) {                \
+        int64_t nbad = 0;                                                                        \
         enum { VL = 32 / sizeof(T) };                                                            \
         const T inf = (T)INFINITY;                                                               \
         for (int64_t r = 0; r < rows; r++) {                                                     \
@@ -438,8 +512,10 @@ static int somlab_fast_top2(const float *restrict PT, int64_t rows, int64_t rv, 
                 for (int64_t j = 0; j < n; j++)                                                  \
                     somlab_insert_##SFX(PT[j * rows + r], j, kk, v, jj);         \
             }                                                                                    \
-            somlab_finish_##SFX(r, kk, v, jj, amap, idx, dist);                                  \
+            if (somlab_finish_##SFX(r, kk, v, jj, amap, xsq[r], wsq, sc, share, root, idx, dist))\
+                bad[nbad++] = r0 + r;                                                            \
         }                                                                                        \
+        return nbad;                                                                             \
     }
 
 SOMLAB_WINNERS_DEFINE(float, int32_t, sqrtf, f32)

@@ -10,8 +10,9 @@ samples, around torch's ops of the block:
 * :func:`rank2t` (``kk <= 2``, on the node-major ``addmm``: the rows' two first minima kept
   elementwise across rows, node after node) or :func:`rank` (any ``kk``, row-major): the
   ``kk`` first minima of each row of ``d`` (ties to the lowest index, NaN first: what
-  torch.argmin gives, unit after unit).  The caller then adds ``|xb|^2``, refines the winner
-  and takes roots with the torch loops' own ops, so the distances are theirs bit for bit.
+  torch.argmin gives, unit after unit) and their distances, formed with the torch loops'
+  elementwise ops (the same bits); the winners the expansion may have cancelled are listed
+  for the caller, which recomputes them with torch's sum, as the torch loops do.
 
 Arguments are raw addresses (``tensor.data_ptr()``) of contiguous CPU tensors of one dtype
 (float32: ``f32 = 1``, else float64), checked by the caller; the loops run without the GIL.
@@ -31,16 +32,24 @@ cdef extern from "_winners.h" nogil:
                            float* xb)
     void somlab_centre_f64(const double* X, int64_t rows, int64_t m, const double* ref,
                            double sc, double* xb)
-    void somlab_rank_f32(const float* D, int64_t rows, int64_t n, int kk, const int64_t* amap,
-                         const float* xsq, float wlim, int64_t* idx, float* dist)
-    void somlab_rank_f64(const double* D, int64_t rows, int64_t n, int kk, const int64_t* amap,
-                         const double* xsq, double wlim, int64_t* idx, double* dist)
-    void somlab_rank2t_f32(const float* PT, int64_t rows, int64_t n, int kk,
-                           const int64_t* amap, const float* xsq, float wlim, float* s1,
-                           float* s2, int32_t* k1, int32_t* k2, int64_t* idx, float* dist)
-    void somlab_rank2t_f64(const double* PT, int64_t rows, int64_t n, int kk,
-                           const int64_t* amap, const double* xsq, double wlim, double* s1,
-                           double* s2, int64_t* k1, int64_t* k2, int64_t* idx, double* dist)
+    int64_t somlab_rank_f32(const float* D, int64_t rows, int64_t n, int kk,
+                            const int64_t* amap, const float* xsq, float wlim, const float* wsq,
+                            float sc, float share, int root, int64_t r0, int64_t* bad,
+                            int64_t* idx, float* dist)
+    int64_t somlab_rank_f64(const double* D, int64_t rows, int64_t n, int kk,
+                            const int64_t* amap, const double* xsq, double wlim,
+                            const double* wsq, double sc, double share, int root, int64_t r0,
+                            int64_t* bad, int64_t* idx, double* dist)
+    int64_t somlab_rank2t_f32(const float* PT, int64_t rows, int64_t n, int kk,
+                              const int64_t* amap, const float* xsq, float wlim,
+                              const float* wsq, float sc, float share, int root, int64_t r0,
+                              int64_t* bad, float* s1, float* s2, int32_t* k1, int32_t* k2,
+                              int64_t* idx, float* dist)
+    int64_t somlab_rank2t_f64(const double* PT, int64_t rows, int64_t n, int kk,
+                              const int64_t* amap, const double* xsq, double wlim,
+                              const double* wsq, double sc, double share, int root, int64_t r0,
+                              int64_t* bad, double* s1, double* s2, int64_t* k1, int64_t* k2,
+                              int64_t* idx, double* dist)
 
 MAXK = SOMLAB_MAXK
 
@@ -72,35 +81,51 @@ def centre(bint f32, size_t X, int64_t rows, int64_t m, size_t ref, double sc, s
 
 
 def rank(bint f32, size_t D, int64_t rows, int64_t n, int kk, size_t amap, size_t xsq,
-         double wlim, size_t idx, size_t dist):
+         double wlim, size_t wsq, double sc, double share, bint root, int64_t r0, size_t bad,
+         size_t idx, size_t dist):
     """The ``kk`` first minima of the rows of ``D [rows, n]`` into ``idx``/``dist [rows, kk]``
-    (node indices through ``amap [n]`` unless it is 0, node 0 for a slot no value fills; the
-    values as they are).  ``xsq [rows]`` (``|xb|^2``) and ``wlim`` (twice the largest
-    ``|wc|^2``, +inf where one is not finite) bound ``|D|``: rows within it take the fast path."""
+    (node indices through ``amap [n]`` unless it is 0, node 0 for a slot no value fills) and
+    their distances as the torch loops form them (``xsq [rows]``: ``|xb|^2``; ``wsq [n]``:
+    ``|wc|^2``; ``sc``: the scale; ``root``: euclidean).  ``wlim`` (twice the largest ``wsq``,
+    +inf where one is not finite) bounds ``|D|``: rows within it take the fast path.  Rows
+    whose winner needs the direct form (``d2 < share (xsq + wsq_j)``) are written, offset by
+    ``r0``, to ``bad``; returns their count."""
+    cdef int64_t nbad
     if kk < 1 or kk > SOMLAB_MAXK:
         raise ValueError(f"kk must be in [1, {SOMLAB_MAXK}], got {kk}")
     with nogil:
         if f32:
-            somlab_rank_f32(<const float*>D, rows, n, kk, <const int64_t*>amap,
-                            <const float*>xsq, <float>wlim, <int64_t*>idx, <float*>dist)
+            nbad = somlab_rank_f32(<const float*>D, rows, n, kk, <const int64_t*>amap,
+                                   <const float*>xsq, <float>wlim, <const float*>wsq,
+                                   <float>sc, <float>share, root, r0, <int64_t*>bad,
+                                   <int64_t*>idx, <float*>dist)
         else:
-            somlab_rank_f64(<const double*>D, rows, n, kk, <const int64_t*>amap,
-                            <const double*>xsq, wlim, <int64_t*>idx, <double*>dist)
+            nbad = somlab_rank_f64(<const double*>D, rows, n, kk, <const int64_t*>amap,
+                                   <const double*>xsq, wlim, <const double*>wsq, sc, share,
+                                   root, r0, <int64_t*>bad, <int64_t*>idx, <double*>dist)
+    return nbad
 
 
 def rank2t(bint f32, size_t PT, int64_t rows, int64_t n, int kk, size_t amap, size_t xsq,
-           double wlim, size_t s1, size_t s2, size_t k1, size_t k2, size_t idx, size_t dist):
+           double wlim, size_t wsq, double sc, double share, bint root, int64_t r0,
+           size_t bad, size_t s1, size_t s2, size_t k1, size_t k2, size_t idx, size_t dist):
     """:func:`rank` for ``kk <= 2`` from the node-major ``PT [n, rows]`` (``D`` transposed);
     ``s1``, ``s2`` (the dtype) and ``k1``, ``k2`` (int32 for float32, int64 for float64) are
     scratch of ``rows`` entries."""
+    cdef int64_t nbad
     if kk < 1 or kk > 2:
         raise ValueError(f"kk must be 1 or 2, got {kk}")
     with nogil:
         if f32:
-            somlab_rank2t_f32(<const float*>PT, rows, n, kk, <const int64_t*>amap,
-                              <const float*>xsq, <float>wlim, <float*>s1, <float*>s2,
-                              <int32_t*>k1, <int32_t*>k2, <int64_t*>idx, <float*>dist)
+            nbad = somlab_rank2t_f32(<const float*>PT, rows, n, kk, <const int64_t*>amap,
+                                     <const float*>xsq, <float>wlim, <const float*>wsq,
+                                     <float>sc, <float>share, root, r0, <int64_t*>bad,
+                                     <float*>s1, <float*>s2, <int32_t*>k1, <int32_t*>k2,
+                                     <int64_t*>idx, <float*>dist)
         else:
-            somlab_rank2t_f64(<const double*>PT, rows, n, kk, <const int64_t*>amap,
-                              <const double*>xsq, wlim, <double*>s1, <double*>s2,
-                              <int64_t*>k1, <int64_t*>k2, <int64_t*>idx, <double*>dist)
+            nbad = somlab_rank2t_f64(<const double*>PT, rows, n, kk, <const int64_t*>amap,
+                                     <const double*>xsq, wlim, <const double*>wsq, sc, share,
+                                     root, r0, <int64_t*>bad, <double*>s1, <double*>s2,
+                                     <int64_t*>k1, <int64_t*>k2, <int64_t*>idx,
+                                     <double*>dist)
+    return nbad

@@ -535,6 +535,8 @@ def _bmu_compiled(mod, X, W, metric, k, node_mask, ref):
     sqbuf = torch.empty_like(xbuf)
     pX, pref, pxb, pxsq = X.data_ptr(), ref.data_ptr(), xbuf.data_ptr(), x_sq.data_ptr()
     pbuf, pidx, pdist, size = buf.data_ptr(), idx.data_ptr(), dist.data_ptr(), X.element_size()
+    bad, nbad, pwsq = torch.empty(n, dtype=torch.long), 0, w_sq.data_ptr()
+    pbad, root = bad.data_ptr(), metric == "euclidean"
     node_major = k <= 2 and m <= _NODE_MAJOR_FEATURES and f32
     if node_major:  # node-major product: the rows' two best kept elementwise (rank2t)
         s12 = torch.empty(2, inner, dtype=X.dtype)
@@ -548,23 +550,23 @@ def _bmu_compiled(mod, X, W, metric, k, node_mask, ref):
         mod.centre(f32, pX + s * m * size, rows, m, pref, sc, pxb)
         xb = xbuf[:rows]
         x_sq[s : s + rows] = torch.mul(xb, xb, out=sqbuf[:rows]).sum(1)  # as the torch loops
-        head = (amap, pxsq + s * size, wlim)
+        head = (amap, pxsq + s * size, wlim, pwsq, sc, REFINE_SHARE, root, s, pbad + nbad * 8)
         out = (pidx + s * k * 8, pdist + s * k * size)
         if node_major:  # |wc|^2 - 2 wc.xb^T: the torch loops' addmm transposed
             d = buf[: n_act * rows].view(n_act, rows)
             torch.addmm(w_col, wc, xb.T, alpha=-2.0, out=d)
-            mod.rank2t(f32, pbuf, rows, n_act, k, *head, *scratch, *out)
+            nbad += mod.rank2t(f32, pbuf, rows, n_act, k, *head, *scratch, *out)
         else:
             d = buf[: rows * n_act].view(rows, n_act)
             torch.addmm(w_row, xb, wt, alpha=-2.0, out=d)
-            mod.rank(f32, pbuf, rows, n_act, k, *head, *out)
-    # the torch loops' last steps, op for op: |xb|^2, clamp, the winner refined, roots
-    for r in range(k):
-        dv = dist[:, r].add_(x_sq).clamp_min_(0.0)
-        if r == 0:
-            rows_of = lambda b: (X[b] - ref).mul_(sc)  # noqa: E731
-            dv = _refine_rows(dv, x_sq, w_sq_all, wc_all, idx[:, 0], rows_of)
-        dist[:, r] = dv.sqrt_().div_(sc) if metric == "euclidean" else dv.div_(sc).div_(sc)
+            nbad += mod.rank(f32, pbuf, rows, n_act, k, *head, *out)
+    if nbad:  # the winners the expansion may have cancelled: _refine_rows' direct form
+        b = bad[:nbad]
+        diff = (X[b] - ref).mul_(sc) - wc_all[idx[b, 0]]
+        dist[b, 0] = (diff * diff).sum(-1)
+    for r in range(k):  # roots and scale with the torch loops' ops (torch's sqrt, same views)
+        dv = dist[:, r]
+        dist[:, r] = dv.sqrt_().div_(sc) if root else dv.div_(sc).div_(sc)
     return idx, dist
 
 
