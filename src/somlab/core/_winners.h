@@ -28,7 +28,7 @@
 /* a before b in argmin's order (a smaller, or a NaN where b is not) */
 #define SOMLAB_BETTER(a, b) ((a) < (b) || ((a) != (a) && (b) == (b)))
 
-#define SOMLAB_WINNERS_DEFINE(T, IT, SQRT, SFX)                                                        \
+#define SOMLAB_WINNERS_DEFINE(T, IT, SFX)                                                              \
     /* 32-byte GCC vectors for the candidates' compare (two SSE registers in the default clone) */\
     typedef T somlab_v_##SFX __attribute__((vector_size(32), aligned(sizeof(T)), may_alias));    \
     typedef IT somlab_m_##SFX __attribute__((vector_size(32), aligned(sizeof(T)), may_alias));   \
@@ -117,7 +117,7 @@
      * appended to bad (returns 1). */                                                           \
     static inline int somlab_finish_##SFX(int64_t r, int kk, const T *v, const int64_t *jj,      \
                                           const int64_t *restrict amap, T xsq,                   \
-                                          const T *restrict wsq, T sc, T share, int root,        \
+                                          const T *restrict wsq, T share,                        \
                                           int64_t *restrict idx, T *restrict dist) {             \
         int bad = 0;                                                                             \
         for (int q = 0; q < kk; q++) {                                                           \
@@ -183,8 +183,8 @@
     SOMLAB_WCLONES                                                                                \
     static int64_t somlab_rank_##SFX(const T *restrict P, int64_t rows, int64_t n, int kk,       \
                                      const int64_t *restrict amap, const T *restrict xsq,        \
-                                     T wlim, const T *restrict wsq, T sc, T share, int root,     \
-                                     int64_t r0, int64_t *restrict bad, int64_t *restrict idx,   \
+                                     T wlim, const T *restrict wsq, T share, int64_t r0,         \
+                                     int64_t *restrict bad, int64_t *restrict idx,               \
                                      T *restrict dist) {                                         \
         int64_t nbad = 0;                                                                        \
         const T inf = (T)INFINITY;                                                               \
@@ -235,7 +235,7 @@
                 done = 1;                                                                        \
             }                                                                                    \
             if (!done) somlab_scan_##SFX(p, n, kk, inf, 0, v, jj);                          \
-            if (somlab_finish_##SFX(r, kk, v, jj, amap, xsq[r], wsq, sc, share, root, idx, dist))\
+            if (somlab_finish_##SFX(r, kk, v, jj, amap, xsq[r], wsq, share, idx, dist))        \
                 bad[nbad++] = r0 + r;                                                            \
         }                                                                                        \
         return nbad;                                                                             \
@@ -443,12 +443,12 @@ static int somlab_fast_top2(const float *restrict PT, int64_t rows, int64_t rv, 
  * equal values, so no merge is needed.  Rows whose values may not all be finite (|d| <=
  * |xb|^2 + wlim, wlim = 2 max |wc|^2) are ranked again by the exact insertion scan (NaN first).
  * s1, s2, k1, k2: scratch of >= rows entries.  Output as somlab_rank_*. */
-#define SOMLAB_WINNERS_T_DEFINE(T, IT, SQRT, SFX)                                                \
+#define SOMLAB_WINNERS_T_DEFINE(T, IT, SFX)                                                      \
     SOMLAB_WCLONES                                                                               \
     static int64_t somlab_rank2t_##SFX(const T *restrict PT, int64_t rows, int64_t n, int kk,    \
                                        const int64_t *restrict amap, const T *restrict xsq,      \
-                                       T wlim, const T *restrict wsq, T sc, T share, int root,   \
-                                       int64_t r0, int64_t *restrict bad, T *restrict s1,        \
+                                       T wlim, const T *restrict wsq, T share, int64_t r0,       \
+                                       int64_t *restrict bad, T *restrict s1,                    \
                                        T *restrict s2, IT *restrict k1, IT *restrict k2,         \
                                        int64_t *restrict idx, T *restrict dist) {                \
         int64_t nbad = 0;                                                                        \
@@ -512,15 +512,15 @@ static int somlab_fast_top2(const float *restrict PT, int64_t rows, int64_t rv, 
                 for (int64_t j = 0; j < n; j++)                                                  \
                     somlab_insert_##SFX(PT[j * rows + r], j, kk, v, jj);         \
             }                                                                                    \
-            if (somlab_finish_##SFX(r, kk, v, jj, amap, xsq[r], wsq, sc, share, root, idx, dist))\
+            if (somlab_finish_##SFX(r, kk, v, jj, amap, xsq[r], wsq, share, idx, dist))        \
                 bad[nbad++] = r0 + r;                                                            \
         }                                                                                        \
         return nbad;                                                                             \
     }
 
-SOMLAB_WINNERS_DEFINE(float, int32_t, sqrtf, f32)
-SOMLAB_WINNERS_DEFINE(double, int64_t, sqrt, f64)
-SOMLAB_WINNERS_T_DEFINE(float, int32_t, sqrtf, f32)
-SOMLAB_WINNERS_T_DEFINE(double, int64_t, sqrt, f64)
+SOMLAB_WINNERS_DEFINE(float, int32_t, f32)
+SOMLAB_WINNERS_DEFINE(double, int64_t, f64)
+SOMLAB_WINNERS_T_DEFINE(float, int32_t, f32)
+SOMLAB_WINNERS_T_DEFINE(double, int64_t, f64)
 
 #endif

@@ -33,21 +33,21 @@ cdef extern from "_winners.h" nogil:
     void somlab_centre_f64(const double* X, int64_t rows, int64_t m, const double* ref,
                            double sc, double* xb)
     int64_t somlab_rank_f32(const float* D, int64_t rows, int64_t n, int kk,
-                            const int64_t* amap, const float* xsq, float wlim, const float* wsq,
-                            float sc, float share, int root, int64_t r0, int64_t* bad,
+                            const int64_t* amap, const float* xsq, float wlim,
+                            const float* wsq, float share, int64_t r0, int64_t* bad,
                             int64_t* idx, float* dist)
     int64_t somlab_rank_f64(const double* D, int64_t rows, int64_t n, int kk,
                             const int64_t* amap, const double* xsq, double wlim,
-                            const double* wsq, double sc, double share, int root, int64_t r0,
+                            const double* wsq, double share, int64_t r0,
                             int64_t* bad, int64_t* idx, double* dist)
     int64_t somlab_rank2t_f32(const float* PT, int64_t rows, int64_t n, int kk,
                               const int64_t* amap, const float* xsq, float wlim,
-                              const float* wsq, float sc, float share, int root, int64_t r0,
+                              const float* wsq, float share, int64_t r0,
                               int64_t* bad, float* s1, float* s2, int32_t* k1, int32_t* k2,
                               int64_t* idx, float* dist)
     int64_t somlab_rank2t_f64(const double* PT, int64_t rows, int64_t n, int kk,
                               const int64_t* amap, const double* xsq, double wlim,
-                              const double* wsq, double sc, double share, int root, int64_t r0,
+                              const double* wsq, double share, int64_t r0,
                               int64_t* bad, double* s1, double* s2, int64_t* k1, int64_t* k2,
                               int64_t* idx, double* dist)
 
@@ -81,12 +81,11 @@ def centre(bint f32, size_t X, int64_t rows, int64_t m, size_t ref, double sc, s
 
 
 def rank(bint f32, size_t D, int64_t rows, int64_t n, int kk, size_t amap, size_t xsq,
-         double wlim, size_t wsq, double sc, double share, bint root, int64_t r0, size_t bad,
-         size_t idx, size_t dist):
+         double wlim, size_t wsq, double share, int64_t r0, size_t bad, size_t idx, size_t dist):
     """The ``kk`` first minima of the rows of ``D [rows, n]`` into ``idx``/``dist [rows, kk]``
     (node indices through ``amap [n]`` unless it is 0, node 0 for a slot no value fills) and
-    their distances as the torch loops form them (``xsq [rows]``: ``|xb|^2``; ``wsq [n]``:
-    ``|wc|^2``; ``sc``: the scale; ``root``: euclidean).  ``wlim`` (twice the largest ``wsq``,
+    their squared distances as the torch loops form them, ``max(d + xsq, 0)`` (``xsq [rows]``:
+    ``|xb|^2``; ``wsq [n]``: ``|wc|^2``).  ``wlim`` (twice the largest ``wsq``,
     +inf where one is not finite) bounds ``|D|``: rows within it take the fast path.  Rows
     whose winner needs the direct form (``d2 < share (xsq + wsq_j)``) are written, offset by
     ``r0``, to ``bad``; returns their count."""
@@ -97,18 +96,17 @@ def rank(bint f32, size_t D, int64_t rows, int64_t n, int kk, size_t amap, size_
         if f32:
             nbad = somlab_rank_f32(<const float*>D, rows, n, kk, <const int64_t*>amap,
                                    <const float*>xsq, <float>wlim, <const float*>wsq,
-                                   <float>sc, <float>share, root, r0, <int64_t*>bad,
+                                   <float>share, r0, <int64_t*>bad,
                                    <int64_t*>idx, <float*>dist)
         else:
             nbad = somlab_rank_f64(<const double*>D, rows, n, kk, <const int64_t*>amap,
-                                   <const double*>xsq, wlim, <const double*>wsq, sc, share,
-                                   root, r0, <int64_t*>bad, <int64_t*>idx, <double*>dist)
+                                   <const double*>xsq, wlim, <const double*>wsq, share,
+                                   r0, <int64_t*>bad, <int64_t*>idx, <double*>dist)
     return nbad
 
 
 def rank2t(bint f32, size_t PT, int64_t rows, int64_t n, int kk, size_t amap, size_t xsq,
-           double wlim, size_t wsq, double sc, double share, bint root, int64_t r0,
-           size_t bad, size_t s1, size_t s2, size_t k1, size_t k2, size_t idx, size_t dist):
+           double wlim, size_t wsq, double share, int64_t r0, size_t bad, size_t s1, size_t s2, size_t k1, size_t k2, size_t idx, size_t dist):
     """:func:`rank` for ``kk <= 2`` from the node-major ``PT [n, rows]`` (``D`` transposed);
     ``s1``, ``s2`` (the dtype) and ``k1``, ``k2`` (int32 for float32, int64 for float64) are
     scratch of ``rows`` entries."""
@@ -119,13 +117,13 @@ def rank2t(bint f32, size_t PT, int64_t rows, int64_t n, int kk, size_t amap, si
         if f32:
             nbad = somlab_rank2t_f32(<const float*>PT, rows, n, kk, <const int64_t*>amap,
                                      <const float*>xsq, <float>wlim, <const float*>wsq,
-                                     <float>sc, <float>share, root, r0, <int64_t*>bad,
+                                     <float>share, r0, <int64_t*>bad,
                                      <float*>s1, <float*>s2, <int32_t*>k1, <int32_t*>k2,
                                      <int64_t*>idx, <float*>dist)
         else:
             nbad = somlab_rank2t_f64(<const double*>PT, rows, n, kk, <const int64_t*>amap,
-                                     <const double*>xsq, wlim, <const double*>wsq, sc, share,
-                                     root, r0, <int64_t*>bad, <double*>s1, <double*>s2,
+                                     <const double*>xsq, wlim, <const double*>wsq, share,
+                                     r0, <int64_t*>bad, <double*>s1, <double*>s2,
                                      <int64_t*>k1, <int64_t*>k2, <int64_t*>idx,
                                      <double*>dist)
     return nbad

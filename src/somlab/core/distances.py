@@ -498,6 +498,13 @@ def _kernel_for(X, W, k, node_mask, ref):
 
 def _bmu_compiled(mod, X, W, metric, k, node_mask, ref):
     """:func:`best_matching_units`' (sq)euclidean search with the compiled row loops
+    (core/_winners.pyx), bit for bit the torch loops' indices and distances: ``spread``
+    (``max |x - ref|``, the scale's X part, one pass), then per cache block of samples
+    ``centre`` (``xb = (x - ref) sc``), torch's ``|xb|^2`` and ``addmm`` of ``|wc|^2 - 2 xb.wc``
+    into one reused buffer (the torch loops' ops), and ``rank``: the k first minima (argmin's
+    ties and NaN), ``max(d + |xb|^2, 0)`` and the rows whose winner the expansion may have
+    cancelled, recomputed here with torch's direct sum; roots and unscaling by torch.
+    Inactive nodes are left out of the product.""":func:`best_matching_units`' (sq)euclidean search with the compiled row loops
     (core/_winners.pyx): ``spread`` (``max |x - ref|``, the scale's X part, one pass), then per
     cache block of samples ``centre`` (``xb = (x - ref) sc``, ``|xb|^2``), torch's ``mm`` into
     one reused buffer and the ranking: ``rank2t`` (k <= 2) on the node-major product
@@ -550,7 +557,7 @@ def _bmu_compiled(mod, X, W, metric, k, node_mask, ref):
         mod.centre(f32, pX + s * m * size, rows, m, pref, sc, pxb)
         xb = xbuf[:rows]
         x_sq[s : s + rows] = torch.mul(xb, xb, out=sqbuf[:rows]).sum(1)  # as the torch loops
-        head = (amap, pxsq + s * size, wlim, pwsq, sc, REFINE_SHARE, root, s, pbad + nbad * 8)
+        head = (amap, pxsq + s * size, wlim, pwsq, REFINE_SHARE, s, pbad + nbad * 8)
         out = (pidx + s * k * 8, pdist + s * k * size)
         if node_major:  # |wc|^2 - 2 wc.xb^T: the torch loops' addmm transposed
             d = buf[: n_act * rows].view(n_act, rows)
