@@ -504,14 +504,7 @@ def _bmu_compiled(mod, X, W, metric, k, node_mask, ref):
     into one reused buffer (the torch loops' ops), and ``rank``: the k first minima (argmin's
     ties and NaN), ``max(d + |xb|^2, 0)`` and the rows whose winner the expansion may have
     cancelled, recomputed here with torch's direct sum; roots and unscaling by torch.
-    Inactive nodes are left out of the product.""":func:`best_matching_units`' (sq)euclidean search with the compiled row loops
-    (core/_winners.pyx): ``spread`` (``max |x - ref|``, the scale's X part, one pass), then per
-    cache block of samples ``centre`` (``xb = (x - ref) sc``, ``|xb|^2``), torch's ``mm`` into
-    one reused buffer and the ranking: ``rank2t`` (k <= 2) on the node-major product
-    ``wc.xb^T``, ``rank`` (k > 2) on ``xb.wc^T``, both ranking ``|wc|^2 - 2 xb.wc`` as the
-    torch loops' ``addmm`` rounds it, refining the winner's distance and taking roots.  Same
-    centring, scale, ranking (ties, NaN) and refinement as the torch loops; inactive nodes are
-    left out of the product."""
+    Inactive nodes are left out of the product."""
     n, m = X.shape
     f32 = X.dtype == torch.float32
     wc = W - ref
