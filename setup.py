@@ -1,4 +1,5 @@
-"""Build the compiled relevance engine (src/somlab/relevance/_kernel.pyx) with Cython.
+"""Build the compiled relevance engine (src/somlab/relevance/_kernel.pyx) and the winner search's
+row loops (src/somlab/core/_winners.pyx) with Cython.
 
 Everything else about the package lives in pyproject.toml.  -O3 and no -march=native, so that
 wheels are portable; -ffp-contract=off keeps float32 rounding identical to the oracles on
@@ -24,7 +25,15 @@ extensions = [
         include_dirs=[np.get_include(), "src/somlab/relevance"],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=compile_args,
-    )
+    ),
+    # the row loops of the (sq)euclidean winner search (core.distances.best_matching_units)
+    Extension(
+        "somlab.core._winners",
+        ["src/somlab/core/_winners.pyx"],
+        depends=["src/somlab/core/_winners.h"],
+        include_dirs=["src/somlab/core"],
+        extra_compile_args=compile_args,
+    ),
 ]
 
 setup(ext_modules=cythonize(extensions, compiler_directives={"language_level": "3"}))

@@ -1,0 +1,526 @@
+/* The row loops of the compiled winner search (core/_winners.pyx): centring a cache block of
+ * samples and ranking a block of distances, for float32 and float64, with an AVX2 clone picked
+ * at load time on x86-64 Linux (GCC target_clones; wheels stay portable, no -march=native).
+ *
+ * The matrix product between the two runs in torch (MKL, addmm): d = |wc|^2 - 2 xb.wc of a
+ * block; |xb|^2, the winner's refinement and the roots are the torch loops' own ops (Python).
+ *
+ * Ranking follows torch: the r-th unit of a row is the first minimum of the row once the units
+ * before it are set to +inf (ties -> lowest index, a NaN counts as the minimum: as argmin).  One
+ * pass per row keeps the kk best (value, index) pairs sorted; a chunk of 16 values is looked at
+ * one by one only when one of them could enter the list (!(d >= kth best): smaller, or NaN), which
+ * after the first chunks of a row is rare, so the pass runs at the speed of the vector compare. */
+#ifndef SOMLAB_WINNERS_H
+#define SOMLAB_WINNERS_H
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define SOMLAB_WCLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define SOMLAB_WCLONES
+#endif
+
+#define SOMLAB_CHUNK 16
+#define SOMLAB_MAXK 8
+
+/* a before b in argmin's order (a smaller, or a NaN where b is not) */
+#define SOMLAB_BETTER(a, b) ((a) < (b) || ((a) != (a) && (b) == (b)))
+
+#define SOMLAB_WINNERS_DEFINE(T, IT, SFX)                                                              \
+    /* 32-byte GCC vectors for the candidates' compare (two SSE registers in the default clone) */\
+    typedef T somlab_v_##SFX __attribute__((vector_size(32), aligned(sizeof(T)), may_alias));    \
+    typedef IT somlab_m_##SFX __attribute__((vector_size(32), aligned(sizeof(T)), may_alias));   \
+    static inline int somlab_any_##SFX(somlab_m_##SFX h) {                                       \
+        uint64_t u[4];                                                                           \
+        memcpy(u, &h, sizeof u);                                                                 \
+        return ((u[0] | u[1]) | (u[2] | u[3])) != 0;                                             \
+    }                                                                                            \
+                                                                                                 \
+    /* xb[r] = (X[r] - ref) * sc for r < rows (what torch's (X - ref) * sc rounds to) */         \
+    SOMLAB_WCLONES                                                                               \
+    static void somlab_centre_##SFX(const T *restrict X, int64_t rows, int64_t m,                \
+                                    const T *restrict ref, T sc, T *restrict xb) {               \
+        for (int64_t r = 0; r < rows; r++) {                                                     \
+            const T *restrict x = X + r * m;                                                     \
+            T *restrict o = xb + r * m;                                                          \
+            for (int64_t i = 0; i < m; i++) o[i] = (x[i] - ref[i]) * sc;                         \
+        }                                                                                        \
+    }                                                                                            \
+                                                                                                 \
+    /* max over columns i of |hi_i - ref_i| and |lo_i - ref_i| (T arithmetic), lo_i / hi_i the   \
+     * smallest / largest value of column i of X [rows >= 1, m]: max |x - ref| over X, as        \
+     * _centred_scale forms it; NaN where X holds a NaN or an infinity (x * 0 is NaN there).     \
+     * scratch: 3 m entries. */                                                                  \
+    SOMLAB_WCLONES                                                                               \
+    static double somlab_spread_##SFX(const T *restrict X, int64_t rows, int64_t m,              \
+                                      const T *restrict ref, T *restrict scratch) {              \
+        T *restrict lo = scratch, *restrict hi = scratch + m, *restrict probe = scratch + 2 * m; \
+        for (int64_t i = 0; i < m; i++) {                                                        \
+            lo[i] = hi[i] = X[i];                                                                \
+            probe[i] = 0;                                                                        \
+        }                                                                                        \
+        int64_t r = 0;                                                                           \
+        for (; r + 4 <= rows; r += 4) { /* four rows per load / store of the column state */     \
+            const T *restrict x = X + r * m;                                                     \
+            for (int64_t i = 0; i < m; i++) {                                                    \
+                const T a = x[i], b = x[m + i], c = x[2 * m + i], d = x[3 * m + i];              \
+                const T l1 = a < b ? a : b, l2 = c < d ? c : d, l = l1 < l2 ? l1 : l2;           \
+                const T h1 = a > b ? a : b, h2 = c > d ? c : d, h = h1 > h2 ? h1 : h2;           \
+                lo[i] = l < lo[i] ? l : lo[i];                                                   \
+                hi[i] = h > hi[i] ? h : hi[i];                                                   \
+                probe[i] += ((a * (T)0 + b * (T)0) + (c * (T)0 + d * (T)0));                     \
+            }                                                                                    \
+        }                                                                                        \
+        for (; r < rows; r++) {                                                                  \
+            const T *restrict x = X + r * m;                                                     \
+            for (int64_t i = 0; i < m; i++) {                                                    \
+                const T v = x[i];                                                                \
+                lo[i] = v < lo[i] ? v : lo[i];                                                   \
+                hi[i] = v > hi[i] ? v : hi[i];                                                   \
+                probe[i] += v * (T)0;                                                            \
+            }                                                                                    \
+        }                                                                                        \
+        int bad = 0;                                                                             \
+        T big = 0;                                                                               \
+        for (int64_t i = 0; i < m; i++) {                                                        \
+            bad |= probe[i] != probe[i];                                                         \
+            T a = hi[i] - ref[i], b = lo[i] - ref[i];                                            \
+            a = a < 0 ? -a : a;                                                                  \
+            b = b < 0 ? -b : b;                                                                  \
+            big = a > big ? a : big;                                                             \
+            big = b > big ? b : big;                                                             \
+            bad |= big != big; /* a NaN reference */                                             \
+        }                                                                                        \
+        return bad ? (double)NAN : (double)big;                                                  \
+    }                                                                                            \
+                                                                                                 \
+    static inline void somlab_insert_##SFX(T x, int64_t j, int kk, T *v, int64_t *jj) {          \
+        if (!SOMLAB_BETTER(x, v[kk - 1])) return;                                                \
+        int p = kk - 1;                                                                          \
+        while (p > 0 && SOMLAB_BETTER(x, v[p - 1])) {                                            \
+            v[p] = v[p - 1];                                                                     \
+            jj[p] = jj[p - 1];                                                                   \
+            p--;                                                                                 \
+        }                                                                                        \
+        v[p] = x;                                                                                \
+        jj[p] = j;                                                                               \
+    }                                                                                            \
+                                                                                                 \
+    /* row r's kk first minima (v, jj) into idx / dist [rows, kk]: node index amap[j] (amap NULL:\
+     * j), node 0 for a slot left unfilled (all left +inf, as argmin of an all-inf row); the     \
+     * squared distance as the torch loops form it (IEEE ops, the same bits): d2 = max(v + xsq,  \
+     * 0) (the caller takes roots with torch: its sqrt is not always the correctly rounded one,  \
+     * and unscales); a winner whose d2 < share (xsq + wsq_j) (the                               \
+     * expansion cancelled) is left to the caller (the direct form, torch's sum): its row r is   \
+     * appended to bad (returns 1). */                                                           \
+    static inline int somlab_finish_##SFX(int64_t r, int kk, const T *v, const int64_t *jj,      \
+                                          const int64_t *restrict amap, T xsq,                   \
+                                          const T *restrict wsq, T share,                        \
+                                          int64_t *restrict idx, T *restrict dist) {             \
+        int bad = 0;                                                                             \
+        for (int q = 0; q < kk; q++) {                                                           \
+            const int64_t j = jj[q];                                                             \
+            idx[r * kk + q] = j < 0 ? 0 : (amap ? amap[j] : j);                                  \
+            T d2 = v[q] + xsq;                                                                   \
+            d2 = d2 < 0 ? 0 : d2; /* clamp_min(0): NaN stays NaN */                              \
+            if (q == 0 && j >= 0 && d2 < share * (xsq + wsq[j])) bad = 1;                        \
+            dist[r * kk + q] = d2;                                                               \
+        }                                                                                        \
+        return bad;                                                                              \
+    }                                                                                            \
+                                                                                                 \
+    /* The insertion scan of the row values p[j], j < n, in index order.  le:                    \
+     * only values <= thr0 can enter (thr0 is the kk-th smallest value): 32-byte vectors of them \
+     * are compared 8 at a time and looked at value by value where one is <= thr0.  Else a chunk \
+     * is looked at value by value when one of its values could enter the list (!(d >= kth)). */ \
+    static inline void somlab_scan_##SFX(const T *restrict p, int64_t n,                         \
+                                         int kk, T thr0, int le, T *v, int64_t *jj) {            \
+        enum { VL = 32 / sizeof(T), BL = 8 * VL };                                               \
+        int64_t c = 0;                                                                           \
+        if (le) {                                                                                \
+            const somlab_v_##SFX tv = thr0 - (somlab_v_##SFX){0};                                \
+            for (; c + BL <= n; c += BL) {                                                       \
+                somlab_m_##SFX h[8];                                                             \
+                for (int s = 0; s < 8; s++) {                                                    \
+                    const somlab_v_##SFX x = *(const somlab_v_##SFX *)(p + c + s * VL);          \
+                    h[s] = x <= tv;                                                              \
+                }                                                                                \
+                if (!somlab_any_##SFX(((h[0] | h[1]) | (h[2] | h[3])) |                          \
+                                      ((h[4] | h[5]) | (h[6] | h[7]))))                          \
+                    continue;                                                                    \
+                for (int s = 0; s < 8; s++)                                                      \
+                    if (somlab_any_##SFX(h[s]))                                                  \
+                        for (int l = s * VL; l < (s + 1) * VL; l++)                              \
+                            somlab_insert_##SFX(p[c + l], c + l, kk, v, jj); \
+            }                                                                                    \
+            for (; c + VL <= n; c += VL) {                                                       \
+                const somlab_v_##SFX x = *(const somlab_v_##SFX *)(p + c);                         \
+                if (somlab_any_##SFX(x <= tv))                                                   \
+                    for (int l = 0; l < VL; l++)                                                 \
+                        somlab_insert_##SFX(p[c + l], c + l, kk, v, jj);     \
+            }                                                                                    \
+        } else {                                                                                 \
+            for (; c + SOMLAB_CHUNK <= n; c += SOMLAB_CHUNK) {                                   \
+                const T thr = v[kk - 1];                                                         \
+                int hit = 0;                                                                     \
+                for (int l = 0; l < SOMLAB_CHUNK; l++)                                           \
+                    hit |= !((p[c + l]) >= thr);                             \
+                if (hit)                                                                         \
+                    for (int l = 0; l < SOMLAB_CHUNK; l++)                                       \
+                        somlab_insert_##SFX(p[c + l], c + l, kk, v, jj);     \
+            }                                                                                    \
+        }                                                                                        \
+        for (; c < n; c++) somlab_insert_##SFX(p[c], c, kk, v, jj);              \
+    }                                                                                            \
+                                                                                                 \
+    /* The kk (<= SOMLAB_MAXK) first minima of each row of P [rows, n] (d = |wc|^2 - 2 xb.wc,    \
+     * torch's addmm; row stride n) into idx / dist (somlab_finish).  kk <= 2 on a row whose     \
+     * values are finite (|d| <= xsq + wlim, wlim = 2 max |wc|^2, +inf where not finite): the    \
+     * per-lane two smallest values (minps / maxps) give the kk-th smallest value t of the row;  \
+     * the values <= t, taken in index order, are the winners.  Else the insertion scan. */      \
+    SOMLAB_WCLONES                                                                                \
+    static int64_t somlab_rank_##SFX(const T *restrict P, int64_t rows, int64_t n, int kk,       \
+                                     const int64_t *restrict amap, const T *restrict xsq,        \
+                                     T wlim, const T *restrict wsq, T share, int64_t r0,         \
+                                     int64_t *restrict bad, int64_t *restrict idx,               \
+                                     T *restrict dist) {                                         \
+        int64_t nbad = 0;                                                                        \
+        const T inf = (T)INFINITY;                                                               \
+        for (int64_t r = 0; r < rows; r++) {                                                     \
+            const T *restrict p = P + r * n;                                                     \
+            T v[SOMLAB_MAXK];                                                                    \
+            int64_t jj[SOMLAB_MAXK];                                                             \
+            for (int q = 0; q < kk; q++) {                                                       \
+                v[q] = inf;                                                                      \
+                jj[q] = -1;                                                                      \
+            }                                                                                    \
+            int done = 0;                                                                        \
+            /* kk <= 2 on a row whose values are all finite (|d| <= |xb|^2 + 2 max |wc|^2) */    \
+            if (kk <= 2 && (T)2 * (xsq[r] + wlim) < inf &&                                       \
+                SOMLAB_FAST_ROW2_##SFX(p, n, kk, v, jj)) {                                       \
+                done = 1;                                                                        \
+            } else if (kk <= 2 && (T)2 * (xsq[r] + wlim) < inf) {                                \
+                enum { NL = 128 / sizeof(T) }; /* lanes: four 32-byte vectors */                   \
+                T m1[NL], m2[NL];                                                                \
+                for (int l = 0; l < NL; l++) m1[l] = m2[l] = inf;                                \
+                int64_t c = 0;                                                                   \
+                for (; c + NL <= n; c += NL)                                                     \
+                    for (int l = 0; l < NL; l++) { /* min / max: minps, maxps */                 \
+                        const T x = p[c + l];                                \
+                        const T hi = x > m1[l] ? x : m1[l];                                      \
+                        m1[l] = x < m1[l] ? x : m1[l];                                           \
+                        m2[l] = hi < m2[l] ? hi : m2[l];                                         \
+                    }                                                                            \
+                for (; c < n; c++) {                                                             \
+                    const T x = p[c];                                            \
+                    const T hi = x > m1[0] ? x : m1[0];                                          \
+                    m1[0] = x < m1[0] ? x : m1[0];                                               \
+                    m2[0] = hi < m2[0] ? hi : m2[0];                                             \
+                }                                                                                \
+                /* t: the kk-th smallest value of the row, from the lanes' two smallest by halving\
+                 * (the two smallest of two pairs: min of the firsts, min of the larger first and\
+                 * the smaller second) */                                                        \
+                for (int h = NL / 2; h >= 1; h /= 2)                                             \
+                    for (int l = 0; l < h; l++) {                                                \
+                        const T a1 = m1[l], b1 = m1[l + h];                                      \
+                        const T lo = a1 < b1 ? a1 : b1, hi = a1 > b1 ? a1 : b1;                  \
+                        const T s2 = m2[l] < m2[l + h] ? m2[l] : m2[l + h];                      \
+                        m1[l] = lo;                                                              \
+                        m2[l] = hi < s2 ? hi : s2;                                               \
+                    }                                                                            \
+                const T t = kk == 2 ? m2[0] : m1[0];                                             \
+                somlab_scan_##SFX(p, n, kk, t, 1, v, jj);                                   \
+                done = 1;                                                                        \
+            }                                                                                    \
+            if (!done) somlab_scan_##SFX(p, n, kk, inf, 0, v, jj);                          \
+            if (somlab_finish_##SFX(r, kk, v, jj, amap, xsq[r], wsq, share, idx, dist))        \
+                bad[nbad++] = r0 + r;                                                            \
+        }                                                                                        \
+        return nbad;                                                                             \
+    }
+
+
+/* The rows' two first minima of the transposed form for float32 with AVX2 intrinsics (picked at
+ * run time): min / max for the values (exact on finite values: the smaller of x and m1 is m1's
+ * new value, the smaller of max(x, m1) and m2 is m2's), blends for the indices; 16 rows at a
+ * time with their state in registers across all nodes.  Rows [0, rv), rv a multiple of 8. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#include <immintrin.h>
+#define SOMLAB_HAVE_AVX2_TOP2 1
+#define SOMLAB_AVX2_STEP(x, jv, m1, m2, i1, i2)                                                  \
+    do {                                                                                         \
+        const __m256 lt1 = _mm256_cmp_ps(x, m1, _CMP_LT_OQ);                                     \
+        const __m256 lt2 = _mm256_cmp_ps(x, m2, _CMP_LT_OQ);                                     \
+        i2 = _mm256_blendv_ps(i2, _mm256_blendv_ps(jv, i1, lt1), lt2);                           \
+        i1 = _mm256_blendv_ps(i1, jv, lt1);                                                      \
+        m2 = _mm256_min_ps(_mm256_max_ps(x, m1), m2);                                            \
+        m1 = _mm256_min_ps(x, m1);                                                               \
+    } while (0)
+#define SOMLAB_AVX512_STEP(x, jv, m1, m2, i1, i2)                                                \
+    do {                                                                                         \
+        const __mmask16 lt1 = _mm512_cmp_ps_mask(x, m1, _CMP_LT_OQ);                             \
+        const __mmask16 lt2 = _mm512_cmp_ps_mask(x, m2, _CMP_LT_OQ);                             \
+        i2 = _mm512_mask_mov_epi32(i2, lt2, _mm512_mask_mov_epi32(jv, lt1, i1));                 \
+        i1 = _mm512_mask_mov_epi32(i1, lt1, jv);                                                 \
+        m2 = _mm512_min_ps(_mm512_max_ps(x, m1), m2);                                            \
+        m1 = _mm512_min_ps(x, m1);                                                               \
+    } while (0)
+/* the same with AVX-512 (mask registers: one instruction per index blend), rows [0, rv16) */
+__attribute__((target("avx512f"))) static int64_t somlab_top2_avx512(
+    const float *restrict PT, int64_t rows, int64_t rv, int64_t n,
+    float *restrict s1, float *restrict s2, int32_t *restrict k1, int32_t *restrict k2) {
+    int64_t r = 0;
+    for (; r + 32 <= rv; r += 32) {
+        __m512 a1 = _mm512_loadu_ps(s1 + r), a2 = _mm512_loadu_ps(s2 + r);
+        __m512 b1 = _mm512_loadu_ps(s1 + r + 16), b2 = _mm512_loadu_ps(s2 + r + 16);
+        __m512i ia1 = _mm512_loadu_si512(k1 + r), ia2 = _mm512_loadu_si512(k2 + r);
+        __m512i ib1 = _mm512_loadu_si512(k1 + r + 16), ib2 = _mm512_loadu_si512(k2 + r + 16);
+        for (int64_t j = 0; j < n; j++) {
+            const float *p = PT + j * rows + r;
+            const __m512i jv = _mm512_set1_epi32((int32_t)j);
+            const __m512 pa = _mm512_loadu_ps(p), pb = _mm512_loadu_ps(p + 16);
+            const __m512 xa = pa;
+            const __m512 xb = pb;
+            SOMLAB_AVX512_STEP(xa, jv, a1, a2, ia1, ia2);
+            SOMLAB_AVX512_STEP(xb, jv, b1, b2, ib1, ib2);
+        }
+        _mm512_storeu_ps(s1 + r, a1);
+        _mm512_storeu_ps(s2 + r, a2);
+        _mm512_storeu_ps(s1 + r + 16, b1);
+        _mm512_storeu_ps(s2 + r + 16, b2);
+        _mm512_storeu_si512(k1 + r, ia1);
+        _mm512_storeu_si512(k2 + r, ia2);
+        _mm512_storeu_si512(k1 + r + 16, ib1);
+        _mm512_storeu_si512(k2 + r + 16, ib2);
+    }
+    for (; r + 16 <= rv; r += 16) {
+        __m512 a1 = _mm512_loadu_ps(s1 + r), a2 = _mm512_loadu_ps(s2 + r);
+        __m512i ia1 = _mm512_loadu_si512(k1 + r), ia2 = _mm512_loadu_si512(k2 + r);
+        for (int64_t j = 0; j < n; j++) {
+            const __m512 pa = _mm512_loadu_ps(PT + j * rows + r);
+            const __m512 xa = pa;
+            SOMLAB_AVX512_STEP(xa, _mm512_set1_epi32((int32_t)j), a1, a2, ia1, ia2);
+        }
+        _mm512_storeu_ps(s1 + r, a1);
+        _mm512_storeu_ps(s2 + r, a2);
+        _mm512_storeu_si512(k1 + r, ia1);
+        _mm512_storeu_si512(k2 + r, ia2);
+    }
+    return r;
+}
+/* The two (kk <= 2) first minima of one finite row of n values with AVX-512: the per-lane two
+ * smallest (min / max), the kk-th smallest t of the row from them, then the values <= t in
+ * index order (mask bits), strictly smaller ones displacing (ties keep the lowest index). */
+__attribute__((target("avx512f"))) static void somlab_row2_avx512(const float *restrict p,
+                                                                  int64_t n, int kk, float *v,
+                                                                  int64_t *jj) {
+    const __m512 inf = _mm512_set1_ps(INFINITY);
+    __m512 m1 = inf, m2 = inf;
+    int64_t c = 0;
+    for (; c + 16 <= n; c += 16) {
+        const __m512 x = _mm512_loadu_ps(p + c);
+        m2 = _mm512_min_ps(_mm512_max_ps(x, m1), m2);
+        m1 = _mm512_min_ps(x, m1);
+    }
+    const __mmask16 tail = (__mmask16)((1u << (n - c)) - 1u);
+    if (c < n) {
+        const __m512 x = _mm512_mask_loadu_ps(inf, tail, p + c);
+        m2 = _mm512_min_ps(_mm512_max_ps(x, m1), m2);
+        m1 = _mm512_min_ps(x, m1);
+    }
+    const float a = _mm512_reduce_min_ps(m1);
+    float t = a;
+    if (kk == 2) {
+        const __mmask16 eq = _mm512_cmp_ps_mask(m1, _mm512_set1_ps(a), _CMP_EQ_OQ);
+        if (__builtin_popcount((unsigned)eq) < 2) /* the min's lane: its second instead */
+            t = _mm512_reduce_min_ps(_mm512_mask_mov_ps(m1, eq, m2));
+    }
+    v[0] = v[1] = INFINITY;
+    jj[0] = jj[1] = -1;
+    const __m512 tv = _mm512_set1_ps(t);
+    for (int64_t b = 0; b < n; b += 16) {
+        const __mmask16 in = b + 16 <= n ? (__mmask16)0xFFFF : tail;
+        unsigned k = _mm512_mask_cmp_ps_mask(in, _mm512_maskz_loadu_ps(in, p + b), tv, _CMP_LE_OQ);
+        while (k) {
+            const int64_t j = b + __builtin_ctz(k);
+            const float x = p[j];
+            k &= k - 1;
+            if (x < v[0]) {
+                v[1] = v[0];
+                jj[1] = jj[0];
+                v[0] = x;
+                jj[0] = j;
+            } else if (kk == 2 && x < v[1]) {
+                v[1] = x;
+                jj[1] = j;
+            }
+        }
+    }
+}
+__attribute__((target("avx2"))) static void somlab_top2_avx2(const float *restrict PT,
+                                                             int64_t rows, int64_t rv, int64_t n,
+                                                             float *restrict s1,
+                                                             float *restrict s2,
+                                                             int32_t *restrict k1,
+                                                             int32_t *restrict k2,
+                                                             int64_t r) {
+    for (; r + 16 <= rv; r += 16) {
+        __m256 a1 = _mm256_loadu_ps(s1 + r), a2 = _mm256_loadu_ps(s2 + r);
+        __m256 b1 = _mm256_loadu_ps(s1 + r + 8), b2 = _mm256_loadu_ps(s2 + r + 8);
+        __m256 ia1 = _mm256_castsi256_ps(_mm256_loadu_si256((const __m256i *)(k1 + r)));
+        __m256 ia2 = _mm256_castsi256_ps(_mm256_loadu_si256((const __m256i *)(k2 + r)));
+        __m256 ib1 = _mm256_castsi256_ps(_mm256_loadu_si256((const __m256i *)(k1 + r + 8)));
+        __m256 ib2 = _mm256_castsi256_ps(_mm256_loadu_si256((const __m256i *)(k2 + r + 8)));
+        for (int64_t j = 0; j < n; j++) {
+            const float *p = PT + j * rows + r;
+            const __m256 jv = _mm256_castsi256_ps(_mm256_set1_epi32((int32_t)j));
+            const __m256 pa = _mm256_loadu_ps(p), pb = _mm256_loadu_ps(p + 8);
+            const __m256 xa = pa;
+            const __m256 xb = pb;
+            SOMLAB_AVX2_STEP(xa, jv, a1, a2, ia1, ia2);
+            SOMLAB_AVX2_STEP(xb, jv, b1, b2, ib1, ib2);
+        }
+        _mm256_storeu_ps(s1 + r, a1);
+        _mm256_storeu_ps(s2 + r, a2);
+        _mm256_storeu_ps(s1 + r + 8, b1);
+        _mm256_storeu_ps(s2 + r + 8, b2);
+        _mm256_storeu_si256((__m256i *)(k1 + r), _mm256_castps_si256(ia1));
+        _mm256_storeu_si256((__m256i *)(k2 + r), _mm256_castps_si256(ia2));
+        _mm256_storeu_si256((__m256i *)(k1 + r + 8), _mm256_castps_si256(ib1));
+        _mm256_storeu_si256((__m256i *)(k2 + r + 8), _mm256_castps_si256(ib2));
+    }
+    for (; r < rv; r += 8) {
+        __m256 a1 = _mm256_loadu_ps(s1 + r), a2 = _mm256_loadu_ps(s2 + r);
+        __m256 ia1 = _mm256_castsi256_ps(_mm256_loadu_si256((const __m256i *)(k1 + r)));
+        __m256 ia2 = _mm256_castsi256_ps(_mm256_loadu_si256((const __m256i *)(k2 + r)));
+        for (int64_t j = 0; j < n; j++) {
+            const __m256 pa = _mm256_loadu_ps(PT + j * rows + r);
+            const __m256 xa = pa;
+            const __m256 jv = _mm256_castsi256_ps(_mm256_set1_epi32((int32_t)j));
+            SOMLAB_AVX2_STEP(xa, jv, a1, a2, ia1, ia2);
+        }
+        _mm256_storeu_ps(s1 + r, a1);
+        _mm256_storeu_ps(s2 + r, a2);
+        _mm256_storeu_si256((__m256i *)(k1 + r), _mm256_castps_si256(ia1));
+        _mm256_storeu_si256((__m256i *)(k2 + r), _mm256_castps_si256(ia2));
+    }
+}
+static int somlab_simd_level(void) { /* 2: AVX-512F, 1: AVX2, 0: neither */
+    static int level = -1;
+    if (level < 0) {
+        __builtin_cpu_init();
+        level = __builtin_cpu_supports("avx512f") ? 2 : __builtin_cpu_supports("avx2") ? 1 : 0;
+    }
+    return level;
+}
+static int somlab_fast_top2(const float *restrict PT, int64_t rows, int64_t rv, int64_t n,
+                            float *restrict s1, float *restrict s2,
+                            int32_t *restrict k1, int32_t *restrict k2) {
+    const int level = somlab_simd_level();
+    if (level == 0) return 0;
+    const int64_t r = level == 2 ? somlab_top2_avx512(PT, rows, rv, n, s1, s2, k1, k2) : 0;
+    somlab_top2_avx2(PT, rows, rv, n, s1, s2, k1, k2, r);
+    return 1;
+}
+/* 1 where the AVX-512 / AVX2 loops ranked rows [0, rv) (float32, kk == 2) */
+#define SOMLAB_FAST_TOP2_f32(PT, rows, rv, n, s1, s2, k1, k2)                               \
+    somlab_fast_top2(PT, rows, rv, n, s1, s2, k1, k2)
+/* 1 where the AVX-512 loop ranked the finite row p (float32, kk <= 2) */
+#define SOMLAB_FAST_ROW2_f32(p, n, kk, v, jj)                                                    \
+    (somlab_simd_level() == 2 ? (somlab_row2_avx512(p, n, kk, v, jj), 1) : 0)
+#else
+#define SOMLAB_FAST_TOP2_f32(PT, rows, rv, n, s1, s2, k1, k2) 0
+#define SOMLAB_FAST_ROW2_f32(p, n, kk, v, jj) 0
+#endif
+#define SOMLAB_FAST_TOP2_f64(PT, rows, rv, n, s1, s2, k1, k2) 0
+#define SOMLAB_FAST_ROW2_f64(p, n, kk, v, jj) 0
+
+/* The transposed form for kk <= 2, on PT [n, rows] = wc . xb^T (node-major: the values of node j
+ * for the block's rows are contiguous).  The nodes run in index order, each updating the rows'
+ * two first minima (value, index) elementwise across rows: strict < keeps the lowest index of
+ * equal values, so no merge is needed.  Rows whose values may not all be finite (|d| <=
+ * |xb|^2 + wlim, wlim = 2 max |wc|^2) are ranked again by the exact insertion scan (NaN first).
+ * s1, s2, k1, k2: scratch of >= rows entries.  Output as somlab_rank_*. */
+#define SOMLAB_WINNERS_T_DEFINE(T, IT, SFX)                                                      \
+    SOMLAB_WCLONES                                                                               \
+    static int64_t somlab_rank2t_##SFX(const T *restrict PT, int64_t rows, int64_t n, int kk,    \
+                                       const int64_t *restrict amap, const T *restrict xsq,      \
+                                       T wlim, const T *restrict wsq, T share, int64_t r0,       \
+                                       int64_t *restrict bad, T *restrict s1,                    \
+                                       T *restrict s2, IT *restrict k1, IT *restrict k2,         \
+                                       int64_t *restrict idx, T *restrict dist) {                \
+        int64_t nbad = 0;                                                                        \
+        enum { VL = 32 / sizeof(T) };                                                            \
+        const T inf = (T)INFINITY;                                                               \
+        for (int64_t r = 0; r < rows; r++) {                                                     \
+            s1[r] = s2[r] = inf;                                                                 \
+            k1[r] = k2[r] = -1;                                                                  \
+        }                                                                                        \
+        const int64_t rv = rows - rows % VL;                                                     \
+        const int fast = kk == 2 && SOMLAB_FAST_TOP2_##SFX(PT, rows, rv, n, s1, s2, k1, k2);\
+        for (int64_t j = 0; j < n; j++) {                                                        \
+            const T *restrict p = PT + j * rows;                                                 \
+            const somlab_m_##SFX jv = (IT)j - (somlab_m_##SFX){0};                               \
+            if (fast) {                                                                          \
+            } else if (kk == 2) {                                                                \
+                for (int64_t r = 0; r < rv; r += VL) {                                           \
+                    const somlab_v_##SFX x = *(const somlab_v_##SFX *)(p + r);                      \
+                    somlab_v_##SFX *a1 = (somlab_v_##SFX *)(s1 + r);                             \
+                    somlab_v_##SFX *a2 = (somlab_v_##SFX *)(s2 + r);                             \
+                    somlab_m_##SFX *i1 = (somlab_m_##SFX *)(k1 + r);                             \
+                    somlab_m_##SFX *i2 = (somlab_m_##SFX *)(k2 + r);                             \
+                    const somlab_v_##SFX m1 = *a1, m2 = *a2;                                     \
+                    const somlab_m_##SFX lt1 = x < m1, lt2 = x < m2;                             \
+                    const somlab_m_##SFX o1 = *i1;                                               \
+                    *i2 = (lt2 & ((lt1 & o1) | (~lt1 & jv))) | (~lt2 & *i2);                     \
+                    *i1 = (lt1 & jv) | (~lt1 & o1);                                              \
+                    *a2 = (somlab_v_##SFX)((lt2 & (somlab_m_##SFX)((somlab_v_##SFX)((lt1 & (somlab_m_##SFX)m1) | (~lt1 & (somlab_m_##SFX)x)))) | (~lt2 & (somlab_m_##SFX)m2));\
+                    *a1 = (somlab_v_##SFX)((lt1 & (somlab_m_##SFX)x) | (~lt1 & (somlab_m_##SFX)m1));\
+                }                                                                                \
+            } else {                                                                             \
+                for (int64_t r = 0; r < rv; r += VL) {                                           \
+                    const somlab_v_##SFX x = *(const somlab_v_##SFX *)(p + r);                      \
+                    somlab_v_##SFX *a1 = (somlab_v_##SFX *)(s1 + r);                             \
+                    somlab_m_##SFX *i1 = (somlab_m_##SFX *)(k1 + r);                             \
+                    const somlab_v_##SFX m1 = *a1;                                               \
+                    const somlab_m_##SFX lt1 = x < m1;                                           \
+                    *i1 = (lt1 & jv) | (~lt1 & *i1);                                             \
+                    *a1 = (somlab_v_##SFX)((lt1 & (somlab_m_##SFX)x) | (~lt1 & (somlab_m_##SFX)m1));\
+                }                                                                                \
+            }                                                                                    \
+            for (int64_t r = rv; r < rows; r++) {                                                \
+                const T x = p[r];                                                     \
+                if (x < s1[r]) {                                                                 \
+                    s2[r] = s1[r];                                                               \
+                    k2[r] = k1[r];                                                               \
+                    s1[r] = x;                                                                   \
+                    k1[r] = (IT)j;                                                               \
+                } else if (x < s2[r]) {                                                          \
+                    s2[r] = x;                                                                   \
+                    k2[r] = (IT)j;                                                               \
+                }                                                                                \
+            }                                                                                    \
+        }                                                                                        \
+        for (int64_t r = 0; r < rows; r++) {                                                     \
+            T v[2] = {s1[r], s2[r]};                                                             \
+            int64_t jj[2] = {k1[r], k2[r]};                                                      \
+            if (!((T)2 * (xsq[r] + wlim) < inf)) { /* NaN / inf possible: the exact scan */      \
+                v[0] = v[1] = inf;                                                               \
+                jj[0] = jj[1] = -1;                                                              \
+                for (int64_t j = 0; j < n; j++)                                                  \
+                    somlab_insert_##SFX(PT[j * rows + r], j, kk, v, jj);         \
+            }                                                                                    \
+            if (somlab_finish_##SFX(r, kk, v, jj, amap, xsq[r], wsq, share, idx, dist))        \
+                bad[nbad++] = r0 + r;                                                            \
+        }                                                                                        \
+        return nbad;                                                                             \
+    }
+
+SOMLAB_WINNERS_DEFINE(float, int32_t, f32)
+SOMLAB_WINNERS_DEFINE(double, int64_t, f64)
+SOMLAB_WINNERS_T_DEFINE(float, int32_t, f32)
+SOMLAB_WINNERS_T_DEFINE(double, int64_t, f64)
+
+#endif
