@@ -28,17 +28,17 @@ PAPER_PRESETS: dict[str, dict] = {
     "mnist": dict(
         n_latent=22, alpha=0.1145, at=0.99425, lr=0.1426, repel=1.0, life_decay=0.36,
         beta=0.067, gamma=1.382, s=0.426, n_max=200, max_iter=None,
-        standardize=(0.1307, 0.3081),
+        standardize=(0.1307, 0.3081), refine_iter=0,
     ),
     "fmnist": dict(
         n_latent=22, alpha=0.024, at=0.99885, lr=0.1383, repel=0.575, life_decay=0.46,
         beta=0.0195, gamma=4.916, s=0.658, n_max=200, max_iter=None,
-        standardize=(0.5, 0.5),
+        standardize=(0.5, 0.5), refine_iter=0,
     ),
     "mnist002": dict(
         n_latent=10, alpha=0.001, at=0.99425, lr=0.1426, repel=1.0, life_decay=0.36,
         beta=0.067, gamma=1.382, s=0.426, n_max=64, max_iter=1000,
-        standardize=(0.1307, 0.3081),
+        standardize=(0.1307, 0.3081), refine_iter=0,
     ),
 }  # fmt: skip
 #: The library's default (``DCSOMRL()``), chosen without test labels: the candidate rules of
@@ -47,6 +47,7 @@ PAPER_PRESETS: dict[str, dict] = {
 DEFAULT_PRESET: dict = dict(
     n_latent=10, alpha=0.01, at=0.97, lr=0.1426, repel=0.0, life_decay=0.36,
     beta=0.067, gamma=1.382, s=0.426, n_max=64, max_iter=1000, standardize=None,
+    refine_iter=0,
 )  # fmt: skip
 PRESETS: dict[str, dict] = {"default": DEFAULT_PRESET, **PAPER_PRESETS}
 _FROM_PRESET = tuple(PRESETS["mnist"])
@@ -135,6 +136,7 @@ class DCSOMRL(SaveLoadMixin, ClusterMixin, TransformerMixin, BaseEstimator):
         "n_max": [Interval(Integral, 1, None, closed="left"), None],
         "max_iter": [Interval(Integral, 1, None, closed="left"), None],
         "standardize": [tuple, list, None],
+        "refine_iter": [Interval(Integral, 0, None, closed="left"), None],
         "hidden": [tuple, list],
         "epochs": [Interval(Integral, 1, None, closed="left")],  # 0 would leave the map empty
         "pretrain_epochs": [Interval(Integral, 0, None, closed="left")],
@@ -170,6 +172,7 @@ class DCSOMRL(SaveLoadMixin, ClusterMixin, TransformerMixin, BaseEstimator):
         n_max=None,
         max_iter=None,
         standardize=None,
+        refine_iter=None,
         hidden=(500, 500, 2000),
         epochs=30,
         pretrain_epochs=50,
@@ -201,6 +204,7 @@ class DCSOMRL(SaveLoadMixin, ClusterMixin, TransformerMixin, BaseEstimator):
         self.n_max = n_max
         self.max_iter = max_iter
         self.standardize = standardize
+        self.refine_iter = refine_iter
         self.hidden = hidden
         self.epochs = epochs
         self.pretrain_epochs = pretrain_epochs
@@ -363,8 +367,11 @@ class DCSOMRL(SaveLoadMixin, ClusterMixin, TransformerMixin, BaseEstimator):
         ae.eval()
         self.autoencoder_, self.som_ = ae, som
         self.n_prototypes_ = int(som.n_active)
-        self.history_ = history
         codes = self._codes(Xt)
+        history["refine_iterations"] = 0
+        if p["refine_iter"] and som.n_active:  # winner-only batch updates on the final codes
+            history["refine_iterations"] = som.refine(codes, p["refine_iter"])
+        self.history_ = history
         self.labels_ = self._predict_codes(codes)
         var = Xt.double().var(0, unbiased=False)  # per feature: the loss of predicting the mean
         trivial = float(var.mean() if self.rec == "mean" else var.sum())
