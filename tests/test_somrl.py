@@ -423,10 +423,14 @@ def _plain_cost(som, Z):
     return total
 
 
+@pytest.mark.parametrize("metric", ["relevance", "euclidean"])
 @pytest.mark.parametrize("kernel", ["weighted_sq", "weighted"])
-def test_refine_never_increases_the_weighted_within_cluster_cost(kernel):
+def test_refine_never_increases_the_weighted_within_cluster_cost(kernel, metric):
     som, Z = _trained_map(kernel)
     assert som.n_active >= 3
+    assert som.refine(Z, 0, metric) == 0
+    if metric == "euclidean":  # omega = 1 from the first call on; the rest is the same
+        assert (som.omega == 1).all()
     om, life, act, delta = (som.omega.clone(), som.life.clone(), som.active.clone(),
                             som.delta.clone())  # fmt: skip
     costs = [float(som.assignment_cost(Z))]
@@ -461,3 +465,5 @@ def test_refine_moves_each_winner_to_the_mean_of_its_rows_and_stops_at_a_fixed_p
         som.refine(Z, -1)
     with pytest.raises(RuntimeError, match="empty"):
         SOMRL(3).refine(Z)
+    with pytest.raises(ValueError, match="metric"):
+        som.refine(Z, 1, "cosine")

@@ -38,6 +38,13 @@ VARIANTS = {  # name: (n_iter, euclidean)
     "lloyd20": (20, False),
     "lloyd100": (100, False),
     "euclid10": (10, True),
+    # round 2, added after round 1's validation table (euclid10 chosen there)
+    "euclid1": (1, True),
+    "euclid2": (2, True),
+    "euclid5": (5, True),
+    "euclid20": (20, True),
+    "euclid100": (100, True),
+    "euclid0": (0, True),  # relevances dropped, no Lloyd step
 }
 
 

@@ -28,17 +28,17 @@ PAPER_PRESETS: dict[str, dict] = {
     "mnist": dict(
         n_latent=22, alpha=0.1145, at=0.99425, lr=0.1426, repel=1.0, life_decay=0.36,
         beta=0.067, gamma=1.382, s=0.426, n_max=200, max_iter=None,
-        standardize=(0.1307, 0.3081), refine_iter=0,
+        standardize=(0.1307, 0.3081), refine_iter=0, refine_metric="relevance",
     ),
     "fmnist": dict(
         n_latent=22, alpha=0.024, at=0.99885, lr=0.1383, repel=0.575, life_decay=0.46,
         beta=0.0195, gamma=4.916, s=0.658, n_max=200, max_iter=None,
-        standardize=(0.5, 0.5), refine_iter=0,
+        standardize=(0.5, 0.5), refine_iter=0, refine_metric="relevance",
     ),
     "mnist002": dict(
         n_latent=10, alpha=0.001, at=0.99425, lr=0.1426, repel=1.0, life_decay=0.36,
         beta=0.067, gamma=1.382, s=0.426, n_max=64, max_iter=1000,
-        standardize=(0.1307, 0.3081), refine_iter=0,
+        standardize=(0.1307, 0.3081), refine_iter=0, refine_metric="relevance",
     ),
 }  # fmt: skip
 #: The library's default (``DCSOMRL()``), chosen without test labels: the candidate rules of
@@ -47,7 +47,7 @@ PAPER_PRESETS: dict[str, dict] = {
 DEFAULT_PRESET: dict = dict(
     n_latent=10, alpha=0.01, at=0.97, lr=0.1426, repel=0.0, life_decay=0.36,
     beta=0.067, gamma=1.382, s=0.426, n_max=64, max_iter=1000, standardize=None,
-    refine_iter=0,
+    refine_iter=100, refine_metric="euclidean",
 )  # fmt: skip
 PRESETS: dict[str, dict] = {"default": DEFAULT_PRESET, **PAPER_PRESETS}
 _FROM_PRESET = tuple(PRESETS["mnist"])
@@ -137,6 +137,7 @@ class DCSOMRL(SaveLoadMixin, ClusterMixin, TransformerMixin, BaseEstimator):
         "max_iter": [Interval(Integral, 1, None, closed="left"), None],
         "standardize": [tuple, list, None],
         "refine_iter": [Interval(Integral, 0, None, closed="left"), None],
+        "refine_metric": [StrOptions({"relevance", "euclidean"}), None],
         "hidden": [tuple, list],
         "epochs": [Interval(Integral, 1, None, closed="left")],  # 0 would leave the map empty
         "pretrain_epochs": [Interval(Integral, 0, None, closed="left")],
@@ -173,6 +174,7 @@ class DCSOMRL(SaveLoadMixin, ClusterMixin, TransformerMixin, BaseEstimator):
         max_iter=None,
         standardize=None,
         refine_iter=None,
+        refine_metric=None,
         hidden=(500, 500, 2000),
         epochs=30,
         pretrain_epochs=50,
@@ -205,6 +207,7 @@ class DCSOMRL(SaveLoadMixin, ClusterMixin, TransformerMixin, BaseEstimator):
         self.max_iter = max_iter
         self.standardize = standardize
         self.refine_iter = refine_iter
+        self.refine_metric = refine_metric
         self.hidden = hidden
         self.epochs = epochs
         self.pretrain_epochs = pretrain_epochs
@@ -370,7 +373,7 @@ class DCSOMRL(SaveLoadMixin, ClusterMixin, TransformerMixin, BaseEstimator):
         codes = self._codes(Xt)
         history["refine_iterations"] = 0
         if p["refine_iter"] and som.n_active:  # winner-only batch updates on the final codes
-            history["refine_iterations"] = som.refine(codes, p["refine_iter"])
+            history["refine_iterations"] = som.refine(codes, p["refine_iter"], p["refine_metric"])
         self.history_ = history
         self.labels_ = self._predict_codes(codes)
         var = Xt.double().var(0, unbiased=False)  # per feature: the loss of predicting the mean

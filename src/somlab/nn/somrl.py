@@ -29,6 +29,7 @@ LIFE_RULES = ("argmax", "above_at")
 ORDERS = ("update_first", "insert_first")
 RANKS = ("group", "sample")
 DELTA_RULES = ("new", "old")
+REFINE_METRICS = ("relevance", "euclidean")
 LIFE_EPS = 1e-6  # "life reaches 0": a tolerance, so that 1 - t*ld rounding cannot add a call
 
 
@@ -270,22 +271,29 @@ class SOMRL(nn.Module):
         p = 1 if self.kernel == "weighted_sq" else 2
         return ((om * diff * diff).sum(1) / om.sum(1) ** p).sum()
 
-    def refine(self, Z, n_iter: int = 10) -> int:
+    def refine(self, Z, n_iter: int = 10, metric: str = "relevance") -> int:
         """Winner-only batch updates of the active centres on ``Z [n, m]`` (Lloyd iterations).
 
         Each iteration assigns every row to its :meth:`predict` winner and moves each node that
-        won a row to the mean of its rows; relevances, distance averages, life and the set of
-        active nodes are left as they are, and a node that wins nothing keeps its centre. This
-        is the end of a batch SOM whose neighbourhood has shrunk to the winner: with the
-        relevances fixed, an iteration never increases :meth:`assignment_cost` (the assignment
-        minimizes each summand, the mean minimizes each node's weighted sum of squares). Stops
-        early at a fixed point (an assignment equal to the previous one); returns the number
-        of update passes run (at most ``n_iter``).
+        won a row to the mean of its rows; distance averages, life and the set of active nodes
+        are left as they are, and a node that wins nothing keeps its centre. This is the end of
+        a batch SOM whose neighbourhood has shrunk to the winner. ``metric="relevance"`` keeps
+        the relevances; ``"euclidean"`` first sets them to 1 (``omega = 1``: the map's
+        activation, winners and topology become unweighted from then on; a later
+        :meth:`forward` recomputes the relevances of the nodes it updates), i.e. k-means on Z
+        started from the map's centres. Either way, with the relevances fixed, an iteration
+        never increases :meth:`assignment_cost` (the assignment minimizes each summand, the
+        mean minimizes each node's weighted sum of squares). Stops early at a fixed point (an
+        assignment equal to the previous one); returns the number of update passes run (at
+        most ``n_iter``).
         """
         Z = self._check_input(Z).detach()
         n_iter = _check_int("n_iter", n_iter, 0)
+        _check_choice("metric", metric, REFINE_METRICS)
         if not bool(self.active.any()):
             raise RuntimeError("SOMRL map is empty: call forward() on some data first")
+        if metric == "euclidean":
+            self.omega.fill_(1.0)  # inactive slots hold 1 already
         prev = None
         with torch.no_grad():
             for t in range(n_iter):
