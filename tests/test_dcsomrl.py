@@ -361,6 +361,7 @@ def test_quick_reproduction_fits_the_paper_preset_beside_the_default(tmp_path, m
     )
     md = (tmp_path / "dcsomrl_fmnist_quick.md").read_text()
     assert "--preset default" in md and "paper preset fmnist (same run" in md
+    assert "winner-only refinement iterations" in md  # the default's refinement is stated
     assert "Issue 15 (preset default above both k-means rows" in md
 
 

@@ -43,7 +43,9 @@ PAPER_PRESETS: dict[str, dict] = {
 }  # fmt: skip
 #: The library's default (``DCSOMRL()``), chosen without test labels: the candidate rules of
 #: ``somlab.experiments.dcsomrl.SELECTION_CANDIDATES`` trained on --quick's 5,000 training
-#: images, scored on 5,000 other *training* images (experiments/results/dcsomrl_quick_default).
+#: images, scored on 5,000 other *training* images (experiments/results/dcsomrl_quick_default);
+#: the final refinement (``refine_iter``, ``refine_metric``) chosen the same way over seeds 0-2
+#: (``refine.md`` there).
 DEFAULT_PRESET: dict = dict(
     n_latent=10, alpha=0.01, at=0.97, lr=0.1426, repel=0.0, life_decay=0.36,
     beta=0.067, gamma=1.382, s=0.426, n_max=64, max_iter=1000, standardize=None,
@@ -69,10 +71,16 @@ class DCSOMRL(SaveLoadMixin, ClusterMixin, TransformerMixin, BaseEstimator):
         the training images (5,000 other training images of MNIST and of Fashion-MNIST, their
         labels used for scoring; experiments/results/dcsomrl_quick_default): 10-d codes, at
         most 64 prototypes, no repel term, ``at`` below the papers', ``alpha=0.01``, 1,000 joint
-        iterations, inputs standardized by the training data's own mean and std. The papers'
-        presets keep their published values: seed 001's Table 2 (mnist, fmnist) and seed 002
-        (mnist002: 10-d codes, at most 64 prototypes, 1000 joint iterations). Every parameter
-        below left at None takes the preset's value.
+        iterations, inputs standardized by the training data's own mean and std, and -- beyond
+        the papers -- a final refinement: the relevances are dropped and the prototypes moved
+        by Lloyd (k-means) iterations on the final codes of the training data until the
+        assignment stops changing (at most 100; ``refine_iter``, ``refine_metric``). On
+        --quick's 5,000 training images (seeds 0-2, validation images) it raised purity from
+        .698 to .729 on Fashion-MNIST and from .842 to .851 on MNIST, NMI by +.009 / +.004,
+        for under 1 s of CPU (15-43 iterations) against a fit's ~100 s. The papers' presets
+        keep their published values (and no refinement): seed 001's Table 2 (mnist, fmnist)
+        and seed 002 (mnist002: 10-d codes, at most 64 prototypes, 1000 joint iterations).
+        Every parameter below left at None takes the preset's value.
     n_latent, alpha, at, lr, repel, life_decay, beta, gamma, s, n_max : optional
         Code size, weight of the SOM loss, and the SOMRL layer's parameters (activation
         threshold, learning rate, repel rate, life decay, relevance rate, neighbourhood decay,
@@ -85,6 +93,17 @@ class DCSOMRL(SaveLoadMixin, ClusterMixin, TransformerMixin, BaseEstimator):
         .541 for the mnist002 preset (experiments/results/dcsomrl_full).
     max_iter : int, optional
         Stop joint training after this many batches (None: ``epochs`` full epochs).
+    refine_iter : int, optional
+        After joint training, at most this many winner-only batch updates of the prototypes on
+        the training codes (:meth:`somlab.nn.SOMRL.refine`: each prototype moves to the mean of
+        the codes it wins, as a batch SOM ends with a vanishing neighbourhood; stops at a fixed
+        point); 0 = none (the papers' presets). ``history_["refine_iterations"]`` counts them.
+    refine_metric : {"relevance", "euclidean"}, optional
+        Distance of the refinement: the layer's relevance-weighted one, or Euclidean (the
+        relevances are set to 1 first and stay 1: ``predict`` then takes the nearest prototype,
+        i.e. the refinement is k-means on the learned codes started from the SOM's prototypes;
+        the default preset's). Euclidean won on validation: Fashion-MNIST purity .729 against
+        .709 with the relevances kept (experiments/results/dcsomrl_quick_default/refine.md).
     standardize : (float, float), optional
         ``(mean, std)`` applied to the inputs, which must lie in [0, 1] (pixel / 255); the
         default preset's None takes the training data's mean and std.
