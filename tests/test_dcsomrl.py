@@ -378,6 +378,8 @@ def test_refine_iter_ends_with_winner_only_updates_same_seed_same_model(metric):
     # the refinement runs after training: same encoder and prototype count
     np.testing.assert_array_equal(a.transform(X), plain.transform(X))
     assert a.n_prototypes_ == plain.n_prototypes_
+    np.testing.assert_allclose(a.learned_relevances_, plain.relevances_, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(plain.learned_relevances_, plain.relevances_, rtol=1e-6, atol=1e-7)
     if metric == "relevance":
         np.testing.assert_array_equal(a.relevances_, plain.relevances_)
     else:  # the relevances are dropped: the cost before is measured with omega = 1 too

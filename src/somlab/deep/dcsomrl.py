@@ -16,6 +16,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._errors import DataError
 from .._utils import input_array, resolve_device, seeded_generator
+from ..core.relevance import relevance_from_delta
 from ..metrics import purity
 from ..nn.autoencoder import DenseAutoencoder
 from ..nn.somrl import SOMRL
@@ -456,7 +457,18 @@ class DCSOMRL(SaveLoadMixin, ClusterMixin, TransformerMixin, BaseEstimator):
 
     @property
     def relevances_(self) -> np.ndarray:
+        """Relevances of the prototypes as ``predict`` uses them, ``[n_prototypes_, n_latent]``
+        (all 1 after a Euclidean refinement, the default preset's; see ``learned_relevances_``)."""
         return self.som_.relevances.detach().cpu().numpy()
+
+    @property
+    def learned_relevances_(self) -> np.ndarray:
+        """The relevances the SOMRL layer learned in training, K3 of its distance averages
+        (which the refinement does not change), ``[n_prototypes_, n_latent]``; equal to
+        ``relevances_`` unless ``refine_metric="euclidean"`` set those to 1."""
+        check_is_fitted(self, "som_")
+        som = self.som_
+        return relevance_from_delta(som.delta[som.active], som.s).detach().cpu().numpy()
 
     # ------------------------------------------------------------------ save / load
     def _state_for_save(self):
