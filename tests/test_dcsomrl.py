@@ -198,20 +198,24 @@ def test_default_preset_is_the_default_and_paper_presets_keep_their_values():
     p = DCSOMRL()._resolved()
     assert p == dict(
         n_latent=10, alpha=0.01, at=0.97, lr=0.1426, repel=0.0, life_decay=0.36, beta=0.067,
-        gamma=1.382, s=0.426, n_max=64, max_iter=1000, standardize=None,
+        gamma=1.382, s=0.426, n_max=64, max_iter=1000, standardize=None, refine_iter=100,
+        refine_metric="euclidean",
     )  # fmt: skip
     assert p["n_max"] <= 64  # issue 15: at most 64 prototypes
     # the papers' presets as published (seed 001's Table 2, seed 002), under their names
     assert PAPER_PRESETS == {
         "mnist": dict(n_latent=22, alpha=0.1145, at=0.99425, lr=0.1426, repel=1.0,
                       life_decay=0.36, beta=0.067, gamma=1.382, s=0.426, n_max=200,
-                      max_iter=None, standardize=(0.1307, 0.3081)),
+                      max_iter=None, standardize=(0.1307, 0.3081),
+                      refine_iter=0, refine_metric="relevance"),
         "fmnist": dict(n_latent=22, alpha=0.024, at=0.99885, lr=0.1383, repel=0.575,
                        life_decay=0.46, beta=0.0195, gamma=4.916, s=0.658, n_max=200,
-                       max_iter=None, standardize=(0.5, 0.5)),
+                       max_iter=None, standardize=(0.5, 0.5),
+                       refine_iter=0, refine_metric="relevance"),
         "mnist002": dict(n_latent=10, alpha=0.001, at=0.99425, lr=0.1426, repel=1.0,
                          life_decay=0.36, beta=0.067, gamma=1.382, s=0.426, n_max=64,
-                         max_iter=1000, standardize=(0.1307, 0.3081)),
+                         max_iter=1000, standardize=(0.1307, 0.3081),
+                         refine_iter=0, refine_metric="relevance"),
     }  # fmt: skip
     assert set(PRESETS) == {"default", *PAPER_PRESETS}
     assert all(PRESETS[k] is PAPER_PRESETS[k] for k in PAPER_PRESETS)
@@ -357,4 +361,37 @@ def test_quick_reproduction_fits_the_paper_preset_beside_the_default(tmp_path, m
     )
     md = (tmp_path / "dcsomrl_fmnist_quick.md").read_text()
     assert "--preset default" in md and "paper preset fmnist (same run" in md
+    assert "winner-only refinement iterations" in md  # the default's refinement is stated
     assert "Issue 15 (preset default above both k-means rows" in md
+
+
+@pytest.mark.parametrize("metric", ["relevance", "euclidean"])
+def test_refine_iter_ends_with_winner_only_updates_same_seed_same_model(metric):
+    import torch
+
+    X, _ = blobs(n=160)
+    kw = dict(SMALL, pretrain_epochs=3, epochs=2, refine_metric=metric)
+    plain = DCSOMRL(**kw, refine_iter=0, random_state=3).fit(X)
+    a = DCSOMRL(**kw, refine_iter=5, random_state=3).fit(X)
+    b = DCSOMRL(**kw, refine_iter=5, random_state=3).fit(X)
+    assert plain.history_["refine_iterations"] == 0 and 1 <= a.history_["refine_iterations"] <= 5
+    # the refinement runs after training: same encoder and prototype count
+    np.testing.assert_array_equal(a.transform(X), plain.transform(X))
+    assert a.n_prototypes_ == plain.n_prototypes_
+    np.testing.assert_allclose(a.learned_relevances_, plain.relevances_, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(plain.learned_relevances_, plain.relevances_, rtol=1e-6, atol=1e-7)
+    if metric == "relevance":
+        np.testing.assert_array_equal(a.relevances_, plain.relevances_)
+    else:  # the relevances are dropped: the cost before is measured with omega = 1 too
+        assert (a.relevances_ == 1).all()
+        plain.som_.omega.fill_(1.0)
+    Z = torch.from_numpy(a.transform(X))
+    assert float(a.som_.assignment_cost(Z)) <= float(plain.som_.assignment_cost(Z)) * (1 + 1e-6)
+    np.testing.assert_array_equal(a.labels_, a.predict(X))
+    # same seed, same model
+    np.testing.assert_array_equal(a.prototypes_, b.prototypes_)
+    np.testing.assert_array_equal(a.labels_, b.labels_)
+    with pytest.raises(ValueError, match="refine_iter"):
+        DCSOMRL(**kw, refine_iter=-1).fit(X)
+    with pytest.raises(ValueError, match="refine_metric"):
+        DCSOMRL(**dict(kw, refine_metric="cosine")).fit(X)

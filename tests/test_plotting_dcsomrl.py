@@ -32,6 +32,7 @@ SMALL = dict(
     n_max=12,
     standardize=(0.5, 0.5),
     random_state=0,
+    refine_iter=0,  # learned relevances (the default's Euclidean refinement sets them to 1)
 )
 
 

@@ -399,3 +399,71 @@ def test_cuda_matches_cpu():
         assert torch.equal(cpu.active, gpu.active.cpu())
         torch.testing.assert_close(gpu.centres.cpu(), cpu.centres)
         torch.testing.assert_close(lg.cpu(), lc)
+
+
+# --------------------------------------------------------------------------- refine (issue 15)
+def _trained_map(kernel, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    Z = torch.rand(400, 3, generator=g, dtype=torch.float64)
+    som = SOMRL(3, at=0.9, n_max=10, kernel=kernel, dtype=torch.float64)
+    for _ in range(20):
+        som(Z[torch.randperm(400, generator=g)[:64]])
+    return som, Z
+
+
+def _plain_cost(som, Z):
+    """sum_i D_w^2 / Omega_w^p with w the argmax activation, one sample at a time (float64)."""
+    C, Om = som.prototypes.numpy(), som.relevances.numpy()
+    total = 0.0
+    for z in Z.numpy():
+        acts = [_act(z, C[j], Om[j], som.kernel) for j in range(len(C))]
+        j = int(np.argmax(acts))
+        S = float(np.sum(Om[j] * (z - C[j]) ** 2))
+        total += S / Om[j].sum() ** (1 if som.kernel == "weighted_sq" else 2)
+    return total
+
+
+@pytest.mark.parametrize("metric", ["relevance", "euclidean"])
+@pytest.mark.parametrize("kernel", ["weighted_sq", "weighted"])
+def test_refine_never_increases_the_weighted_within_cluster_cost(kernel, metric):
+    som, Z = _trained_map(kernel)
+    assert som.n_active >= 3
+    assert som.refine(Z, 0, metric) == 0
+    if metric == "euclidean":  # omega = 1 from the first call on; the rest is the same
+        assert (som.omega == 1).all()
+    om, life, act, delta = (som.omega.clone(), som.life.clone(), som.active.clone(),
+                            som.delta.clone())  # fmt: skip
+    costs = [float(som.assignment_cost(Z))]
+    assert costs[0] == pytest.approx(_plain_cost(som, Z), rel=1e-12)
+    for _ in range(15):
+        assert som.refine(Z, 1) == 1
+        costs.append(float(som.assignment_cost(Z)))
+        assert costs[-1] == pytest.approx(_plain_cost(som, Z), rel=1e-12)
+    assert all(b <= a * (1 + 1e-12) for a, b in zip(costs, costs[1:]))
+    assert costs[-1] < costs[0]
+    # only the centres move: relevances, distance averages, life and the active set stay
+    for before, now in ((om, som.omega), (life, som.life), (act, som.active), (delta, som.delta)):
+        torch.testing.assert_close(now, before, rtol=0, atol=0)
+
+
+def test_refine_moves_each_winner_to_the_mean_of_its_rows_and_stops_at_a_fixed_point():
+    som, Z = _trained_map("weighted_sq", seed=1)
+    before = som.centres.clone()
+    w = som._activations(Z).argmax(1)
+    assert som.refine(Z, 1) == 1
+    for j in range(som.n_max):
+        rows = Z[w == j]
+        want = rows.mean(0) if len(rows) else before[j]  # a node that wins nothing stays
+        torch.testing.assert_close(som.centres[j], want, rtol=0, atol=1e-12)
+    ran = som.refine(Z, 500)
+    assert ran < 500  # converged: the assignment stopped changing
+    c = som.centres.clone()
+    assert som.refine(Z, 3) == 1  # at the fixed point one pass moves nothing ...
+    torch.testing.assert_close(som.centres, c, rtol=0, atol=1e-12)
+    assert som.refine(Z, 0) == 0  # ... and n_iter=0 is a no-op
+    with pytest.raises(ValueError, match="n_iter"):
+        som.refine(Z, -1)
+    with pytest.raises(RuntimeError, match="empty"):
+        SOMRL(3).refine(Z)
+    with pytest.raises(ValueError, match="metric"):
+        som.refine(Z, 1, "cosine")

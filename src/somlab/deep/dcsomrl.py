@@ -16,6 +16,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._errors import DataError
 from .._utils import input_array, resolve_device, seeded_generator
+from ..core.relevance import relevance_from_delta
 from ..metrics import purity
 from ..nn.autoencoder import DenseAutoencoder
 from ..nn.somrl import SOMRL
@@ -28,25 +29,28 @@ PAPER_PRESETS: dict[str, dict] = {
     "mnist": dict(
         n_latent=22, alpha=0.1145, at=0.99425, lr=0.1426, repel=1.0, life_decay=0.36,
         beta=0.067, gamma=1.382, s=0.426, n_max=200, max_iter=None,
-        standardize=(0.1307, 0.3081),
+        standardize=(0.1307, 0.3081), refine_iter=0, refine_metric="relevance",
     ),
     "fmnist": dict(
         n_latent=22, alpha=0.024, at=0.99885, lr=0.1383, repel=0.575, life_decay=0.46,
         beta=0.0195, gamma=4.916, s=0.658, n_max=200, max_iter=None,
-        standardize=(0.5, 0.5),
+        standardize=(0.5, 0.5), refine_iter=0, refine_metric="relevance",
     ),
     "mnist002": dict(
         n_latent=10, alpha=0.001, at=0.99425, lr=0.1426, repel=1.0, life_decay=0.36,
         beta=0.067, gamma=1.382, s=0.426, n_max=64, max_iter=1000,
-        standardize=(0.1307, 0.3081),
+        standardize=(0.1307, 0.3081), refine_iter=0, refine_metric="relevance",
     ),
 }  # fmt: skip
 #: The library's default (``DCSOMRL()``), chosen without test labels: the candidate rules of
 #: ``somlab.experiments.dcsomrl.SELECTION_CANDIDATES`` trained on --quick's 5,000 training
-#: images, scored on 5,000 other *training* images (experiments/results/dcsomrl_quick_default).
+#: images, scored on 5,000 other *training* images (experiments/results/dcsomrl_quick_default);
+#: the final refinement (``refine_iter``, ``refine_metric``) chosen the same way over seeds 0-2
+#: (``refine.md`` there).
 DEFAULT_PRESET: dict = dict(
     n_latent=10, alpha=0.01, at=0.97, lr=0.1426, repel=0.0, life_decay=0.36,
     beta=0.067, gamma=1.382, s=0.426, n_max=64, max_iter=1000, standardize=None,
+    refine_iter=100, refine_metric="euclidean",
 )  # fmt: skip
 PRESETS: dict[str, dict] = {"default": DEFAULT_PRESET, **PAPER_PRESETS}
 _FROM_PRESET = tuple(PRESETS["mnist"])
@@ -68,10 +72,16 @@ class DCSOMRL(SaveLoadMixin, ClusterMixin, TransformerMixin, BaseEstimator):
         the training images (5,000 other training images of MNIST and of Fashion-MNIST, their
         labels used for scoring; experiments/results/dcsomrl_quick_default): 10-d codes, at
         most 64 prototypes, no repel term, ``at`` below the papers', ``alpha=0.01``, 1,000 joint
-        iterations, inputs standardized by the training data's own mean and std. The papers'
-        presets keep their published values: seed 001's Table 2 (mnist, fmnist) and seed 002
-        (mnist002: 10-d codes, at most 64 prototypes, 1000 joint iterations). Every parameter
-        below left at None takes the preset's value.
+        iterations, inputs standardized by the training data's own mean and std, and -- beyond
+        the papers -- a final refinement: the relevances are dropped and the prototypes moved
+        by Lloyd (k-means) iterations on the final codes of the training data until the
+        assignment stops changing (at most 100; ``refine_iter``, ``refine_metric``). On
+        --quick's 5,000 training images (seeds 0-2, validation images) it raised purity from
+        .698 to .729 on Fashion-MNIST and from .842 to .851 on MNIST, NMI by +.009 / +.004,
+        for under 1 s of CPU (15-43 iterations) against a fit's ~100 s. The papers' presets
+        keep their published values (and no refinement): seed 001's Table 2 (mnist, fmnist)
+        and seed 002 (mnist002: 10-d codes, at most 64 prototypes, 1000 joint iterations).
+        Every parameter below left at None takes the preset's value.
     n_latent, alpha, at, lr, repel, life_decay, beta, gamma, s, n_max : optional
         Code size, weight of the SOM loss, and the SOMRL layer's parameters (activation
         threshold, learning rate, repel rate, life decay, relevance rate, neighbourhood decay,
@@ -84,6 +94,17 @@ class DCSOMRL(SaveLoadMixin, ClusterMixin, TransformerMixin, BaseEstimator):
         .541 for the mnist002 preset (experiments/results/dcsomrl_full).
     max_iter : int, optional
         Stop joint training after this many batches (None: ``epochs`` full epochs).
+    refine_iter : int, optional
+        After joint training, at most this many winner-only batch updates of the prototypes on
+        the training codes (:meth:`somlab.nn.SOMRL.refine`: each prototype moves to the mean of
+        the codes it wins, as a batch SOM ends with a vanishing neighbourhood; stops at a fixed
+        point); 0 = none (the papers' presets). ``history_["refine_iterations"]`` counts them.
+    refine_metric : {"relevance", "euclidean"}, optional
+        Distance of the refinement: the layer's relevance-weighted one, or Euclidean (the
+        relevances are set to 1 first and stay 1: ``predict`` then takes the nearest prototype,
+        i.e. the refinement is k-means on the learned codes started from the SOM's prototypes;
+        the default preset's). Euclidean won on validation: Fashion-MNIST purity .729 against
+        .709 with the relevances kept (experiments/results/dcsomrl_quick_default/refine.md).
     standardize : (float, float), optional
         ``(mean, std)`` applied to the inputs, which must lie in [0, 1] (pixel / 255); the
         default preset's None takes the training data's mean and std.
@@ -135,6 +156,8 @@ class DCSOMRL(SaveLoadMixin, ClusterMixin, TransformerMixin, BaseEstimator):
         "n_max": [Interval(Integral, 1, None, closed="left"), None],
         "max_iter": [Interval(Integral, 1, None, closed="left"), None],
         "standardize": [tuple, list, None],
+        "refine_iter": [Interval(Integral, 0, None, closed="left"), None],
+        "refine_metric": [StrOptions({"relevance", "euclidean"}), None],
         "hidden": [tuple, list],
         "epochs": [Interval(Integral, 1, None, closed="left")],  # 0 would leave the map empty
         "pretrain_epochs": [Interval(Integral, 0, None, closed="left")],
@@ -170,6 +193,8 @@ class DCSOMRL(SaveLoadMixin, ClusterMixin, TransformerMixin, BaseEstimator):
         n_max=None,
         max_iter=None,
         standardize=None,
+        refine_iter=None,
+        refine_metric=None,
         hidden=(500, 500, 2000),
         epochs=30,
         pretrain_epochs=50,
@@ -201,6 +226,8 @@ class DCSOMRL(SaveLoadMixin, ClusterMixin, TransformerMixin, BaseEstimator):
         self.n_max = n_max
         self.max_iter = max_iter
         self.standardize = standardize
+        self.refine_iter = refine_iter
+        self.refine_metric = refine_metric
         self.hidden = hidden
         self.epochs = epochs
         self.pretrain_epochs = pretrain_epochs
@@ -363,8 +390,11 @@ class DCSOMRL(SaveLoadMixin, ClusterMixin, TransformerMixin, BaseEstimator):
         ae.eval()
         self.autoencoder_, self.som_ = ae, som
         self.n_prototypes_ = int(som.n_active)
-        self.history_ = history
         codes = self._codes(Xt)
+        history["refine_iterations"] = 0
+        if p["refine_iter"] and som.n_active:  # winner-only batch updates on the final codes
+            history["refine_iterations"] = som.refine(codes, p["refine_iter"], p["refine_metric"])
+        self.history_ = history
         self.labels_ = self._predict_codes(codes)
         var = Xt.double().var(0, unbiased=False)  # per feature: the loss of predicting the mean
         trivial = float(var.mean() if self.rec == "mean" else var.sum())
@@ -427,7 +457,18 @@ class DCSOMRL(SaveLoadMixin, ClusterMixin, TransformerMixin, BaseEstimator):
 
     @property
     def relevances_(self) -> np.ndarray:
+        """Relevances of the prototypes as ``predict`` uses them, ``[n_prototypes_, n_latent]``
+        (all 1 after a Euclidean refinement, the default preset's; see ``learned_relevances_``)."""
         return self.som_.relevances.detach().cpu().numpy()
+
+    @property
+    def learned_relevances_(self) -> np.ndarray:
+        """The relevances the SOMRL layer learned in training, K3 of its distance averages
+        (which the refinement does not change), ``[n_prototypes_, n_latent]``; equal to
+        ``relevances_`` unless ``refine_metric="euclidean"`` set those to 1."""
+        check_is_fitted(self, "som_")
+        som = self.som_
+        return relevance_from_delta(som.delta[som.active], som.s).detach().cpu().numpy()
 
     # ------------------------------------------------------------------ save / load
     def _state_for_save(self):

@@ -255,6 +255,21 @@ def _joint(cfg: dict, meta: dict) -> str:
     return f"{max_iter} joint iterations ({max_iter / per_epoch:.1f} epochs; max_iter)"
 
 
+def _refine(cfg: dict) -> str:
+    """The final refinement of the prototypes, if the preset (or --param) asks one."""
+    from ..deep import PRESETS
+
+    params = dict(cfg.get("params") or ())
+    p = {**PRESETS.get(cfg["preset"], {}), **params}
+    if not p.get("refine_iter"):
+        return ""
+    metric = p.get("refine_metric", "relevance")
+    return (
+        f", then at most {p['refine_iter']} winner-only refinement iterations of the "
+        f"prototypes on the training codes ({metric})"
+    )
+
+
 def render_markdown(result: dict) -> str:
     meta, cfg, summ = result["meta"], result["config"], result["summary"]
     rows = summ["rows"]
@@ -272,7 +287,7 @@ def render_markdown(result: dict) -> str:
         f"- data: {meta['n_train']} training images, {meta['n_test']} test images (scores on "
         "the test set)",
         f"- preset {cfg['preset']}, {cfg['pretrain_epochs']} pretraining epochs, "
-        f"{_joint(cfg, meta)}, batch 256, {cfg['seeds']} seed(s)"
+        f"{_joint(cfg, meta)}{_refine(cfg)}, batch 256, {cfg['seeds']} seed(s)"
         + "".join(f", {n}={v}" for n, v in cfg.get("params") or ()),
         f"- time per seed: fit {meta['fit_s_mean']:.1f} s (mean), baselines "
         f"{meta['baselines_s_mean']:.1f} s; wall time {meta['wall_s']:.1f} s",
@@ -393,8 +408,11 @@ def config_from_args(args) -> DCSOMRLConfig:
 
 # ------------------------------------------------------------------ choosing the default
 #: Candidate rules for the ``default`` preset, as changes to it (SOMRL layer and code size).
+#: The first selection (at, alpha, ...) ran before the default gained its final refinement
+#: (``refine_iter=100, refine_metric="euclidean"``); ``no_refine`` is the default without it.
 SELECTION_CANDIDATES: dict[str, dict] = {
     "default": {},  # the chosen rule (at=0.97 since the selection; measured as "at097")
+    "no_refine": {"refine_iter": 0},
     "at098": {"at": 0.98},  # measured as "default" before the choice
     "alpha003": {"alpha": 0.03},
     "latent22": {"n_latent": 22},

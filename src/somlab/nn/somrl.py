@@ -29,6 +29,7 @@ LIFE_RULES = ("argmax", "above_at")
 ORDERS = ("update_first", "insert_first")
 RANKS = ("group", "sample")
 DELTA_RULES = ("new", "old")
+REFINE_METRICS = ("relevance", "euclidean")
 LIFE_EPS = 1e-6  # "life reaches 0": a tolerance, so that 1 - t*ld rounding cannot add a call
 
 
@@ -250,6 +251,59 @@ class SOMRL(nn.Module):
             )  # A[i, j] = a_j(c_i)
             adj = (A >= self.at) & (A.T >= self.at)
             return adj.fill_diagonal_(False)
+
+    def assignment_cost(self, Z) -> torch.Tensor:
+        """The within-cluster cost that :meth:`refine` lowers, a 0-d tensor (no gradient).
+
+        ``sum_i D_{w_i}(z_i)^2 / Omega_{w_i}^p`` with ``w_i`` the :meth:`predict` winner,
+        ``Omega_j = sum_d omega_jd`` and ``D_j^2 = S_j`` (``p = 1``, ``kernel="weighted_sq"``) or
+        ``p = 2`` (``kernel="weighted"``): the winner is exactly the node that minimizes the
+        summand, since ``a_j = Omega_j / (Omega_j + D_j)`` decreases with ``D_j / Omega_j``.
+        """
+        Z = self._check_input(Z).detach()
+        with torch.no_grad():
+            w = self._activations(Z).argmax(1)
+            return self._cost(Z, w)
+
+    def _cost(self, Z: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        om = self.omega[w]
+        diff = Z - self.centres[w]
+        p = 1 if self.kernel == "weighted_sq" else 2
+        return ((om * diff * diff).sum(1) / om.sum(1) ** p).sum()
+
+    def refine(self, Z, n_iter: int = 10, metric: str = "relevance") -> int:
+        """Winner-only batch updates of the active centres on ``Z [n, m]`` (Lloyd iterations).
+
+        Each iteration assigns every row to its :meth:`predict` winner and moves each node that
+        won a row to the mean of its rows; distance averages, life and the set of active nodes
+        are left as they are, and a node that wins nothing keeps its centre. This is the end of
+        a batch SOM whose neighbourhood has shrunk to the winner. ``metric="relevance"`` keeps
+        the relevances; ``"euclidean"`` first sets them to 1 (``omega = 1``: the map's
+        activation, winners and topology become unweighted from then on; a later
+        :meth:`forward` recomputes the relevances of the nodes it updates), i.e. k-means on Z
+        started from the map's centres. Either way, with the relevances fixed, an iteration
+        never increases :meth:`assignment_cost` (the assignment minimizes each summand, the
+        mean minimizes each node's weighted sum of squares). Stops early at a fixed point (an
+        assignment equal to the previous one); returns the number of update passes run (at
+        most ``n_iter``).
+        """
+        Z = self._check_input(Z).detach()
+        n_iter = _check_int("n_iter", n_iter, 0)
+        _check_choice("metric", metric, REFINE_METRICS)
+        if not bool(self.active.any()):
+            raise RuntimeError("SOMRL map is empty: call forward() on some data first")
+        if metric == "euclidean":
+            self.omega.fill_(1.0)  # inactive slots hold 1 already
+        prev = None
+        with torch.no_grad():
+            for t in range(n_iter):
+                w = self._activations(Z).argmax(1)
+                if prev is not None and torch.equal(w, prev):
+                    return t
+                keys, means, _, _ = grouped_mean(w, Z)
+                self.centres[keys] = means
+                prev = w
+        return n_iter
 
     # ---------------------------------------------------------------------------------- loss
     def loss(self, Z) -> torch.Tensor:
