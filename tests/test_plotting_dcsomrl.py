@@ -32,7 +32,6 @@ SMALL = dict(
     n_max=12,
     standardize=(0.5, 0.5),
     random_state=0,
-    refine_iter=0,  # learned relevances (the default's Euclidean refinement sets them to 1)
 )
 
 
@@ -123,7 +122,7 @@ def test_closest_samples_matches_brute_force(fitted):
 
 def test_latent_traversal_moves_one_coordinate(fitted):
     model, _, _ = fitted
-    R = model.relevances_
+    R = model.learned_relevances_  # what the plots show (relevances_ is 1 after refining)
     for k in range(4):
         imgs, dims, values = P.latent_traversal(model, prototype=k, steps=5)
         assert imgs.shape == (2, 5, 64)
@@ -140,6 +139,7 @@ def test_equal_relevances_warn_and_still_give_two_dimensions(fitted):
     model = copy.deepcopy(fitted[0])
     slot = int(model.som_.active.nonzero()[1, 0])
     model.som_.omega[slot] = 1.0  # a prototype that never learned: relevance 1 everywhere
+    model.som_.delta[slot] = model.som_.delta[slot].mean()  # (learned_relevances_ too)
     with pytest.warns(UserWarning, match="prototype 1 has the same relevance"):
         _, dims, _ = P.latent_traversal(model, prototype=1)
     assert dims == (0, 1)
@@ -149,7 +149,7 @@ def test_equal_relevances_warn_and_still_give_two_dimensions(fitted):
 
 def test_relevance_perturbation_weights_the_same_noise(fitted):
     model, _, _ = fitted
-    c, r = model.prototypes_[2].astype(np.float64), model.relevances_[2].astype(np.float64)
+    c, r = model.prototypes_[2].astype(np.float64), model.learned_relevances_[2].astype(np.float64)
     orig, rel, irr = P.relevance_perturbation(model, 2, noise=0.4, n_draws=3, random_state=5)
     eps = np.random.default_rng(5).normal(0, 0.4, (3, 4))
     np.testing.assert_allclose(orig, P.decode(model, c), atol=1e-6)
@@ -209,7 +209,7 @@ def test_plot_relevance_histograms(fitted, tmp_path):
     assert_png(tmp_path / "h.png")
     panels = [a for a in fig.axes if a.get_visible()]
     assert len(panels) == 4
-    R = model.relevances_
+    R = model.learned_relevances_  # what the plots show (relevances_ is 1 after refining)
     for k, a in enumerate(panels):
         heights = [p.get_height() for p in a.patches]
         np.testing.assert_array_equal(heights, np.histogram(R[k], bins=5, range=(0, 1))[0])
@@ -353,3 +353,21 @@ def test_bad_input_raises_clear_errors(fitted):
         P.latent_traversal(model, steps=1)
     with pytest.raises(ValueError, match="pooled"):
         P.plot_relevance_histograms(model, ax=plt.subplots()[1])
+
+
+def test_default_model_plots_show_the_learned_relevances(fitted):
+    """The default preset's Euclidean refinement sets relevances_ to 1; the relevance plots
+    and arrays show what training learned (learned_relevances_), without a flat warning."""
+    import warnings
+
+    from somlab.plotting._relevance import relevance_matrix
+
+    model, X, _ = fitted
+    assert np.all(model.relevances_ == 1.0)  # the default preset refined with euclidean
+    learned = model.learned_relevances_
+    assert np.ptp(learned) > 0
+    np.testing.assert_array_equal(relevance_matrix(model)[0], learned)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        images, dims, _ = P.latent_traversal(model, prototype=0, steps=3)
+    assert dims == (int(np.argmax(learned[0])), int(np.argmin(learned[0])))

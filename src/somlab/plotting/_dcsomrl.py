@@ -135,10 +135,13 @@ def _warn_flat(r: np.ndarray, k: int) -> None:
 
 
 def _latent(model) -> tuple[np.ndarray, np.ndarray]:
-    """Prototypes and relevances ``[K, m]`` as float64."""
+    """Prototypes and the relevances the layer learned ``[K, m]`` as float64
+    (``learned_relevances_``: the default preset's Euclidean refinement sets ``relevances_``
+    to 1 but keeps what training learned)."""
+    learned = getattr(model, "learned_relevances_", None)
     return (
         np.asarray(model.prototypes_, dtype=np.float64),
-        np.asarray(model.relevances_, dtype=np.float64),
+        np.asarray(model.relevances_ if learned is None else learned, dtype=np.float64),
     )
 
 
@@ -180,7 +183,8 @@ def closest_samples(model, X, n=10) -> np.ndarray:
     _check_model(model)
     Z = np.asarray(model.transform(X), dtype=np.float64)
     n = _check_int("n", n, 1, Z.shape[0])
-    C, R = _latent(model)
+    C = np.asarray(model.prototypes_, dtype=np.float64)
+    R = np.asarray(model.relevances_, dtype=np.float64)  # the kernel predict uses
     out = np.empty((C.shape[0], n), dtype=np.int64)
     for k in range(C.shape[0]):
         d = ((Z - C[k]) ** 2) @ R[k]

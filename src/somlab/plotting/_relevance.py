@@ -17,7 +17,9 @@ def relevance_matrix(model) -> tuple[np.ndarray, np.ndarray]:
                 f"{type(model).__name__} has no relevances_"
             )
         raise ValueError("fit the relevance map before plotting (it has no relevances_)")
-    R = np.asarray(model.relevances_)
+    # DC-SOMRL: the relevances training learned (its default's refinement sets relevances_ to 1)
+    learned = getattr(model, "learned_relevances_", None)
+    R = np.asarray(model.relevances_ if learned is None else learned)
     # maps without node classes (DC-SOMRL's prototypes) show "-" like an unlabelled node
     classes = getattr(model, "node_classes_", None)
     return R, np.full(R.shape[0], -1) if classes is None else np.asarray(classes)
