@@ -395,3 +395,23 @@ def test_refine_iter_ends_with_winner_only_updates_same_seed_same_model(metric):
         DCSOMRL(**kw, refine_iter=-1).fit(X)
     with pytest.raises(ValueError, match="refine_metric"):
         DCSOMRL(**dict(kw, refine_metric="cosine")).fit(X)
+
+
+def test_report_names_the_refinement_the_run_recorded():
+    """A report renders the refinement its run recorded in the config, not today's preset:
+    a result written before the refinement existed says nothing of one."""
+    import copy
+    import json
+    from pathlib import Path
+
+    from somlab.experiments import dcsomrl as E
+
+    path = Path(__file__).parents[1] / "experiments/results/dcsomrl_quick_default"
+    old = json.loads((path / "dcsomrl_mnist_quick.json").read_text())
+    assert "refine" not in old["config"]
+    assert "refinement" not in E.render_markdown(old)
+    new = copy.deepcopy(old)
+    new["config"]["refine"] = E.refine_setting("default", ())
+    assert new["config"]["refine"]["refine_iter"] > 0
+    assert "refinement iterations" in E.render_markdown(new)
+    assert E.refine_setting("mnist", ())["refine_iter"] == 0  # the paper presets: none

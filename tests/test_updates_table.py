@@ -131,3 +131,15 @@ def test_fits_with_the_table_equal_fits_without(kw, mode, monkeypatch):
     np.testing.assert_array_equal(ens.weights_, SOMEnsemble(**ens_kw).fit(X).weights_)
     monkeypatch.undo()
     assert not np.array_equal(ens.weights_[0], ens.weights_[1])
+
+
+@pytest.mark.parametrize("centres", [[0, 2, 1, 3], [3, 1, 2, 0], [1, 1, 2, 2], [2, 3, 4, 5]])
+def test_table_rows_of_any_centre_order(centres):
+    """Rows for unsorted or repeated centres whose end points span n - 1 are those centres'
+    rows (a first/last test once took them for a consecutive block)."""
+    coords = Grid(3, 3).coordinates()
+    table = U.grid_table(coords, gaussian)
+    c = torch.tensor(centres)
+    got = U.neighbourhood_rows(coords, c, gaussian, 1.0, None, torch.float64, table)
+    want = U.neighbourhood_rows(coords, c, gaussian, 1.0, None, torch.float64)
+    torch.testing.assert_close(got, want, rtol=0, atol=0)

@@ -238,3 +238,30 @@ def test_node_major_ranking_finds_the_same_units(monkeypatch, k, nodes):
     idx_t, dist_t = torch_loops(X, W, k=k)
     np.testing.assert_array_equal(idx.numpy(), idx_t.numpy())
     np.testing.assert_allclose(dist.numpy(), dist_t.numpy(), rtol=1e-6)
+
+
+@needs_kernel
+@pytest.mark.parametrize(
+    "make_ref",
+    [
+        lambda m: torch.tensor(3.0),  # a scalar broadcasts
+        lambda m: torch.full((1,), 1e4),
+        lambda m: torch.zeros(1, m),  # 2-D
+        lambda m: torch.zeros(1).expand(m),  # stride 0
+        lambda m: torch.arange(2.0 * m)[::2],  # strided
+    ],
+)
+def test_any_broadcastable_ref_gives_the_torch_loops_result(make_ref):
+    """``ref`` is public: a scalar, a [1, m], an expanded or a strided one ranks as the torch
+    loops do (the C passes read m contiguous values: such refs once read past the buffer)."""
+    g = torch.Generator().manual_seed(5)
+    X = torch.rand(300, 8, generator=g) * 5
+    W = torch.rand(20, 8, generator=g) * 5
+    ref = make_ref(8).to(torch.float32)
+    got = D.best_matching_units(X, W, k=2, ref=ref)
+    want = torch_loops(X, W, k=2, ref=ref)
+    torch.testing.assert_close(got[0], want[0], rtol=0, atol=0)
+    torch.testing.assert_close(got[1], want[1])
+    if float(ref.abs().max()) < 100:  # (a far ref costs float32 digits, the loops' too)
+        oracle = torch.as_tensor(cdist(X.double().numpy(), W.double().numpy())).argmin(1)
+        assert (got[0][:, 0] == oracle).float().mean() > 0.98

@@ -480,6 +480,10 @@ def _kernel_for(X, W, k, node_mask, ref):
         or ref.dtype != X.dtype
         or W.device.type != "cpu"
         or X.dim() != 2
+        or W.dim() != 2
+        or W.shape[1] != X.shape[1]
+        or ref.device.type != "cpu"
+        or tuple(ref.shape) != (X.shape[1],)  # the C passes read m values of a 1-D ref
         or X.shape[0] == 0
         or X.shape[1] == 0
         or W.shape[0] == 0
@@ -507,6 +511,7 @@ def _bmu_compiled(mod, X, W, metric, k, node_mask, ref):
     Inactive nodes are left out of the product."""
     n, m = X.shape
     f32 = X.dtype == torch.float32
+    ref = ref.contiguous()  # read as m contiguous values by spread and centre
     wc = W - ref
     # _centred_scale's power of two, its X part from one compiled pass (NaN: a NaN or an
     # infinity in X, scale 1 as there); max(x, w) keeps x where w is NaN, as _pow2_scale does
@@ -525,7 +530,6 @@ def _bmu_compiled(mod, X, W, metric, k, node_mask, ref):
     n_act = wc.shape[0]
     wlim = 2.0 * float(w_sq.amax())
     wlim = wlim if math.isfinite(wlim) else math.inf  # rank's bound on |d| (NaN: none)
-    ref = ref.contiguous()
     idx = torch.empty(n, k, dtype=torch.long)
     dist = torch.empty(n, k, dtype=X.dtype)
     x_sq = torch.empty(n, dtype=X.dtype)

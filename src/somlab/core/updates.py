@@ -75,8 +75,9 @@ class GridTable:
         """``h(centre, j)`` before :func:`flush_tiny`, ``[len(centres), n_nodes]``; ascending
         consecutive ``centres`` (every node won something) are a view, not a copy."""
         n = centres.numel()
-        if n and int(centres[-1]) - int(centres[0]) == n - 1:
-            v = self.values[int(centres[0]) : int(centres[0]) + n]
+        c0 = int(centres[0]) if n else 0
+        if n and torch.equal(centres, torch.arange(c0, c0 + n, device=centres.device)):
+            v = self.values[c0 : c0 + n]
         else:
             v = self.values[centres]
         return of_squared(fn)(v, sigma) if self.squared else fn(v, sigma)

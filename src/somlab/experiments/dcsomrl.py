@@ -255,12 +255,22 @@ def _joint(cfg: dict, meta: dict) -> str:
     return f"{max_iter} joint iterations ({max_iter / per_epoch:.1f} epochs; max_iter)"
 
 
-def _refine(cfg: dict) -> str:
-    """The final refinement of the prototypes, if the preset (or --param) asks one."""
+def refine_setting(preset: str, params) -> dict:
+    """``{"refine_iter", "refine_metric"}`` a run of ``preset`` with ``params`` uses (recorded
+    in the result's config when it runs, so that a report renders what the run did)."""
     from ..deep import PRESETS
 
-    params = dict(cfg.get("params") or ())
-    p = {**PRESETS.get(cfg["preset"], {}), **params}
+    p = {**PRESETS.get(preset, {}), **dict(params or ())}
+    return {
+        "refine_iter": int(p.get("refine_iter") or 0),
+        "refine_metric": p.get("refine_metric", "relevance"),
+    }
+
+
+def _refine(cfg: dict) -> str:
+    """The final refinement of the prototypes, as the run recorded it (results written
+    before the refinement existed record none: it did not run)."""
+    p = cfg.get("refine") or {}
     if not p.get("refine_iter"):
         return ""
     metric = p.get("refine_metric", "relevance")
@@ -365,7 +375,11 @@ def reproduce_dcsomrl(config: DCSOMRLConfig, out_dir="experiments/results", prog
         device += f" ({torch.cuda.get_device_name(0)})"
     result = {
         "table": "dcsomrl",
-        "config": {**asdict(config), "preset": config.preset_name},
+        "config": {
+            **asdict(config),
+            "preset": config.preset_name,
+            "refine": refine_setting(config.preset_name, config.params),
+        },
         "meta": {
             "command": command_line(config, out_dir),
             "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
