@@ -24,10 +24,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from selection_v2 import quick_splits  # the script folder is on sys.path
 from sklearn.cluster import KMeans
 
 from somlab.deep import DCSOMRL
-from somlab.experiments.dcsomrl import QUICK, DCSOMRLConfig, _scores, load_data, validation_data
+from somlab.experiments.dcsomrl import QUICK, _scores
 
 VARIANTS = {  # name: (n_iter, euclidean)
     "none": (0, False),
@@ -49,16 +50,10 @@ VARIANTS = {  # name: (n_iter, euclidean)
 
 
 def fit(out_dir, cache, jobs):
-    data = {}
     for job in jobs:
         ds, seed = job.split(":")
         seed = int(seed)
-        if ds not in data:
-            X_fit, X_val, y_val = validation_data(ds, 5000, 5000)
-            X_tr, _, X_te, y_te = load_data(DCSOMRLConfig(dataset=ds, quick=True, **QUICK))
-            assert np.array_equal(X_fit, X_tr), "validation and --quick training draws differ"
-            data[ds] = (X_fit, X_val, y_val, X_te, y_te)
-        X_fit, X_val, y_val, X_te, y_te = data[ds]
+        X_fit, X_val, y_val, X_te, y_te = quick_splits(ds)
         t0, c0 = time.perf_counter(), time.process_time()
         est = DCSOMRL(
             "default",

@@ -13,6 +13,7 @@ epochs, 50 joint epochs capped by ``max_iter``. Each fit is scored twice, into t
     python selection_v2.py DIR fmnist:alpha003:0 fmnist:default:1 ...
 """
 
+import functools
 import json
 import os
 import sys
@@ -36,10 +37,19 @@ from somlab.experiments.dcsomrl import (
 EXTRA = {"at098_alpha003": {"at": 0.98, "alpha": 0.03}}  # not in SELECTION_CANDIDATES
 
 
+@functools.cache
+def quick_splits(ds):
+    """``(X_fit, X_val, y_val, X_te, y_te)``: --quick's 5,000 training images (asserted the
+    same draw as ``load_data``'s), 5,000 other training images for validation, the test set."""
+    X_fit, X_val, y_val = validation_data(ds, 5000, 5000)
+    X_tr, _, X_te, y_te = load_data(DCSOMRLConfig(dataset=ds, quick=True, **QUICK))
+    assert np.array_equal(X_fit, X_tr), "validation and --quick training draws differ"
+    return X_fit, X_val, y_val, X_te, y_te
+
+
 def main(out_dir, jobs):
     torch.set_num_threads(1)
     out_dir = Path(out_dir)
-    cache = {}
     for job in jobs:
         ds, name, seed = job.split(":")
         seed = int(seed)
@@ -47,12 +57,7 @@ def main(out_dir, jobs):
         q = dict(QUICK)
         if os.environ.get("SMOKE"):  # a seconds-long check of this script
             q, changes = dict(q, pretrain_epochs=1), dict(changes, max_iter=3)
-        if ds not in cache:
-            X_fit, X_val, y_val = validation_data(ds, 5000, 5000)
-            X_tr, _, X_te, y_te = load_data(DCSOMRLConfig(dataset=ds, quick=True, **QUICK))
-            assert np.array_equal(X_fit, X_tr), "validation and --quick training draws differ"
-            cache[ds] = (X_fit, X_val, y_val, X_te, y_te)
-        X_fit, X_val, y_val, X_te, y_te = cache[ds]
+        X_fit, X_val, y_val, X_te, y_te = quick_splits(ds)
         t0 = time.perf_counter()
         c0 = time.process_time()
         est = DCSOMRL("default", pretrain_epochs=q["pretrain_epochs"], epochs=q["epochs"],
