@@ -17,6 +17,10 @@ if sys.platform == "win32":
 else:
     compile_args = ["-O3", "-ffp-contract=off", "-fno-math-errno"]
 
+# OpenMP for the winner search's passes where GCC builds it (Linux); elsewhere they run on one
+# thread (the #pragma omp lines are then ignored)
+openmp = ["-fopenmp"] if sys.platform.startswith("linux") else []
+
 extensions = [
     Extension(
         "somlab.relevance._kernel",
@@ -26,13 +30,15 @@ extensions = [
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=compile_args,
     ),
-    # the row loops of the (sq)euclidean winner search (core.distances.best_matching_units)
+    # the row loops of the (sq)euclidean winner search (core.distances.best_matching_units);
+    # OpenMP on Linux, where the loaded libgomp.so.1 is torch's own (one thread pool)
     Extension(
         "somlab.core._winners",
         ["src/somlab/core/_winners.pyx"],
         depends=["src/somlab/core/_winners.h"],
         include_dirs=["src/somlab/core"],
-        extra_compile_args=compile_args,
+        extra_compile_args=compile_args + openmp,
+        extra_link_args=openmp,
     ),
 ]
 

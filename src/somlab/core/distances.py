@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
+import re
 import threading
 
 import numpy as np
@@ -421,13 +423,22 @@ def best_matching_units(
     xbuf = torch.empty(inner, X.shape[1], dtype=X.dtype, device=X.device)
     sqbuf = torch.empty_like(xbuf)
     mask = None if node_mask is None else ~node_mask.unsqueeze(0)
+    w_row = w_sq.unsqueeze(0)
+    node_major = _node_major(k, n_nodes, X.shape[1], X.device)
     for s in range(0, n, inner):
         rows = slice(s, s + inner)
         xb = torch.sub(X[rows], ref, out=xbuf[: min(inner, n - s)])
         if sc != 1.0:
             xb.mul_(sc)
         x_sq[rows] = torch.mul(xb, xb, out=sqbuf[: xb.shape[0]]).sum(1)
-        d = torch.addmm(w_sq.unsqueeze(0), xb, wt, alpha=-2.0, out=buf[: xb.shape[0]])
+        # |wc|^2 - 2 xc.wc as the compiled search forms it: the product (node-major where it
+        # is), then one rounding
+        if node_major:
+            d = torch.mm(wc, xb.T).T
+            d = torch.add(w_row, d, alpha=-2.0).contiguous()
+        else:
+            d = torch.mm(xb, wt, out=buf[: xb.shape[0]])
+            d = torch.add(w_row, d, alpha=-2.0, out=d)
         if mask is not None:
             d.masked_fill_(mask, float("inf"))
         _rank(d, k, None, idx[rows], dist[rows])
@@ -441,20 +452,78 @@ def best_matching_units(
 
 _WINNERS: list = []  # [the compiled row loops (core/_winners.pyx), or None where not built]
 
+#: Rows per block of the compiled search: the block's product and centred rows fill about
+#: this many bytes, so that they stay in the core's L2 cache (2 MB on the development machine)
+#: between the product and the ranking.
+_KERNEL_BLOCK_BYTES = 1 << 21
 
-#: Features up to which the compiled search ranks k <= 2 units on the node-major product
-#: ``addmm(|wc|^2, wc, xb^T)`` (rank2t, 2-3x faster than the row scan).  0: never.  MKL (torch
-#: 2.13, AVX-512) gave it the row-major product's float32 values bit for bit on 2-128 features
-#: (7-1,600 nodes, 37-3,196 rows) but not beyond (200+ features: the last bit of some
-#: entries), nor in float64 (5 features); SOMEnsemble's maps must equal SOM's bit for bit, and
-#: what MKL does on other CPUs is not known, so the search keeps the torch loops' row-major
-#: product.
-_NODE_MAJOR_FEATURES = 0
 
-#: Cache blocks per block of the compiled search: its buffers (the product, the centred rows)
-#: stay within the 2 MB L2 of the development machine at twice the torch loops' block, which
-#: measured 5-15 % faster there (MNIST 5,000 x 784 on 400 nodes: 34.8 -> 29.4 ms).
-_KERNEL_BLOCKS = 2
+#: Nodes up to which the search ranks k <= 2 units on the node-major product ``wc.xb^T``
+#: (rank2t: the rows' two best kept elementwise across rows, without a per-row reduction),
+#: on the CPU; beyond, the row-major product ``xb.wc^T`` and a per-row pass (rank).  The torch
+#: loops take the same orientation, so both find the same units.  Measured on the development
+#: machine (benchmarks/RESULTS.md, "node-major"): 5,000 x 64 on 100 nodes ...
+_NODE_MAJOR_NODES = 512
+
+
+def _node_major(k: int, n_nodes: int, m: int, device) -> bool:
+    """Whether the winner search of ``k`` units among ``n_nodes`` uses the node-major product."""
+    return k <= 2 and n_nodes <= _NODE_MAJOR_NODES and device.type == "cpu"
+
+
+#: The largest squared row norm a block may have at the prototypes' scale (|wc| < 1) for the
+#: search to keep that scale: the data within 2**+-20 (float32; float64 2**+-200) of the
+#: prototypes' size, so that no square, product or sum under- or overflows (see _bmu_compiled).
+_SCALE_FIT = {True: (2.0**-40, 2.0**40), False: (2.0**-400, 2.0**400)}
+
+#: Entries per block (rows x (nodes + features)) from which the compiled passes run on torch's
+#: threads (with fewer, starting the threads costs more than they save).
+_PASS_PARALLEL = 1 << 16
+_OPENMP_RUNTIMES: list = []  # [the number of OpenMP runtimes loaded, once known]
+
+
+def _pass_threads(mod, work: int) -> int:
+    """Threads for the compiled passes of a block of ``work`` entries: torch's thread count where
+    the block is large enough and the module's OpenMP is torch's own runtime (one thread pool,
+    so the passes and the products take turns on the same threads), else 1."""
+    if work < _PASS_PARALLEL or not mod.OPENMP:
+        return 1
+    nt = torch.get_num_threads()
+    if nt <= 1:
+        return 1
+    if not _OPENMP_RUNTIMES:
+        _OPENMP_RUNTIMES.append(_openmp_runtimes())
+    return nt if _OPENMP_RUNTIMES[0] == 1 else 1
+
+
+def _openmp_runtimes() -> int:
+    """The number of distinct OpenMP runtime libraries this process has mapped (Linux; 0 where
+    that cannot be read): two would each keep their own threads spinning between regions."""
+    try:
+        with open("/proc/self/maps") as f:
+            maps = f.read()
+    except OSError:
+        return 0
+    paths = set(re.findall(r"(/\S*/lib(?:gomp|iomp5|omp)[^/\s]*\.so[^/\s]*)", maps))
+    return len({os.path.realpath(p) for p in paths})
+
+
+_WORK = threading.local()  # this thread's workspace of the compiled search, per dtype
+_WORK_KEEP = 1 << 22  # bytes: larger workspaces are not kept
+
+
+def _workspace(count: int, dtype: torch.dtype) -> torch.Tensor:
+    """``count`` entries of ``dtype`` for one compiled search, from this thread's kept buffer
+    (grown as needed; at most _WORK_KEEP bytes are kept)."""
+    kept = getattr(_WORK, "buffers", None)
+    if kept is None:
+        kept = _WORK.buffers = {}
+    buf = kept.get(dtype)
+    if buf is None or buf.numel() < count:
+        buf = torch.empty(count, dtype=dtype)
+        if buf.numel() * buf.element_size() <= _WORK_KEEP:
+            kept[dtype] = buf
+    return buf[:count]
 
 
 def _winners_module():
@@ -500,23 +569,32 @@ def _kernel_for(X, W, k, node_mask, ref):
     return mod
 
 
-def _bmu_compiled(mod, X, W, metric, k, node_mask, ref):
+def _bmu_compiled(mod, X, W, metric, k, node_mask, ref, spread=False):
     """:func:`best_matching_units`' (sq)euclidean search with the compiled row loops
-    (core/_winners.pyx), bit for bit the torch loops' indices and distances: ``spread``
-    (``max |x - ref|``, the scale's X part, one pass), then per cache block of samples
-    ``centre`` (``xb = (x - ref) sc``), torch's ``|xb|^2`` and ``addmm`` of ``|wc|^2 - 2 xb.wc``
-    into one reused buffer (the torch loops' ops), and ``rank``: the k first minima (argmin's
-    ties and NaN), ``max(d + |xb|^2, 0)`` and the rows whose winner the expansion may have
-    cancelled, recomputed here with torch's direct sum; roots and unscaling by torch.
+    (core/_winners.pyx): ``spread`` (``max |x - ref|``, the scale's X part, one pass), then per
+    cache block of samples ``prep`` (``xb = (x - ref) sc`` and ``|xb|^2``), torch's ``mm`` of
+    ``xb.wc^T`` (or of ``wc.xb^T``: :func:`_node_major`) into one reused buffer, and ``rank``
+    (``rank2t``): ``d = |wc|^2 - 2 xb.wc``, the k first minima (argmin's ties and NaN),
+    ``max(d + |xb|^2, 0)`` and the rows whose winner the expansion may have cancelled,
+    recomputed here in the direct form; then ``roots`` (IEEE square roots, as torch's, and the
+    exact unscaling).  The units are the torch loops' (the same product and the same ``d``);
+    the distances agree with theirs to rounding (``|xb|^2`` is summed in another order).
     Inactive nodes are left out of the product."""
     n, m = X.shape
     f32 = X.dtype == torch.float32
-    ref = ref.contiguous()  # read as m contiguous values by spread and centre
+    ref = ref.contiguous()  # read as m contiguous values by spread and prep
     wc = W - ref
-    # _centred_scale's power of two, its X part from one compiled pass (NaN: a NaN or an
-    # infinity in X, scale 1 as there); max(x, w) keeps x where w is NaN, as _pow2_scale does
-    big = max(mod.spread(f32, X.data_ptr(), n, m, ref.data_ptr()), float(wc.abs().amax()))
+    # The scale, a power of two: any that keeps every value clear of under- and overflow gives
+    # the same bits (scaling by 2**e is exact there), so the prototypes' own (W's range) is
+    # taken, and the blocks check that the rows fit it (|xb|^2 within _SCALE_FIT); where one
+    # does not (X far larger or smaller than W, a NaN or an infinity), the search starts again
+    # at _centred_scale's scale, whose X part is one compiled pass (spread; NaN: a NaN or an
+    # infinity in X, scale 1 as there; max(x, w) keeps x where w is NaN, as _pow2_scale does).
+    big = float(wc.abs().amax())
+    if spread:
+        big = max(mod.spread(f32, X.data_ptr(), n, m, ref.data_ptr()), big)
     sc = 1.0 if not math.isfinite(big) or big == 0.0 else math.ldexp(1.0, -math.frexp(big)[1])
+    lo, hi = (0.0, math.inf) if spread else _SCALE_FIT[f32]
     if sc != 1.0:
         wc.mul_(sc)
     wc_all = wc.contiguous()
@@ -530,47 +608,52 @@ def _bmu_compiled(mod, X, W, metric, k, node_mask, ref):
     n_act = wc.shape[0]
     wlim = 2.0 * float(w_sq.amax())
     wlim = wlim if math.isfinite(wlim) else math.inf  # rank's bound on |d| (NaN: none)
+    size = X.element_size()
+    inner = max(1, min(n, _KERNEL_BLOCK_BYTES // (size * (n_act + m))))
+    inner = -(-n // -(-n // inner))  # blocks of even size (a short last block is slow in mm)
     idx = torch.empty(n, k, dtype=torch.long)
     dist = torch.empty(n, k, dtype=X.dtype)
-    x_sq = torch.empty(n, dtype=X.dtype)
-    inner = max(1, min(n, _KERNEL_BLOCKS * _block_rows(n_act, m)))
-    buf = torch.empty(inner * n_act, dtype=X.dtype)
-    xbuf = torch.empty(inner, m, dtype=X.dtype)
-    sqbuf = torch.empty_like(xbuf)
-    pX, pref, pxb, pxsq = X.data_ptr(), ref.data_ptr(), xbuf.data_ptr(), x_sq.data_ptr()
-    pbuf, pidx, pdist, size = buf.data_ptr(), idx.data_ptr(), dist.data_ptr(), X.element_size()
-    bad, nbad, pwsq = torch.empty(n, dtype=torch.long), 0, w_sq.data_ptr()
-    pbad, root = bad.data_ptr(), metric == "euclidean"
-    node_major = k <= 2 and m <= _NODE_MAJOR_FEATURES and f32
-    if node_major:  # node-major product: the rows' two best kept elementwise (rank2t)
-        s12 = torch.empty(2, inner, dtype=X.dtype)
-        k12 = torch.empty(2, inner, dtype=torch.int32 if f32 else torch.int64)
-        scratch = (s12[0].data_ptr(), s12[1].data_ptr(), k12[0].data_ptr(), k12[1].data_ptr())
-        w_col = w_sq.unsqueeze(1)
-    else:
-        w_row = w_sq.unsqueeze(0)
+    bad = torch.empty(n, dtype=torch.long)
+    # one workspace, kept between calls (fresh pages cost more than the ranking): the block's
+    # product [inner, n_act], its centred rows [inner, m] and their |xb|^2 [inner], one row
+    # of d [n_act]
+    node_major = _node_major(k, W.shape[0], m, X.device)  # (the torch loops' choice)
+    nt = _pass_threads(mod, inner * (n_act + m))
+    work = _workspace(inner * (n_act + m + 5) + nt * n_act, X.dtype)  # (+4: rank2t's scratch)
+    buf = work[: inner * n_act].view(inner, n_act)
+    xbuf = work[inner * n_act : inner * (n_act + m)].view(inner, m)
+    pbuf, pxb = work.data_ptr(), work.data_ptr() + inner * n_act * size
+    pxsq = pxb + inner * m * size
+    pdrow = pxsq + inner * size
+    scratch = tuple(pdrow + (nt * n_act + i * inner) * size for i in range(4))  # s1 s2 k1 k2
+    pX, pref, pidx, pdist, pwsq = (t.data_ptr() for t in (X, ref, idx, dist, w_sq))
+    pbad, nbad = bad.data_ptr(), 0
+    if node_major:  # wc.xb^T [n_act, rows]: the rows' two best kept elementwise (rank2t)
+        rank, tail = mod.rank2t, scratch
+        full = (wc, xbuf.T, work[: n_act * inner].view(n_act, inner))
+    else:  # xb.wc^T [rows, n_act] and a pass per row (rank)
+        rank, tail = mod.rank, (pdrow,)  # (pdrow: nt rows of d)
+        full = (xbuf, wt, buf)
     for s in range(0, n, inner):
         rows = min(inner, n - s)
-        mod.centre(f32, pX + s * m * size, rows, m, pref, sc, pxb)
-        xb = xbuf[:rows]
-        x_sq[s : s + rows] = torch.mul(xb, xb, out=sqbuf[:rows]).sum(1)  # as the torch loops
-        head = (amap, pxsq + s * size, wlim, pwsq, REFINE_SHARE, s, pbad + nbad * 8)
-        out = (pidx + s * k * 8, pdist + s * k * size)
-        if node_major:  # |wc|^2 - 2 wc.xb^T: the torch loops' addmm transposed
-            d = buf[: n_act * rows].view(n_act, rows)
-            torch.addmm(w_col, wc, xb.T, alpha=-2.0, out=d)
-            nbad += mod.rank2t(f32, pbuf, rows, n_act, k, *head, *scratch, *out)
+        fit = mod.prep(nt, f32, pX + s * m * size, rows, m, pref, sc, pxb, pxsq)  # max |xb|^2
+        if not (lo <= fit <= hi or fit == 0.0):  # rows far from W's size: X's range too
+            return _bmu_compiled(mod, X, W, metric, k, node_mask, ref, spread=True)
+        if rows == inner:
+            torch.mm(full[0], full[1], out=full[2])
+        elif node_major:
+            torch.mm(wc, xbuf[:rows].T, out=work[: n_act * rows].view(n_act, rows))
         else:
-            d = buf[: rows * n_act].view(rows, n_act)
-            torch.addmm(w_row, xb, wt, alpha=-2.0, out=d)
-            nbad += mod.rank(f32, pbuf, rows, n_act, k, *head, *out)
+            torch.mm(xbuf[:rows], wt, out=buf[:rows])
+        nbad += rank(
+            nt, f32, pbuf, rows, n_act, k, amap, pxsq, wlim, pwsq, REFINE_SHARE, s,
+            pbad + nbad * 8, *tail, pidx + s * k * 8, pdist + s * k * size,
+        )  # fmt: skip
     if nbad:  # the winners the expansion may have cancelled: _refine_rows' direct form
         b = bad[:nbad]
         diff = (X[b] - ref).mul_(sc) - wc_all[idx[b, 0]]
         dist[b, 0] = (diff * diff).sum(-1)
-    for r in range(k):  # roots and scale with the torch loops' ops (torch's sqrt, same views)
-        dv = dist[:, r]
-        dist[:, r] = dv.sqrt_().div_(sc) if root else dv.div_(sc).div_(sc)
+    mod.roots(f32, pdist, n * k, sc, metric == "euclidean")  # sqrt(d2) / sc, or d2 / sc^2
     return idx, dist
 
 
