@@ -604,11 +604,21 @@ SOMLAB_WINNERS_T_DEFINE(double, int64_t, f64)
  * thread from its first row's slot, then moved together in row order.  The result does not
  * depend on nt. */
 #ifdef _OPENMP
+#include <dlfcn.h>
 #include <omp.h>
 #define SOMLAB_OPENMP 1
 #else
 #define SOMLAB_OPENMP 0
 #endif
+/* The file of the OpenMP runtime this module's regions run on ("" where it has none): the
+ * caller threads the passes only where it is torch's own (one thread pool). */
+static const char *somlab_openmp_path(void) {
+#ifdef _OPENMP
+    Dl_info info;
+    if (dladdr((void *)&omp_get_num_threads, &info) && info.dli_fname) return info.dli_fname;
+#endif
+    return "";
+}
 #define SOMLAB_MAXT 64
 static inline void somlab_range(int64_t rows, int t, int nt, int64_t align, int64_t *a,
                                 int64_t *b) {

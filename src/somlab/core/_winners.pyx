@@ -32,6 +32,7 @@ cdef extern from "_winners.h" nogil:
     double somlab_spread_f64(const double* X, int64_t rows, int64_t m, const double* ref,
                              double* scratch)
     int SOMLAB_OPENMP
+    const char* somlab_openmp_path()
     double somlab_prep_mt_f32(int nt, const float* X, int64_t rows, int64_t m, const float* ref,
                               float sc, float* xb, float* xsq)
     double somlab_prep_mt_f64(int nt, const double* X, int64_t rows, int64_t m,
@@ -153,3 +154,8 @@ def roots(bint f32, size_t d, int64_t count, double sc, bint root):
             somlab_roots_f32(<float*>d, count, <float>sc, root)
         else:
             somlab_roots_f64(<double*>d, count, sc, root)
+
+
+def openmp_path():
+    """The file of the OpenMP runtime the passes run on ('' where the module has none)."""
+    return somlab_openmp_path().decode(errors="replace")

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import re
 import threading
 
 import numpy as np
@@ -479,33 +478,23 @@ _SCALE_FIT = {True: (2.0**-40, 2.0**40), False: (2.0**-400, 2.0**400)}
 #: Entries per block (rows x (nodes + features)) from which the compiled passes run on torch's
 #: threads (with fewer, starting the threads costs more than they save).
 _PASS_PARALLEL = 1 << 16
-_OPENMP_RUNTIMES: list = []  # [the number of OpenMP runtimes loaded, once known]
+_OPENMP_SHARED: list = []  # [whether the module's OpenMP runtime is torch's, once known]
 
 
 def _pass_threads(mod, work: int) -> int:
     """Threads for the compiled passes of a block of ``work`` entries: torch's thread count where
-    the block is large enough and the module's OpenMP is torch's own runtime (one thread pool,
-    so the passes and the products take turns on the same threads), else 1."""
+    the block is large enough and the module's OpenMP runtime is torch's own (one thread pool,
+    so the passes and the products take turns on the same threads; a second runtime would keep
+    its own threads spinning beside torch's), else 1."""
     if work < _PASS_PARALLEL or not mod.OPENMP:
         return 1
     nt = torch.get_num_threads()
     if nt <= 1:
         return 1
-    if not _OPENMP_RUNTIMES:
-        _OPENMP_RUNTIMES.append(_openmp_runtimes())
-    return nt if _OPENMP_RUNTIMES[0] == 1 else 1
-
-
-def _openmp_runtimes() -> int:
-    """The number of distinct OpenMP runtime libraries this process has mapped (Linux; 0 where
-    that cannot be read): two would each keep their own threads spinning between regions."""
-    try:
-        with open("/proc/self/maps") as f:
-            maps = f.read()
-    except OSError:
-        return 0
-    paths = set(re.findall(r"(/\S*/lib(?:gomp|iomp5|omp)[^/\s]*\.so[^/\s]*)", maps))
-    return len({os.path.realpath(p) for p in paths})
+    if not _OPENMP_SHARED:
+        path, home = os.path.realpath(mod.openmp_path()), os.path.realpath(torch.__file__)
+        _OPENMP_SHARED.append(bool(path) and path.startswith(os.path.dirname(home) + os.sep))
+    return nt if _OPENMP_SHARED[0] else 1
 
 
 _WORK = threading.local()  # this thread's workspace of the compiled search, per dtype
@@ -594,7 +583,7 @@ def _bmu_compiled(mod, X, W, metric, k, node_mask, ref, spread=False):
     if spread:
         big = max(mod.spread(f32, X.data_ptr(), n, m, ref.data_ptr()), big)
     sc = 1.0 if not math.isfinite(big) or big == 0.0 else math.ldexp(1.0, -math.frexp(big)[1])
-    lo, hi = (0.0, math.inf) if spread else _SCALE_FIT[f32]
+    lo, hi = _SCALE_FIT[f32]
     if sc != 1.0:
         wc.mul_(sc)
     wc_all = wc.contiguous()
@@ -637,7 +626,7 @@ def _bmu_compiled(mod, X, W, metric, k, node_mask, ref, spread=False):
     for s in range(0, n, inner):
         rows = min(inner, n - s)
         fit = mod.prep(nt, f32, pX + s * m * size, rows, m, pref, sc, pxb, pxsq)  # max |xb|^2
-        if not (lo <= fit <= hi or fit == 0.0):  # rows far from W's size: X's range too
+        if not (spread or lo <= fit <= hi or fit == 0.0):  # rows far from W's size: X's too
             return _bmu_compiled(mod, X, W, metric, k, node_mask, ref, spread=True)
         if rows == inner:
             torch.mm(full[0], full[1], out=full[2])
