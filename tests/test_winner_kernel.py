@@ -340,11 +340,12 @@ def test_threaded_passes_give_the_one_thread_result(monkeypatch, dtype, k):
     monkeypatch.setattr(D, "_KERNEL_BLOCK_BYTES", 997 * 8)  # several blocks
     one = D.best_matching_units(X, W, k=k)
     monkeypatch.setattr(D, "_PASS_PARALLEL", 0)
+    monkeypatch.setattr(D, "_LOAD", [float("inf"), 2])  # two cores free, whatever the load
     old = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
         if D._pass_threads(kernel, 10**6) < 2:
-            pytest.skip("the passes run on one thread here (no shared OpenMP runtime)")
+            pytest.skip("the passes run on one thread here (no OpenMP shared with torch)")
         two = D.best_matching_units(X, W, k=k)
     finally:
         torch.set_num_threads(old)
@@ -352,3 +353,26 @@ def test_threaded_passes_give_the_one_thread_result(monkeypatch, dtype, k):
     torch.testing.assert_close(one[1], two[1], rtol=0, atol=0, equal_nan=True)
     ref = cdist(X.double().numpy()[::7], W.double().numpy())
     np.testing.assert_allclose(one[1][::7, 0].double().numpy(), ref.min(1), rtol=1e-3)
+
+
+@needs_kernel
+def test_the_passes_take_one_thread_beside_a_busy_core(monkeypatch):
+    """Threads for the passes: torch's count where the cores are free, one where the load
+    (choose_threads, looked at again after _LOAD_EVERY) leaves one, one for small blocks."""
+    if not kernel.OPENMP:
+        pytest.skip("built without OpenMP")
+    import somlab._utils as U
+
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        monkeypatch.setattr(D, "_LOAD", [-float("inf"), 1])
+        monkeypatch.setattr(U, "choose_threads", lambda work, dev: 1)
+        assert D._pass_threads(kernel, 10**6) == 1
+        monkeypatch.setattr(D, "_LOAD", [-float("inf"), 1])
+        monkeypatch.setattr(U, "choose_threads", lambda work, dev: 2)
+        want = 2 if D._OPENMP_SHARED and D._OPENMP_SHARED[0] else 1
+        assert D._pass_threads(kernel, 10**6) == want
+        assert D._pass_threads(kernel, 100) == 1  # a small block: one thread
+    finally:
+        torch.set_num_threads(old)

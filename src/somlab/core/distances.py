@@ -15,6 +15,7 @@ import contextlib
 import math
 import os
 import threading
+import time
 
 import numpy as np
 import torch
@@ -390,9 +391,15 @@ def best_matching_units(
     rounding.
     """
     n, n_nodes = X.shape[0], W.shape[0]
+    fast = metric in ("euclidean", "sqeuclidean") and not exact and not missing
+    if fast:
+        if ref is None:
+            ref = reference_point(W)
+        mod = _kernel_for(X, W, k, node_mask, ref)
+        if mod:
+            return _bmu_compiled(mod, X, W, metric, k, node_mask, ref)
     idx = torch.empty(n, k, dtype=torch.long, device=X.device)
     dist = torch.empty(n, k, dtype=X.dtype, device=X.device)
-    fast = metric in ("euclidean", "sqeuclidean") and not exact and not missing
     if not fast:
         step = _chunk_rows(n_nodes, 4)
         for s in range(0, n, step):
@@ -401,11 +408,6 @@ def best_matching_units(
             )
             _rank(d, k, node_mask, idx[s : s + step], dist[s : s + step])
         return idx, dist
-    if ref is None:
-        ref = reference_point(W)
-    mod = _kernel_for(X, W, k, node_mask, ref)
-    if mod:
-        return _bmu_compiled(mod, X, W, metric, k, node_mask, ref)
     # |wc|^2 - 2 xc.wc of centred data scaled by sc (centred()), a cache block of rows at a
     # time into one reused buffer: no [n, m] or [n, k] temporary, whose fresh pages cost more
     # than the arithmetic.  |xc|^2 is added to the chosen units only (it does not change a
@@ -462,7 +464,7 @@ _KERNEL_BLOCK_BYTES = 1 << 21
 #: on the CPU; beyond, the row-major product ``xb.wc^T`` and a per-row pass (rank).  The torch
 #: loops take the same orientation, so both find the same units.  Measured on the development
 #: machine (benchmarks/RESULTS.md, "node-major"): 5,000 x 64 on 100 nodes ...
-_NODE_MAJOR_NODES = 512
+_NODE_MAJOR_NODES = 128
 
 
 def _node_major(k: int, n_nodes: int, m: int, device) -> bool:
@@ -479,6 +481,8 @@ _SCALE_FIT = {True: (2.0**-40, 2.0**40), False: (2.0**-400, 2.0**400)}
 #: threads (with fewer, starting the threads costs more than they save).
 _PASS_PARALLEL = 1 << 16
 _OPENMP_SHARED: list = []  # [whether the module's OpenMP runtime is torch's, once known]
+_LOAD = [-math.inf, 1]  # [when the load was last looked at, the threads it left free]
+_LOAD_EVERY = 0.5
 
 
 def _pass_threads(mod, work: int) -> int:
@@ -494,7 +498,17 @@ def _pass_threads(mod, work: int) -> int:
     if not _OPENMP_SHARED:
         path, home = os.path.realpath(mod.openmp_path()), os.path.realpath(torch.__file__)
         _OPENMP_SHARED.append(bool(path) and path.startswith(os.path.dirname(home) + os.sep))
-    return nt if _OPENMP_SHARED[0] else 1
+    if not _OPENMP_SHARED[0]:
+        return 1
+    # the cores no other process is using (choose_threads' look at the load, 0.2 ms, taken at
+    # most every _LOAD_EVERY s): a team thread waiting for a busy core stalls each pass for a
+    # time slice (2 threads beside a spinning process: 36 ms where one thread takes 0.6)
+    now = time.monotonic()
+    if now - _LOAD[0] > _LOAD_EVERY:
+        from somlab._utils import choose_threads
+
+        _LOAD[:] = [now, choose_threads(math.inf, "cpu")]
+    return min(nt, _LOAD[1])
 
 
 _WORK = threading.local()  # this thread's workspace of the compiled search, per dtype
@@ -593,36 +607,46 @@ def _bmu_compiled(mod, X, W, metric, k, node_mask, ref, spread=False):
         active = torch.nonzero(node_mask).squeeze(1)
         wc, w_sq = wc_all.index_select(0, active), w_sq_all.index_select(0, active)
         amap = active.data_ptr()
-    wt = wc.T
     n_act = wc.shape[0]
     wlim = 2.0 * float(w_sq.amax())
     wlim = wlim if math.isfinite(wlim) else math.inf  # rank's bound on |d| (NaN: none)
     size = X.element_size()
+    # a block's product and rows fill ~_KERNEL_BLOCK_BYTES (the core's L2; twice that on two
+    # threads measured slower), in blocks of even size (a short last block is slow in mm)
     inner = max(1, min(n, _KERNEL_BLOCK_BYTES // (size * (n_act + m))))
-    inner = -(-n // -(-n // inner))  # blocks of even size (a short last block is slow in mm)
+    inner = -(-n // -(-n // inner))
+    nt = _pass_threads(mod, inner * (n_act + m))
     idx = torch.empty(n, k, dtype=torch.long)
     dist = torch.empty(n, k, dtype=X.dtype)
     bad = torch.empty(n, dtype=torch.long)
     # one workspace, kept between calls (fresh pages cost more than the ranking): the block's
     # product [inner, n_act], its centred rows [inner, m] and their |xb|^2 [inner], one row
     # of d [n_act]
-    node_major = _node_major(k, W.shape[0], m, X.device)  # (the torch loops' choice)
-    nt = _pass_threads(mod, inner * (n_act + m))
+    node_major = k <= 2 and W.shape[0] <= _NODE_MAJOR_NODES  # (_node_major, on the CPU)
     work = _workspace(inner * (n_act + m + 5) + nt * n_act, X.dtype)  # (+4: rank2t's scratch)
-    buf = work[: inner * n_act].view(inner, n_act)
     xbuf = work[inner * n_act : inner * (n_act + m)].view(inner, m)
-    pbuf, pxb = work.data_ptr(), work.data_ptr() + inner * n_act * size
+    pbuf = work.data_ptr()
+    pxb = pbuf + inner * n_act * size
     pxsq = pxb + inner * m * size
     pdrow = pxsq + inner * size
-    scratch = tuple(pdrow + (nt * n_act + i * inner) * size for i in range(4))  # s1 s2 k1 k2
-    pX, pref, pidx, pdist, pwsq = (t.data_ptr() for t in (X, ref, idx, dist, w_sq))
+    pX, pref, pidx, pdist, pwsq = (
+        X.data_ptr(),
+        ref.data_ptr(),
+        idx.data_ptr(),
+        dist.data_ptr(),
+        w_sq.data_ptr(),
+    )
     pbad, nbad = bad.data_ptr(), 0
     if node_major:  # wc.xb^T [n_act, rows]: the rows' two best kept elementwise (rank2t)
-        rank, tail = mod.rank2t, scratch
+        d0 = pdrow + nt * n_act * size
+        rank, tail = (
+            mod.rank2t,
+            (d0, d0 + inner * size, d0 + 2 * inner * size, d0 + 3 * inner * size),
+        )
         full = (wc, xbuf.T, work[: n_act * inner].view(n_act, inner))
-    else:  # xb.wc^T [rows, n_act] and a pass per row (rank)
-        rank, tail = mod.rank, (pdrow,)  # (pdrow: nt rows of d)
-        full = (xbuf, wt, buf)
+    else:  # xb.wc^T [rows, n_act] and a pass per row (rank; pdrow: nt rows of d)
+        rank, tail = mod.rank, (pdrow,)
+        full = (xbuf, wc.T, work[: inner * n_act].view(inner, n_act))
     for s in range(0, n, inner):
         rows = min(inner, n - s)
         fit = mod.prep(nt, f32, pX + s * m * size, rows, m, pref, sc, pxb, pxsq)  # max |xb|^2
@@ -633,7 +657,7 @@ def _bmu_compiled(mod, X, W, metric, k, node_mask, ref, spread=False):
         elif node_major:
             torch.mm(wc, xbuf[:rows].T, out=work[: n_act * rows].view(n_act, rows))
         else:
-            torch.mm(xbuf[:rows], wt, out=buf[:rows])
+            torch.mm(xbuf[:rows], full[1], out=full[2][:rows])
         nbad += rank(
             nt, f32, pbuf, rows, n_act, k, amap, pxsq, wlim, pwsq, REFINE_SHARE, s,
             pbad + nbad * 8, *tail, pidx + s * k * 8, pdist + s * k * size,
