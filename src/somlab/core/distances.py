@@ -461,9 +461,11 @@ _KERNEL_BLOCK_BYTES = 1 << 21
 
 #: Nodes up to which the search ranks k <= 2 units on the node-major product ``wc.xb^T``
 #: (rank2t: the rows' two best kept elementwise across rows, without a per-row reduction),
-#: on the CPU; beyond, the row-major product ``xb.wc^T`` and a per-row pass (rank).  The torch
+#: on the CPU; beyond, the row-major product ``xb.wc^T`` and a pass per row (rank).  The torch
 #: loops take the same orientation, so both find the same units.  Measured on the development
-#: machine (benchmarks/RESULTS.md, "node-major"): 5,000 x 64 on 100 nodes ...
+#: machine (benchmarks/RESULTS.md, "orientation"): on 5,000 x 64, node-major is 10-15 % faster
+#: at 64-100 nodes and level to 30 % slower from 144 on (MKL's node-major product is slower
+#: there, on two threads much slower).
 _NODE_MAJOR_NODES = 128
 
 
