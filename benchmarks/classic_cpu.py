@@ -7,6 +7,7 @@ the same function (somlab.metrics) on the same data.
 
     python benchmarks/classic_cpu.py [--epochs 10] [--online-steps 5000] [--json out.json]
     python benchmarks/classic_cpu.py --sizes [--epochs 10 --repeats 5]   # threads, load, roofline
+    python benchmarks/classic_cpu.py --qe-match [--epochs 10 --cases 0,2]  # QE at matched TE
 
 The roofline columns are the achieved GFLOP/s of somlab's winner search (best two units, as a
 batch epoch with metrics; 2 n k m operations) against a plain ``torch.mm`` of the same shapes,
