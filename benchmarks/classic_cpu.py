@@ -7,6 +7,7 @@ the same function (somlab.metrics) on the same data.
 
     python benchmarks/classic_cpu.py [--epochs 10] [--online-steps 5000] [--json out.json]
     python benchmarks/classic_cpu.py --sizes [--epochs 10 --repeats 5]   # threads, load, roofline
+    python benchmarks/classic_cpu.py --qe-match [--epochs 10 --cases 0,2]  # QE at matched TE
 
 The roofline columns are the achieved GFLOP/s of somlab's winner search (best two units, as a
 batch epoch with metrics; 2 n k m operations) against a plain ``torch.mm`` of the same shapes,
@@ -176,6 +177,245 @@ def sizes_table(X_mnist, epochs, busy=False, repeats=3):
     return rows
 
 
+# ------------------------------------------------------------- QE against torchsom at matched order
+#: torchsom settings (batch size, sigma): bs = n is the sizes table's; 256 and 32 smaller steps;
+#: bs 5 is torchsom's own default batch size, and (5, 1.0) its defaults (sigma 1) as well
+QE_TORCHSOM = [("n", 3.0), (256, 3.0), (32, 3.0), (5, 3.0), (5, 1.0)]
+#: somlab batch schedules (sigma decay, start, end; start None: somlab's default rows/2): the
+#: sizes table's (asymptotic from 3, to 1 at the last epoch), then linear from 3 to a range of
+#: ends (a smaller end trades order for QE), and somlab's default start (half the longest axis)
+QE_SOMLAB = [("asymptotic", 3.0, None)]
+QE_SOMLAB += [("linear", 3.0, e) for e in (3.0, 2.5, 2.0, 1.5, 1.0, 0.75, 0.5, 0.3, 0.1)]
+QE_SOMLAB += [("linear", None, e) for e in (1.0, 0.75, 0.5)]
+
+
+def _qe_cases(X_mnist):
+    rng = np.random.default_rng(0)  # the same data as sizes_table
+    return [
+        ("mnist 5000x784, 20x20", X_mnist, (20, 20)),
+        ("rand64 5000, 10x10", rng.random((5000, 64), dtype=np.float32), (10, 10)),
+        ("rand64 5000, 40x40", rng.random((5000, 64), dtype=np.float32), (40, 40)),
+        ("rand64 20000, 40x40", rng.random((20000, 64), dtype=np.float32), (40, 40)),
+    ]
+
+
+def _timed(fit, epochs):
+    """``(wall s/epoch, CPU s/epoch)`` of ``fit()``: CPU is ``time.process_time`` (all threads
+    of this process: what the work cost, whatever else runs on the machine)."""
+    w0, c0 = time.perf_counter(), time.process_time()
+    fit()
+    return (time.perf_counter() - w0) / epochs, (time.process_time() - c0) / epochs
+
+
+def _torchsom_run(X, init, epochs, batch_size, sigma):
+    """torchsom 1.3.1 as ``bench_torchsom`` (lr 0.5, asymptotic decay of lr and sigma, torch's
+    default threads) but from the given initial rows: ``(wall, cpu, weights)``."""
+    from torchsom import SOM as TSOM
+
+    rows, cols, m = init.shape
+    Xt = torch.from_numpy(X)
+    som = TSOM(
+        rows,
+        cols,
+        m,
+        epochs=epochs,
+        batch_size=batch_size,
+        sigma=sigma,
+        learning_rate=0.5,
+        initialization_mode="random",
+        device="cpu",
+        random_seed=0,
+    )
+    som.weights.data = torch.from_numpy(init.copy())
+    wall, cpu = _timed(lambda: som.fit(Xt, verbose=False), epochs)
+    return wall, cpu, som.weights.detach().cpu().numpy()
+
+
+def _somlab_run(X, init, epochs, decay, sigma, sigma_end, **kw):
+    """somlab (threads by its own choice) from the given initial rows: ``(wall, cpu, weights)``."""
+    from somlab import SOM
+
+    som = SOM(
+        init.shape[:2],
+        sigma=sigma,
+        sigma_end=sigma_end,
+        sigma_decay=decay,
+        epochs=epochs,
+        init=init,
+        random_state=0,
+        **kw,
+    )
+    wall, cpu = _timed(lambda: som.fit(X), epochs)
+    return wall, cpu, som.weights_
+
+
+def _matched(te_t, runs):
+    """The somlab run that is at least as ordered (TE <= ``te_t``) with the lowest QE; None
+    when no run of the sweep is that ordered."""
+    ok = [r for r in runs if r["te"] <= te_t]
+    return min(ok, key=lambda r: r["qe"]) if ok else None
+
+
+def _qe_init(X, grid):
+    """``rows * cols`` distinct random samples (seed 0): the initial rows of every run."""
+    idx = np.random.default_rng(0).choice(X.shape[0], grid[0] * grid[1], replace=False)
+    return np.ascontiguousarray(X[idx].reshape(*grid, X.shape[1]))
+
+
+def _label(decay, s0, s1, grid):
+    return f"{decay} {s0 if s0 else max(grid) / 2:g}->{s1 if s1 else 1:g}"
+
+
+def qe_match_table(X_mnist, epochs, cases=None):
+    """QE of somlab's batch SOM against torchsom's at matched order (TE), with the per-epoch
+    time of every run; one block per size, on the machine as it is.
+
+    Every run of a size starts from the same rows (``rows * cols`` distinct random samples,
+    seed 0).  torchsom at each setting of ``QE_TORCHSOM``; somlab's batch SOM over the
+    schedules of ``QE_SOMLAB``, the two interleaved so that both see the same load.  For each
+    torchsom run the *matched* somlab run is the one with the lowest QE among those at least as
+    ordered (somlab TE <= torchsom TE): somlab holds "equal or lower QE" there when that QE is
+    <= torchsom's.  The speed-up compares the two runs of that pair (wall and CPU time).
+    Check rows: somlab's minibatch mode (torchsom's update rule, ``w += lr sum_i h (x_i - w)
+    / B``) at B = n, 32 and 5, learning rate 0.5, asymptotic sigma from 3, from the same rows.
+    """
+    out = []
+    for ci, (name, X, grid) in enumerate(_qe_cases(X_mnist)):
+        if cases is not None and ci not in cases:
+            continue
+        n = X.shape[0]
+        init = _qe_init(X, grid)
+        _somlab_run(X[:64], init, 1, "asymptotic", 3.0, None)  # warm-ups
+        _torchsom_run(X[:64], init, 1, 64, 3.0)
+        qe0, te0 = qe_te(X, init)
+        sl, ts = [], []
+        sweep = list(QE_SOMLAB)
+        per = -(-len(sweep) // len(QE_TORCHSOM))  # somlab runs between torchsom runs
+        for i, (bs, sigma) in enumerate(QE_TORCHSOM):
+            for decay, s0, s1 in sweep[i * per : (i + 1) * per]:
+                wall, cpu, W = _somlab_run(X, init, epochs, decay, s0, s1)
+                qe, te = qe_te(X, W)
+                label = _label(decay, s0, s1, grid)
+                sl.append(
+                    dict(schedule=label, args=(decay, s0, s1), qe=qe, te=te, wall=wall, cpu=cpu)
+                )
+            b = n if bs == "n" else bs
+            wall, cpu, W = _torchsom_run(X, init, epochs, b, sigma)
+            qe, te = qe_te(X, W.reshape(*grid, -1))
+            ts.append(dict(setting=f"bs={bs} sigma {sigma:g}", qe=qe, te=te, wall=wall, cpu=cpu))
+        same = []
+        for b in (n, 32, 5):
+            wall, cpu, W = _somlab_run(
+                X, init, epochs, "asymptotic", 3.0, None, mode="minibatch", batch_size=b
+            )
+            qe, te = qe_te(X, W)
+            same.append(dict(batch_size=b, qe=qe, te=te, wall=wall, cpu=cpu))
+        print(f"\n{name} (load, {epochs} epochs; initial rows QE {qe0:.4f} TE {te0:.4f})")
+        for r in sl:
+            print(
+                f"  somlab batch {r['schedule']:<20} QE {r['qe']:.4f} TE {r['te']:.4f} "
+                f"{r['wall']:.4f} s/ep wall {r['cpu']:.4f} cpu"
+            )
+        for r in same:
+            print(
+                f"  somlab minibatch B={r['batch_size']:<5} lr .5     QE {r['qe']:.4f} "
+                f"TE {r['te']:.4f} {r['wall']:.4f} s/ep wall {r['cpu']:.4f} cpu"
+            )
+        bench = sl[0]  # the sizes table's schedule
+        for r in ts:
+            m = _matched(r["te"], sl)
+            held = m is not None and m["qe"] <= r["qe"]
+            mtxt = (
+                f"somlab {m['schedule']:<18} QE {m['qe']:.4f} TE {m['te']:.4f} "
+                f"speed-up {r['wall'] / m['wall']:5.1f}x wall {r['cpu'] / m['cpu']:5.1f}x cpu"
+                if m is not None
+                else "no somlab run as ordered"
+            )
+            print(
+                f"  torchsom {r['setting']:<17} QE {r['qe']:.4f} TE {r['te']:.4f} "
+                f"{r['wall']:.4f} s/ep wall {r['cpu']:.4f} cpu | matched: {mtxt} | "
+                f"{'QE <=' if held else 'QE >'}"
+            )
+            out.append(
+                dict(
+                    case=name,
+                    busy=False,
+                    torchsom=r["setting"],
+                    qe_torchsom=r["qe"],
+                    te_torchsom=r["te"],
+                    wall_torchsom=r["wall"],
+                    cpu_torchsom=r["cpu"],
+                    matched=None if m is None else m["schedule"],
+                    matched_args=None if m is None else m["args"],
+                    qe=None if m is None else m["qe"],
+                    te=None if m is None else m["te"],
+                    wall=None if m is None else m["wall"],
+                    cpu=None if m is None else m["cpu"],
+                    qe_held=held,
+                    qe_bench=bench["qe"],
+                    te_bench=bench["te"],
+                    speedup_bench_wall=r["wall"] / bench["wall"],
+                    speedup_bench_cpu=r["cpu"] / bench["cpu"],
+                    initial_qe=qe0,
+                    initial_te=te0,
+                    same_rule=same,
+                    sweep=sl,
+                )
+            )
+        print(flush=True)
+    return out
+
+
+def qe_busy_table(X_mnist, matched_rows, epochs=1, skip=("bs=5 sigma 1",)):
+    """The per-epoch times of the pairs of ``qe_match_table`` (its ``matched_rows``) with a
+    second process spinning on one core: each torchsom setting and its matched somlab schedule
+    (the sizes table's where none matched) from the same rows, alternated, over ``epochs``
+    epochs each (the QE and TE are those of the unloaded table: the runs are deterministic).
+    torchsom's small batches on its default two threads are slow on a busy core (~45 s per
+    epoch at bs = 5 on 5,000 x 1,600), hence one epoch and the ``skip`` settings."""
+    cases = {name: (X, grid) for name, X, grid in _qe_cases(X_mnist)}
+    out = []
+    proc = spinner()
+    try:
+        for r in matched_rows:
+            if r["torchsom"] in skip:
+                continue
+            X, grid = cases[r["case"]]
+            n = X.shape[0]
+            init = _qe_init(X, grid)
+            label = r["matched"] or r["sweep"][0]["schedule"]
+            args = r["matched_args"] or r["sweep"][0]["args"]
+            bs, sigma = r["torchsom"].split(" sigma ")
+            b = n if bs == "bs=n" else int(bs[3:])
+            _somlab_run(X[:64], init, 1, "asymptotic", 3.0, None)  # warm-up
+            sw, sc, _ = _somlab_run(X, init, epochs, *args)
+            tw, tc, _ = _torchsom_run(X, init, epochs, b, float(sigma))
+            sw2, sc2, _ = _somlab_run(X, init, epochs, *args)
+            sw, sc = min(sw, sw2), min(sc, sc2)
+            out.append(
+                dict(
+                    case=r["case"],
+                    busy=True,
+                    torchsom=r["torchsom"],
+                    somlab=label,
+                    wall_torchsom=tw,
+                    cpu_torchsom=tc,
+                    wall=sw,
+                    cpu=sc,
+                )
+            )
+            print(
+                f"{r['case']:<22} busy torchsom {r['torchsom']:<17} {tw:8.4f} s/ep wall "
+                f"{tc:8.4f} cpu | somlab {label:<18} {sw:.4f} wall {sc:.4f} cpu | speed-up "
+                f"{tw / sw:6.1f}x wall {tc / sc:6.1f}x cpu",
+                flush=True,
+            )
+    finally:
+        proc.kill()
+        proc.wait()
+    return out
+
+
 def qe_te(X, W):
     from somlab.metrics import quantization_error, topographic_error
 
@@ -286,8 +526,29 @@ def main():
         help="only the per-size table: threads 1 / 2 / somlab's choice, torchsom, roofline, "
         "on the machine as it is and with a second process spinning on one core",
     )
+    ap.add_argument(
+        "--qe-match",
+        action="store_true",
+        help="only QE against torchsom at matched order (TE): torchsom at several batch sizes, "
+        "somlab's batch SOM over a range of schedules, from the same initial rows; idle and busy",
+    )
+    ap.add_argument(
+        "--cases", default=None, help="--qe-match: comma-separated case indices 0-3 (default all)"
+    )
     args = ap.parse_args()
     X, _ = load_digits_5000()
+    if args.qe_match:
+        cases = None if args.cases is None else {int(c) for c in args.cases.split(",")}
+        print(
+            f"torch {torch.__version__}, threads {torch.get_num_threads()}, "
+            f"{platform.processor() or platform.machine()}"
+        )
+        rows = qe_match_table(X, args.epochs, cases=cases)
+        rows += qe_busy_table(X, rows)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(rows, f, indent=2)
+        return
     if args.sizes:
         print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}")
         rows = sizes_table(X, args.epochs, repeats=args.repeats)
