@@ -289,8 +289,8 @@ def test_any_broadcastable_ref_gives_the_torch_loops_result(make_ref):
     + [(torch.float64, f) for f in (1e-150, 1e-9, 1.0, 1e12, 1e150)],
 )
 def test_data_far_from_the_prototypes_size_rank_as_the_torch_loops(dtype, far):
-    """The search keeps the prototypes' scale where the rows fit it (within 2**+-20 of it in
-    float32, 2**+-200 in float64) and starts again at the data's (spread) where they do not:
+    """The search keeps the prototypes' scale where the rows fit it (up to 2**20 times it in
+    float32, 2**200 in float64) and starts again at the data's (spread) where they do not:
     the same units as the torch loops (which always take the data's range too), distances
     to rounding, and the float64 oracle's winners where W's differences show at X's size."""
     g = torch.Generator().manual_seed(int(far > 1) + 7)
@@ -312,7 +312,7 @@ def test_data_far_from_the_prototypes_size_rank_as_the_torch_loops(dtype, far):
             return kernel.spread(*a)
 
     idx, dist = D._bmu_compiled(Counting(), X, W, "euclidean", 2, None, ref)
-    fits = far in ((1e-3, 1.0, 1e4) if dtype == torch.float32 else (1e-9, 1.0, 1e12))
+    fits = far <= (1e4 if dtype == torch.float32 else 1e12)  # (smaller rows always fit)
     assert bool(spreads) == (not fits)
     idx_t, dist_t = torch_loops(X, W, k=2, ref=ref)
     np.testing.assert_array_equal(idx.numpy(), idx_t.numpy())
@@ -376,3 +376,34 @@ def test_the_passes_take_one_thread_beside_a_busy_core(monkeypatch):
         assert D._pass_threads(kernel, 100) == 1  # a small block: one thread
     finally:
         torch.set_num_threads(old)
+
+
+@needs_kernel
+@pytest.mark.parametrize("where", [0, 100, 199])
+def test_a_nan_row_anywhere_takes_the_data_scale(monkeypatch, where):
+    """A NaN row sends the search to the data's scale (1, as the torch loops take) wherever it
+    sits in its block: the other rows of tiny data rank as the torch loops rank them (the
+    largest |xb|^2 of a block stays NaN once a NaN row is seen, also across threads)."""
+    g = torch.Generator().manual_seed(1)
+    X = torch.rand(200, 2, generator=g) * 1e-25
+    W = torch.rand(30, 2, generator=g) * 1e-25
+    X[where, 0] = float("nan")
+    monkeypatch.setattr(D, "_PASS_PARALLEL", 0)  # two threads on this block where they can
+    monkeypatch.setattr(D, "_LOAD", [float("inf"), 2])
+    for threads in (1, 2):
+        with torch.no_grad():
+            old = torch.get_num_threads()
+            torch.set_num_threads(threads)
+            try:
+                idx, dist = D.best_matching_units(X, W, k=2)
+            finally:
+                torch.set_num_threads(old)
+        idx_t, dist_t = torch_loops(X, W, k=2)
+        np.testing.assert_array_equal(idx.numpy(), idx_t.numpy())
+        np.testing.assert_allclose(dist.numpy(), dist_t.numpy(), rtol=1e-5)
+    Xn, z = torch.tensor([[float("nan"), 0.0], [1.0, 1.0]]), torch.zeros(2)
+    xb, xsq = torch.empty(2, 2), torch.empty(2)
+    top = kernel.prep(
+        1, True, Xn.data_ptr(), 2, 2, z.data_ptr(), 1.0, xb.data_ptr(), xsq.data_ptr()
+    )
+    assert np.isnan(top)  # NaN, not the next row's 2.0

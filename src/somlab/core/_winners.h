@@ -295,7 +295,7 @@ static int somlab_fast_top2(const float *restrict PT, const float *restrict w, i
                 s += u * u;                                                                      \
             }                                                                                    \
             xsq[r] = s;                                                                          \
-            top = !(s <= top) ? s : top; /* a NaN stays */                                       \
+            top = (top != top || s <= top) ? top : s; /* a NaN, once seen, stays */             \
         }                                                                                        \
         return (double)top;                                                                      \
     }                                                                                            \
@@ -652,7 +652,7 @@ static inline int64_t somlab_gather_bad(int64_t *bad, int nt, const int64_t *sta
             if (t == 0) used = u;                                                                \
         }                                                                                        \
         double best = 0;                                                                         \
-        for (int t = 0; t < used; t++) best = !(top[t] <= best) ? top[t] : best;                 \
+        for (int t = 0; t < used; t++) best = (best != best || top[t] <= best) ? best : top[t];  \
         return best;                                                                             \
     }                                                                                            \
     static int64_t somlab_rank_mt_##SFX(int nt, const T *P, int64_t rows, int64_t n, int kk,     \

@@ -113,7 +113,7 @@ def _pow2_scale(*tensors: torch.Tensor) -> float:
     if not math.isfinite(big) or big == 0.0:
         return 1.0
     e = math.frexp(big)[1]  # big = f * 2**e, 0.5 <= f < 1
-    return math.ldexp(1.0, -e)
+    return math.ldexp(1.0, min(-e, 126))  # (2**127 and up: inf in float32; data below 1e-38)
 
 
 def _centred_scale(x: torch.Tensor, w: torch.Tensor, ref: torch.Tensor) -> float:
@@ -413,7 +413,7 @@ def best_matching_units(
     # than the arithmetic.  |xc|^2 is added to the chosen units only (it does not change a
     # row's ranking).
     sc = _centred_scale(X, W, ref)
-    wc = W - ref
+    wc = (W - ref).contiguous()  # (|wc|^2 summed as on contiguous rows, whatever W's layout)
     if sc != 1.0:
         wc.mul_(sc)
     w_sq = (wc * wc).sum(1)
@@ -475,9 +475,10 @@ def _node_major(k: int, n_nodes: int, m: int, device) -> bool:
 
 
 #: The largest squared row norm a block may have at the prototypes' scale (|wc| < 1) for the
-#: search to keep that scale: the data within 2**+-20 (float32; float64 2**+-200) of the
-#: prototypes' size, so that no square, product or sum under- or overflows (see _bmu_compiled).
-_SCALE_FIT = {True: (2.0**-40, 2.0**40), False: (2.0**-400, 2.0**400)}
+#: search to keep that scale: rows within 2**20 (float32; float64 2**200) of the prototypes'
+#: size, so that no square, product or sum overflows (see _bmu_compiled).  Smaller rows keep
+#: it: the data's scale is then the prototypes' own.
+_SCALE_FIT = {True: 2.0**40, False: 2.0**400}
 
 #: Entries per block (rows x (nodes + features)) from which the compiled passes run on torch's
 #: threads (with fewer, starting the threads costs more than they save).
@@ -582,8 +583,11 @@ def _bmu_compiled(mod, X, W, metric, k, node_mask, ref, spread=False):
     (``rank2t``): ``d = |wc|^2 - 2 xb.wc``, the k first minima (argmin's ties and NaN),
     ``max(d + |xb|^2, 0)`` and the rows whose winner the expansion may have cancelled,
     recomputed here in the direct form; then ``roots`` (IEEE square roots, as torch's, and the
-    exact unscaling).  The units are the torch loops' (the same product and the same ``d``);
-    the distances agree with theirs to rounding (``|xb|^2`` is summed in another order).
+    exact unscaling).  The units are the torch loops' (the same product and the same ``d``),
+    except where X is up to 2**20 times larger than W and some prototype coordinates are
+    within 2**-100 of the reference (the loops' smaller scale, from X's range, underflows them;
+    this search's does not); the distances agree with theirs to rounding (``|xb|^2`` is summed
+    in another order).
     Inactive nodes are left out of the product."""
     n, m = X.shape
     f32 = X.dtype == torch.float32
@@ -591,15 +595,15 @@ def _bmu_compiled(mod, X, W, metric, k, node_mask, ref, spread=False):
     wc = W - ref
     # The scale, a power of two: any that keeps every value clear of under- and overflow gives
     # the same bits (scaling by 2**e is exact there), so the prototypes' own (W's range) is
-    # taken, and the blocks check that the rows fit it (|xb|^2 within _SCALE_FIT); where one
-    # does not (X far larger or smaller than W, a NaN or an infinity), the search starts again
+    # taken, and the blocks check that the rows fit it (|xb|^2 up to _SCALE_FIT); where one
+    # does not (X far larger than W, a NaN or an infinity), the search starts again
     # at _centred_scale's scale, whose X part is one compiled pass (spread; NaN: a NaN or an
     # infinity in X, scale 1 as there; max(x, w) keeps x where w is NaN, as _pow2_scale does).
     big = float(wc.abs().amax())
     if spread:
         big = max(mod.spread(f32, X.data_ptr(), n, m, ref.data_ptr()), big)
-    sc = 1.0 if not math.isfinite(big) or big == 0.0 else math.ldexp(1.0, -math.frexp(big)[1])
-    lo, hi = _SCALE_FIT[f32]
+    sc = _pow2_scale(torch.tensor(big))  # (a 0-d float64 tensor: the same rule)
+    hi = _SCALE_FIT[f32]
     if sc != 1.0:
         wc.mul_(sc)
     wc_all = wc.contiguous()
@@ -652,7 +656,7 @@ def _bmu_compiled(mod, X, W, metric, k, node_mask, ref, spread=False):
     for s in range(0, n, inner):
         rows = min(inner, n - s)
         fit = mod.prep(nt, f32, pX + s * m * size, rows, m, pref, sc, pxb, pxsq)  # max |xb|^2
-        if not (spread or lo <= fit <= hi or fit == 0.0):  # rows far from W's size: X's too
+        if not (spread or fit <= hi):  # rows far beyond W's size, or NaN: X's range too
             return _bmu_compiled(mod, X, W, metric, k, node_mask, ref, spread=True)
         if rows == inner:
             torch.mm(full[0], full[1], out=full[2])
