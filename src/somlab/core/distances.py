@@ -628,7 +628,7 @@ def _bmu_compiled(mod, X, W, metric, k, node_mask, ref, spread=False):
     # one workspace, kept between calls (fresh pages cost more than the ranking): the block's
     # product [inner, n_act], its centred rows [inner, m] and their |xb|^2 [inner], one row
     # of d [n_act]
-    node_major = k <= 2 and W.shape[0] <= _NODE_MAJOR_NODES  # (_node_major, on the CPU)
+    node_major = _node_major(k, W.shape[0], m, X.device)  # (the torch loops' rule)
     work = _workspace(inner * (n_act + m + 5) + nt * n_act, X.dtype)  # (+4: rank2t's scratch)
     xbuf = work[inner * n_act : inner * (n_act + m)].view(inner, m)
     pbuf = work.data_ptr()
