@@ -109,7 +109,11 @@ def _pow2_scale(*tensors: torch.Tensor) -> float:
     Multiplying by a power of two is exact, so a scaled computation rounds exactly as the
     unscaled one would, minus its underflow (tiny data) and overflow (huge data).
     """
-    big = max(float(t.abs().amax()) if t.numel() else 0.0 for t in tensors)
+    return _pow2_scale_of(max(float(t.abs().amax()) if t.numel() else 0.0 for t in tensors))
+
+
+def _pow2_scale_of(big: float) -> float:
+    """:func:`_pow2_scale` of values whose largest magnitude is ``big``."""
     if not math.isfinite(big) or big == 0.0:
         return 1.0
     e = math.frexp(big)[1]  # big = f * 2**e, 0.5 <= f < 1
@@ -425,7 +429,7 @@ def best_matching_units(
     sqbuf = torch.empty_like(xbuf)
     mask = None if node_mask is None else ~node_mask.unsqueeze(0)
     w_row = w_sq.unsqueeze(0)
-    node_major = _node_major(k, n_nodes, X.shape[1], X.device)
+    node_major = _node_major(k, n_nodes, X.device)
     for s in range(0, n, inner):
         rows = slice(s, s + inner)
         xb = torch.sub(X[rows], ref, out=xbuf[: min(inner, n - s)])
@@ -469,7 +473,7 @@ _KERNEL_BLOCK_BYTES = 1 << 21
 _NODE_MAJOR_NODES = 128
 
 
-def _node_major(k: int, n_nodes: int, m: int, device) -> bool:
+def _node_major(k: int, n_nodes: int, device) -> bool:
     """Whether the winner search of ``k`` units among ``n_nodes`` uses the node-major product."""
     return k <= 2 and n_nodes <= _NODE_MAJOR_NODES and device.type == "cpu"
 
@@ -602,7 +606,7 @@ def _bmu_compiled(mod, X, W, metric, k, node_mask, ref, spread=False):
     big = float(wc.abs().amax())
     if spread:
         big = max(mod.spread(f32, X.data_ptr(), n, m, ref.data_ptr()), big)
-    sc = _pow2_scale(torch.tensor(big))  # (a 0-d float64 tensor: the same rule)
+    sc = _pow2_scale_of(big)
     hi = _SCALE_FIT[f32]
     if sc != 1.0:
         wc.mul_(sc)
@@ -628,7 +632,7 @@ def _bmu_compiled(mod, X, W, metric, k, node_mask, ref, spread=False):
     # one workspace, kept between calls (fresh pages cost more than the ranking): the block's
     # product [inner, n_act], its centred rows [inner, m] and their |xb|^2 [inner], one row
     # of d [n_act]
-    node_major = _node_major(k, W.shape[0], m, X.device)  # (the torch loops' rule)
+    node_major = _node_major(k, W.shape[0], X.device)  # (the torch loops' rule)
     work = _workspace(inner * (n_act + m + 5) + nt * n_act, X.dtype)  # (+4: rank2t's scratch)
     xbuf = work[inner * n_act : inner * (n_act + m)].view(inner, m)
     pbuf = work.data_ptr()
