@@ -11,10 +11,10 @@ the same function (somlab.metrics) on the same data.
 
 The roofline columns are the achieved GFLOP/s of somlab's winner search (best two units, as a
 batch epoch with metrics; 2 n k m operations) against a plain ``torch.mm`` of the same shapes,
-timed alternately in the same run: on one thread by CPU time (robust to other load), on two
-by wall time.  QE *and* TE are printed for both libraries: torchsom at bs = n and learning rate
-0.5 hardly moves its map from the random-sample initialisation in a few epochs (TE ~0.99), so
-its QE is that of an unordered codebook of samples, not of a trained map.
+timed alternately in the same run (the median of 25 each): on one thread by CPU time (robust
+to other load), on two by wall time.  QE *and* TE are printed for both libraries: torchsom at
+bs = n and learning rate 0.5 hardly moves its map from the random-sample initialisation in a
+few epochs (TE ~0.99), so its QE is that of an unordered codebook of samples, not of a trained map.
 """
 
 from __future__ import annotations
@@ -43,13 +43,14 @@ def load_digits_5000():
 
 
 # ---------------------------------------------------------------------- roofline, threads, load
-def roofline(X, W, repeats=5, threads=1):
+def roofline(X, W, repeats=25, threads=1):
     """Achieved GFLOP/s of somlab's winner search (best two units, as a batch epoch with
     metrics) against a plain ``torch.mm`` of the same shapes: ``(somlab, mm, ratio)``.
 
-    The two are timed alternately (best of ``repeats`` each), so that both see the same load.
-    On one thread the time is this thread's CPU time (``time.thread_time``: what the work cost,
-    whatever else runs on the machine); on more it is wall time.
+    The two are timed alternately ``repeats`` times and the median of each kept (a best-of
+    rewards whichever had the one lucky run), so that both see the same load.  On one thread
+    the time is this thread's CPU time (``time.thread_time``: what the work cost, whatever else
+    runs on the machine); on more it is wall time.
     """
     from somlab.core.distances import best_matching_units
 
@@ -62,7 +63,7 @@ def roofline(X, W, repeats=5, threads=1):
         "som": lambda: best_matching_units(Xt, Wt, "euclidean", k=2),
         "mm": lambda: torch.mm(Xt, Wt.T),
     }
-    best = {name: float("inf") for name in jobs}
+    times = {name: [] for name in jobs}
     try:
         for f in jobs.values():
             f()
@@ -70,10 +71,11 @@ def roofline(X, W, repeats=5, threads=1):
             for name, f in jobs.items():
                 t0 = clock()
                 f()
-                best[name] = min(best[name], clock() - t0)
+                times[name].append(clock() - t0)
     finally:
         torch.set_num_threads(old)
-    return flops / best["som"] / 1e9, flops / best["mm"] / 1e9, best["mm"] / best["som"]
+    som, mm = (float(np.median(times[name])) for name in ("som", "mm"))
+    return flops / som / 1e9, flops / mm / 1e9, mm / som
 
 
 def spinner():
@@ -85,27 +87,28 @@ def spinner():
 
 
 def somlab_batch_epoch(X, grid, epochs, threads=None):
-    """Seconds per batch epoch (``threads``: forced torch threads; None: somlab's choice)."""
+    """``(seconds per batch epoch, weights, threads the fit ran on)`` (``threads``: forced
+    torch threads; None: somlab's choice, which is recorded)."""
+    import somlab.som._som as mod
     from somlab import SOM
 
     som = SOM(grid, sigma=3.0, sigma_decay="asymptotic", epochs=1, init="sample", random_state=0)
     som.fit(X[:50])
     som.set_params(epochs=epochs)
     old = torch.get_num_threads()
-    if threads is not None:
-        import somlab.som._som as mod
-
-        keep = mod.choose_threads
-        mod.choose_threads = lambda work, dev: threads
+    keep, chosen = mod.choose_threads, []
+    if threads is None:
+        mod.choose_threads = lambda work, dev: chosen.append(keep(work, dev)) or chosen[-1]
+    else:
+        mod.choose_threads = lambda work, dev: chosen.append(threads) or threads
     try:
         t0 = time.perf_counter()
         som.fit(X)
         secs = (time.perf_counter() - t0) / epochs
     finally:
-        if threads is not None:
-            mod.choose_threads = keep
+        mod.choose_threads = keep
         torch.set_num_threads(old)
-    return secs, som.weights_
+    return secs, som.weights_, chosen
 
 
 def sizes_table(X_mnist, epochs, busy=False, repeats=3):
@@ -126,13 +129,18 @@ def sizes_table(X_mnist, epochs, busy=False, repeats=3):
             # 1 thread, 2 threads and somlab's own choice, alternated ``repeats`` times (each
             # sees the same load), the median of each: single runs of a few-ms epoch differ
             # by 10-30 % on their own, and a best-of rewards the one lucky run
-            times = {1: [], 2: [], None: []}
-            for _ in range(repeats):
-                for threads in times:
-                    secs, W_t = somlab_batch_epoch(X, grid, epochs, threads=threads)
+            # The order rotates (1, 2, auto / 2, auto, 1 / auto, 1, 2): a run right after a
+            # two-thread run shares the cores with its OpenMP workers while they spin down,
+            # which a fixed order charges to one setting only.
+            times, auto_threads = {1: [], 2: [], None: []}, set()
+            orders = [(1, 2, None), (2, None, 1), (None, 1, 2)]
+            for rep in range(repeats):
+                for threads in orders[rep % 3]:
+                    secs, W_t, chosen = somlab_batch_epoch(X, grid, epochs, threads=threads)
                     times[threads].append(secs)
                     if threads is None:
                         W = W_t
+                        auto_threads.update(chosen)
             t1, t2, ta = (float(np.median(times[t])) for t in (1, 2, None))
             tt, Wt = bench_torchsom(X, epochs, *grid, X.shape[0])
             qe, te = qe_te(X, W)
@@ -147,6 +155,7 @@ def sizes_table(X_mnist, epochs, busy=False, repeats=3):
                     t2=t2,
                     auto=ta,
                     auto_vs_best=ta / min(t1, t2),
+                    auto_threads=sorted(auto_threads),
                     torchsom=tt,
                     speedup=tt / ta,
                     qe=qe,
@@ -164,7 +173,8 @@ def sizes_table(X_mnist, epochs, busy=False, repeats=3):
             r = rows[-1]
             print(
                 f"{name:<24} {'busy' if busy else 'load':<4} 1t {t1:7.4f} 2t {t2:7.4f} "
-                f"auto {ta:7.4f} ({r['auto_vs_best']:4.2f}x best) torchsom {tt:7.4f} "
+                f"auto {ta:7.4f} ({r['auto_vs_best']:4.2f}x best, on {r['auto_threads']}) "
+                f"torchsom {tt:7.4f} "
                 f"({r['speedup']:5.2f}x) QE {qe:.4f}/{qet:.4f} TE {te:.3f}/{tet:.3f} "
                 f"dist 1t {g_som:5.1f} GFLOP/s = {100 * ratio:4.0f}% of mm {g_mm:5.1f}, "
                 f"2t {g2_som:5.1f} = {100 * ratio2:4.0f}% of {g2_mm:5.1f}",

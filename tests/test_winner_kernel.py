@@ -34,7 +34,35 @@ def orientation(request, monkeypatch):
     """Every test runs with both products: the row-major ``xb.wc^T`` (rank) and the node-major
     ``wc.xb^T`` (rank2t, k <= 2), for the compiled search and the torch loops alike."""
     monkeypatch.setattr(D, "_NODE_MAJOR_NODES", 0 if request.param == "row-major" else 10**6)
+    monkeypatch.setattr(D, "_NODE_MAJOR_THREADS", 10**6)  # whatever torch's thread count
     return request.param
+
+
+def test_the_orientation_rule_takes_threads_into_account(monkeypatch):
+    """Node-major up to _NODE_MAJOR_NODES nodes for k <= 2 on one torch thread only (on two,
+    MKL's node-major product is the slower one); the torch loops ask the same rule."""
+    monkeypatch.setattr(D, "_NODE_MAJOR_NODES", 128)
+    monkeypatch.setattr(D, "_NODE_MAJOR_THREADS", 1)
+    cpu = torch.device("cpu")
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert D._node_major(2, 100, cpu) and D._node_major(1, 128, cpu)
+        assert not D._node_major(3, 100, cpu) and not D._node_major(2, 129, cpu)
+        torch.set_num_threads(2)
+        assert not D._node_major(2, 100, cpu)
+        seen = []
+        real = D._node_major
+        monkeypatch.setattr(D, "_node_major", lambda *a: seen.append(real(*a)) or seen[-1])
+        X, W = torch.rand(300, 8), torch.rand(100, 8)
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            idx = D.best_matching_units(X, W, k=2)[0]
+            idx_t = torch_loops(X, W, k=2)[0]
+            assert torch.equal(idx, idx_t)
+    finally:
+        torch.set_num_threads(old)
+    assert seen == [True, True, False, False]  # (compiled search, torch loops) per count
 
 
 def argmin_oracle(d: torch.Tensor, k: int, mask=None):

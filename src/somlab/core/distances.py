@@ -465,17 +465,25 @@ _KERNEL_BLOCK_BYTES = 1 << 21
 
 #: Nodes up to which the search ranks k <= 2 units on the node-major product ``wc.xb^T``
 #: (rank2t: the rows' two best kept elementwise across rows, without a per-row reduction),
-#: on the CPU; beyond, the row-major product ``xb.wc^T`` and a pass per row (rank).  The torch
-#: loops take the same orientation, so both find the same units.  Measured on the development
-#: machine (benchmarks/RESULTS.md, "orientation"): on 5,000 x 64, node-major is 10-15 % faster
-#: at 64-100 nodes and level to 30 % slower from 144 on (MKL's node-major product is slower
-#: there, on two threads much slower).
+#: on the CPU with at most _NODE_MAJOR_THREADS torch threads; beyond, the row-major product
+#: ``xb.wc^T`` and a pass per row (rank).  The torch loops take the same orientation, so both
+#: find the same units.  Measured (benchmarks/RESULTS.md, "orientation"): on one thread
+#: node-major is 2-30 % faster up to 128 nodes and level to 30 % slower from 144 on; on two
+#: threads MKL's node-major product is slower from 64 nodes on (5,000 x 64, 100 nodes: 36-57 %
+#: of ``torch.mm`` against 56-67 % row-major; 784 features: 32-61 % against 76-102 %).
 _NODE_MAJOR_NODES = 128
+_NODE_MAJOR_THREADS = 1
 
 
 def _node_major(k: int, n_nodes: int, device) -> bool:
-    """Whether the winner search of ``k`` units among ``n_nodes`` uses the node-major product."""
-    return k <= 2 and n_nodes <= _NODE_MAJOR_NODES and device.type == "cpu"
+    """Whether the winner search of ``k`` units among ``n_nodes`` uses the node-major product
+    (with torch's current thread count: the compiled search and the torch loops ask alike)."""
+    return (
+        k <= 2
+        and n_nodes <= _NODE_MAJOR_NODES
+        and device.type == "cpu"
+        and torch.get_num_threads() <= _NODE_MAJOR_THREADS
+    )
 
 
 #: The largest squared row norm a block may have at the prototypes' scale (|wc| < 1) for the
