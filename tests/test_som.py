@@ -475,11 +475,39 @@ def test_threads_follow_work_size_and_load(monkeypatch):
     assert utils.choose_threads(1e9, torch.device("cuda")) is None
 
 
+def test_step_work_counts_distances_spread_and_update():
+    """A step's operations: 2 b n m distances, 2 min(b, n) n (m + 1) for the spread of the
+    winners and 4 n m for the update; a 40x40 map's 256-row steps of 16-d data are above the
+    threshold (two threads measured 1.8x faster there), a 10x10 map's 32-row 16-d steps below."""
+    import somlab._utils as utils
+
+    assert (
+        utils.step_work(256, 1600, 16) == 2 * 256 * 1600 * 16 + 2 * 256 * 1600 * 17 + 4 * 1600 * 16
+    )
+    assert utils.step_work(5000, 100, 4) == 2 * 5000 * 100 * 4 + 2 * 100 * 100 * 5 + 4 * 100 * 4
+    assert utils.step_work(3, 10, 2, maps=4) == 4 * (2 * 3 * 10 * 2 + 2 * 3 * 10 * 3 + 4 * 10 * 2)
+    assert utils.step_work(256, 1600, 16) > utils.PARALLEL_WORK > utils.step_work(32, 100, 16)
+
+
+@pytest.mark.parametrize("mode, rows", [("batch", 300), ("minibatch", 32), ("online", 300)])
+def test_fit_asks_for_threads_by_its_step_work(monkeypatch, mode, rows):
+    """SOM asks choose_threads with step_work of its step: the whole data in batch mode, one
+    mini-batch, or online a chunk (the metrics pass; the sample loop is on one thread)."""
+    import somlab._utils as utils
+    import somlab.som._som as som_module
+
+    asked = []
+    monkeypatch.setattr(som_module, "choose_threads", lambda work, dev: asked.append(work) or 1)
+    SOM((4, 5), mode=mode, batch_size=32, epochs=1, random_state=0).fit(_data(300, 3))
+    assert asked[0] == utils.step_work(rows, 20, 3)
+
+
 def test_fit_restores_the_callers_thread_setting(monkeypatch):
+    import somlab._utils as utils
     import somlab.som._som as som_module
 
     seen = []
-    real = som_module.cpu_threads
+    real = utils.thread_governor
 
     class Spy(real):
         def __enter__(self):
@@ -487,12 +515,98 @@ def test_fit_restores_the_callers_thread_setting(monkeypatch):
             seen.append(torch.get_num_threads())
             return out
 
-    monkeypatch.setattr(som_module, "cpu_threads", Spy)
+    monkeypatch.setattr(som_module, "thread_governor", Spy)
     monkeypatch.setattr(som_module, "choose_threads", lambda work, dev: 1)
     before = torch.get_num_threads()
     SOM((3, 3), epochs=2, random_state=0).fit(_data(50, 3))
     assert seen and all(t == 1 for t in seen)
     assert torch.get_num_threads() == before
+
+
+def _governed(monkeypatch, picks, first=0.0, every=0.0):
+    """A thread_governor whose looks return ``picks`` in turn, due at every poll."""
+    import somlab._utils as utils
+
+    monkeypatch.setattr(utils, "_RECHECK_FIRST", first)
+    monkeypatch.setattr(utils, "_RECHECK_EVERY", every)
+    it = iter(picks)
+    return utils.thread_governor(lambda: next(it))
+
+
+def test_governor_a_transient_busy_look_does_not_pin_the_fit(monkeypatch):
+    """A busy look at the start (1 thread) and an idle one after: two threads from the second
+    look on; a machine that gets busy needs two busy looks in a row (the larger of the last
+    two looks is kept); the caller's count comes back on exit."""
+    import somlab._utils as utils
+
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        with _governed(monkeypatch, [1, 2, 1, 1, 2]) as g:
+            assert torch.get_num_threads() == 1
+            got = []
+            for _ in range(4):
+                utils.poll_threads()
+                got.append(torch.get_num_threads())
+            assert got == [2, 2, 1, 2] and g.limit == 2
+        assert torch.get_num_threads() == 2
+        with _governed(monkeypatch, [1, 2], first=3600.0):  # not due: no second look
+            utils.poll_threads()
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(old)
+
+
+def test_governor_inside_a_governor_keeps_the_users_limit(monkeypatch):
+    """choose_threads inside a governor is bounded by the count found on entry of the outermost
+    one (the user's), not by the count the governor set; poll_threads outside is a no-op."""
+    import somlab._utils as utils
+
+    cores = len(os.sched_getaffinity(0))
+    monkeypatch.setattr(utils, "_runnable_others", lambda: 0)
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(min(2, cores))
+        utils.poll_threads()
+        with utils.thread_governor(lambda: 1):
+            assert utils.governed() and torch.get_num_threads() == 1
+            assert utils.choose_threads(1e9, "cpu") == min(2, cores)
+            with utils.thread_governor(lambda: utils.choose_threads(1e9, "cpu")) as inner:
+                assert torch.get_num_threads() == min(2, cores) == inner.limit
+            assert torch.get_num_threads() == 1
+        assert not utils.governed() and torch.get_num_threads() == min(2, cores)
+    finally:
+        torch.set_num_threads(old)
+
+
+@pytest.mark.parametrize("mode", ["batch", "minibatch", "online"])
+def test_fit_looks_at_the_load_again_during_training(monkeypatch, mode):
+    """A fit whose first look saw a busy core runs its later steps on two threads once a
+    second look sees the cores free (every mode polls at its step / epoch boundaries)."""
+    import somlab._utils as utils
+    import somlab.som._som as som_module
+    import somlab.som._train as train
+
+    monkeypatch.setattr(utils, "_RECHECK_FIRST", 0.0)
+    monkeypatch.setattr(utils, "_RECHECK_EVERY", 0.0)
+    looks = iter([1] + [2] * 10**6)
+    monkeypatch.setattr(som_module, "choose_threads", lambda work, dev: next(looks))
+    seen = []
+    real = train.best_matching_units
+    monkeypatch.setattr(
+        train,
+        "best_matching_units",
+        lambda *a, **k: seen.append(torch.get_num_threads()) or real(*a, **k),
+    )
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        SOM((3, 4), mode=mode, batch_size=16, epochs=3, random_state=0).fit(_data(120, 3))
+        assert seen and seen[-1] == 2 and 2 in seen
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(old)
 
 
 def test_one_seeding_rule_an_int_seeds_torch_directly():

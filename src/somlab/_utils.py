@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import os
+import threading
+import time
 import warnings
 
 import numpy as np
@@ -243,10 +245,24 @@ def format_bytes(n: float) -> str:
     return f"{n:.1f} TiB"  # pragma: no cover
 
 
-# Below this many floating-point operations per step (about a millisecond on one core) a
-# second thread costs more in hand-offs than it saves; above it, threads pay off unless
-# another process is using the cores (a descheduled thread stalls every operation it shares).
-PARALLEL_WORK = 2e7
+# Below this many floating-point operations per step (step_work: about half a millisecond on
+# one core) a second thread costs as much in hand-offs as it saves; above it, threads pay off
+# unless another process is using the cores (a descheduled thread stalls every operation it
+# shares).  Measured on the 2-core development machine (AMD EPYC, torch 2.13 with MKL), 36
+# mini-batch settings (16/64/784 features, 5x5 to 40x40 nodes, batches of 8/32/256,
+# benchmarks/RESULTS.md): two threads were 0-16 % slower below 1.2e6 and 2-44 % faster from
+# 2.8e6 on, except two cells within noise; the old 2e7, which counted the distances only,
+# left fits 1.2-1.8x slower than on two threads (a 40x40 map, batches of 256 rows of 16-d).
+PARALLEL_WORK = 2e6
+
+
+def step_work(rows: float, n_nodes: int, n_features: int, maps: int = 1) -> float:
+    """Floating-point operations of one SOM step over ``rows`` rows: the distances
+    (``2 rows n m``), the neighbourhood spread of the winners (``2 min(rows, n) n (m + 1)``) and
+    the prototype update (``4 n m``), for each of ``maps`` maps of ``n`` nodes."""
+    hit = min(rows, n_nodes)
+    per_map = 2.0 * rows * n_nodes * n_features + 2.0 * hit * n_nodes * (n_features + 1)
+    return maps * (per_map + 4.0 * n_nodes * n_features)
 
 
 def _own_runnable() -> int:
@@ -287,13 +303,15 @@ def choose_threads(work_per_step: float, device) -> int | None:
     """CPU threads for a fit whose steps cost ``work_per_step`` operations, by size and load.
 
     Small steps run on one thread; larger ones on the cores that no other runnable thread is
-    using (at least one, at most ``torch.get_num_threads()``, so a user's own limit stands).
-    None off the CPU.  Measured on the 2-core development machine: a 20x20 batch fit of 5,000
-    MNIST digits took 9-11 s on 2 threads and 1.9 s on 1 while another process spun on a core.
+    using (at least one; at most ``torch.get_num_threads()``, or inside a
+    :class:`thread_governor` the count it found on entry, so a user's own limit stands).
+    None off the CPU.  Measured on the 2-core development machine: a 20x20 batch fit of
+    5,000 MNIST digits took 9-11 s on 2 threads and 1.9 s on 1 while another process spun
+    on a core.
     """
     if getattr(device, "type", device) != "cpu":
         return None
-    limit = torch.get_num_threads()
+    limit = _user_limit()
     if limit <= 1 or work_per_step < PARALLEL_WORK:
         return 1
     try:
@@ -301,6 +319,77 @@ def choose_threads(work_per_step: float, device) -> int | None:
     except AttributeError:  # pragma: no cover - not Linux
         cores = os.cpu_count() or 1
     return max(1, min(limit, cores - _runnable_others()))
+
+
+#: When a fit looks at the load again (poll_threads, at its step and epoch boundaries): this
+#: many seconds after its start, then every _RECHECK_EVERY seconds.
+_RECHECK_FIRST = 0.005
+_RECHECK_EVERY = 0.5
+_GOVERNOR = threading.local()  # .current: this thread's innermost thread_governor
+
+
+def _user_limit() -> int:
+    """The thread count the user set: torch's, or what the outermost governor found."""
+    g = getattr(_GOVERNOR, "current", None)
+    return torch.get_num_threads() if g is None else g.limit
+
+
+class thread_governor:
+    """Context manager for a fit: torch threads from ``pick()`` (its :func:`choose_threads`
+    call) on entry and again at the fit's step and epoch boundaries (:func:`poll_threads`),
+    first :data:`_RECHECK_FIRST` s after the start, then every :data:`_RECHECK_EVERY` s; the
+    caller's setting comes back on exit.  ``pick()`` returning None leaves torch alone.
+
+    Each look keeps the larger of its count and the previous look's.  A process that keeps a
+    core busy is seen at both; a transient one is not: on the development machine 10-20 % of
+    fit starts saw another runnable task for 1-5 ms (none of this process's), which pinned the
+    whole fit on one core (1.2-1.5x slower where two threads are the better count).  A machine
+    that gets busy, or idle, during a long fit is followed within two looks (~1 s).
+    """
+
+    def __init__(self, pick):
+        self.pick = pick
+
+    def __enter__(self):
+        self.entry = torch.get_num_threads()
+        self.outer = getattr(_GOVERNOR, "current", None)
+        self.limit = self.entry if self.outer is None else self.outer.limit
+        _GOVERNOR.current = self
+        self.n = self.last = self.pick()
+        self.polling = self.n is not None and self.limit > 1
+        if self.n is not None and self.n != self.entry:
+            torch.set_num_threads(self.n)
+        self.due = time.monotonic() + _RECHECK_FIRST
+        return self
+
+    def poll(self) -> None:
+        if not self.polling or time.monotonic() < self.due:
+            return
+        pick = self.pick()
+        n, self.last = max(pick, self.last), pick
+        if n != self.n:
+            torch.set_num_threads(n)
+            self.n = n
+        self.due = time.monotonic() + _RECHECK_EVERY
+
+    def __exit__(self, *exc):
+        _GOVERNOR.current = self.outer
+        if torch.get_num_threads() != self.entry:
+            torch.set_num_threads(self.entry)
+        return False
+
+
+def governed() -> bool:
+    """Whether this thread runs inside a :class:`thread_governor` (a fit's threads)."""
+    return getattr(_GOVERNOR, "current", None) is not None
+
+
+def poll_threads() -> None:
+    """Let this thread's :class:`thread_governor`, if any, look at the load again when due
+    (a clock read otherwise)."""
+    g = getattr(_GOVERNOR, "current", None)
+    if g is not None:
+        g.poll()
 
 
 class cpu_threads:

@@ -515,6 +515,10 @@ def _pass_threads(mod, work: int) -> int:
         _OPENMP_SHARED.append(bool(path) and path.startswith(os.path.dirname(home) + os.sep))
     if not _OPENMP_SHARED[0]:
         return 1
+    from somlab._utils import governed
+
+    if governed():  # a fit's thread_governor looked at the load already: its count
+        return nt
     # the cores no other process is using (choose_threads' look at the load, 0.2 ms, taken at
     # most every _LOAD_EVERY s): a team thread waiting for a busy core stalls each pass for a
     # time slice (2 threads beside a spinning process: 36 ms where one thread takes 0.6)

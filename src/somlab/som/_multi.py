@@ -30,11 +30,12 @@ from .._permap import PerMapMixin, is_listlike
 from .._utils import (
     as_tensor,
     choose_threads,
-    cpu_threads,
     progress,
     resolve_device,
     resolve_dtype,
     seeded_generator,
+    step_work,
+    thread_governor,
     validate_X,
 )
 from ..core.distances import best_matching_units, reference_point
@@ -365,20 +366,24 @@ class SOMEnsemble(SaveLoadMixin, PerMapMixin, BaseEstimator):
         """Train all K maps on ``X`` (n_samples, n_features); ``y`` is ignored.
 
         Runs on the CPU threads that the work size and the machine's load call for
-        (:func:`somlab._utils.choose_threads`, as :class:`SOM`)."""
+        (:func:`somlab._utils.choose_threads` and a :class:`~somlab._utils.thread_governor`,
+        as :class:`SOM`)."""
         try:  # the size of one step; bad parameters are reported by _fit
             rows, cols = np.shape(X)
             if self.mode != "batch":
                 rows = min(rows, int(self.batch_size))
-            nodes = math.prod(parse_grid_shape(self.grid_shape)) * len(self.get_map_params())
-            work = 2.0 * rows * nodes * cols
+            nodes = math.prod(parse_grid_shape(self.grid_shape))
+            work = step_work(rows, nodes, cols, maps=len(self.get_map_params()))
         except Exception:
             work = float("inf")
-        try:
-            threads = choose_threads(work, resolve_device(self.device))
-        except Exception:
-            threads = None
-        with cpu_threads(threads):
+
+        def pick():
+            try:
+                return choose_threads(work, resolve_device(self.device))
+            except Exception:
+                return None
+
+        with thread_governor(pick):
             return self._fit(X)
 
     def _fit(self, X):

@@ -17,11 +17,12 @@ from .._errors import DataError
 from .._utils import (
     as_tensor,
     choose_threads,
-    cpu_threads,
     progress,
     resolve_device,
     resolve_dtype,
     seeded_generator,
+    step_work,
+    thread_governor,
     validate_X,
 )
 from ..core.distances import METRICS, best_matching_units, pairwise_distances, reference_point
@@ -526,19 +527,24 @@ class SOM(MapAnalysisMixin, SaveLoadMixin, TransformerMixin, BaseEstimator):
         return self
 
     def _threads(self, data: Rows, n_nodes: int, n_features: int, mode: str):
-        """:func:`~somlab._utils.choose_threads` for the steps of ``mode`` over ``data``: a
-        batch epoch's distances (rows x nodes x features), a mini-batch step's, or one online
-        sample's (that loop runs on one thread in any case)."""
+        """:func:`~somlab._utils.choose_threads` for the steps of ``mode`` over ``data``
+        (:func:`~somlab._utils.step_work`): a batch epoch, a mini-batch step, or online a chunk's
+        metrics pass (the sample loop itself runs on one thread in any case)."""
         rows = data.n_rows or int(self.chunk_size)
-        step_rows = {"batch": rows, "minibatch": min(rows, int(self.batch_size))}.get(mode, 1)
-        return choose_threads(2.0 * step_rows * n_nodes * n_features, resolve_device(self.device))
+        if mode == "minibatch":
+            rows = min(rows, int(self.batch_size))
+        elif mode != "batch":
+            rows = min(rows, int(self.chunk_size))
+        work = step_work(rows, n_nodes, n_features)
+        return choose_threads(work, resolve_device(self.device))
 
     def _train(self, data: Rows, W, grid, gen, sig, lr, *, mode, **kw):
         """:meth:`_run_epochs` on the CPU threads that the work size and the machine's load
-        call for (:func:`~somlab._utils.choose_threads`); the caller's setting is restored."""
+        call for (:func:`~somlab._utils.choose_threads`, looked at again during the fit by a
+        :class:`~somlab._utils.thread_governor`); the caller's setting is restored."""
         for attr in _PROTOTYPE_DERIVED:  # clusters of the old prototypes no longer hold
             self.__dict__.pop(attr, None)
-        with cpu_threads(self._threads(data, grid.n_nodes, W.shape[1], mode)):
+        with thread_governor(lambda: self._threads(data, grid.n_nodes, W.shape[1], mode)):
             return self._run_epochs(data, W, grid, gen, sig, lr, mode=mode, **kw)
 
     def _run_epochs(
@@ -648,7 +654,7 @@ class SOM(MapAnalysisMixin, SaveLoadMixin, TransformerMixin, BaseEstimator):
         )
 
     def _finish(self, data: Rows, W, grid, reduce=None):
-        with cpu_threads(self._threads(data, grid.n_nodes, W.shape[1], "batch")):
+        with thread_governor(lambda: self._threads(data, grid.n_nodes, W.shape[1], "batch")):
             self._final_pass(data, W, grid, reduce)
 
     def _final_pass(self, data: Rows, W, grid, reduce=None):

@@ -13,6 +13,7 @@ from functools import cached_property
 
 import torch
 
+from .._utils import poll_threads
 from ..core.distances import best_matching_units
 from ..core.grids import Grid, grid_distance
 from ..core.updates import grid_table, sequential_steps, spread, winner_sums
@@ -90,6 +91,7 @@ def _batch_epoch(kern: _Kernels, chunks, W, sigma, metrics=None, reduce=None):
     """
     S = C = None
     for xb in chunks:
+        poll_threads()  # (the load, looked at again when due: somlab._utils.thread_governor)
         S, C = winner_sums(kern.winners(xb, W, metrics), xb, kern.n_nodes, S, C)
         del xb  # let the chunk go before the next one is read
     num, den = kern.spread_sums(S, C, sigma, reduce)
@@ -106,6 +108,7 @@ def _step_epoch(kern: _Kernels, batches, W, t: int, schedule, metrics=None, redu
     map before its step.
     """
     for xb, B in batches:
+        poll_threads()
         sigma, rate = schedule(t)
         S, C = winner_sums(kern.winners(xb, W, metrics), xb, kern.n_nodes)
         num, den = kern.spread_sums(S, C, sigma, reduce)
@@ -129,6 +132,7 @@ def _online_epoch(kern: _Kernels, chunks, W, t: int, schedule, metrics=None):
     the same steps as :func:`_step_epoch` with B = 1, far faster).  ``metrics`` collects each
     chunk against the map before its steps."""
     for xb in chunks:
+        poll_threads()
         if metrics is not None:
             kern.winners(xb, W, metrics)
         n = xb.shape[0]
