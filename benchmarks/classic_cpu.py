@@ -8,6 +8,7 @@ the same function (somlab.metrics) on the same data.
     python benchmarks/classic_cpu.py [--epochs 10] [--online-steps 5000] [--json out.json]
     python benchmarks/classic_cpu.py --sizes [--epochs 10 --repeats 5]   # threads, load, roofline
     python benchmarks/classic_cpu.py --qe-match [--epochs 10 --cases 0,2]  # QE at matched TE
+    python benchmarks/classic_cpu.py --modes [--repeats 6]   # threads in mini-batch / online fits
 
 The roofline columns are the achieved GFLOP/s of somlab's winner search (best two units, as a
 batch epoch with metrics; 2 n k m operations) against a plain ``torch.mm`` of the same shapes,
@@ -185,6 +186,79 @@ def sizes_table(X_mnist, epochs, busy=False, repeats=3):
             proc.kill()
             proc.wait()
     return rows
+
+
+# ------------------------------------------------------------- threads in every training mode
+def _mode_fit(X, grid, mode, batch_size, threads, epochs):
+    """``(seconds per epoch, threads asked for)`` of a SOM fit in ``mode`` (``threads``: forced;
+    None: somlab's choice, recorded), after a warm-up fit on 64 rows."""
+    import somlab.som._som as mod
+    from somlab import SOM
+
+    som = SOM(grid, mode=mode, batch_size=batch_size, epochs=1, init="sample", random_state=0)
+    som.fit(X[:64])
+    som.set_params(epochs=epochs)
+    keep, chosen = mod.choose_threads, []
+    if threads is None:
+        mod.choose_threads = lambda work, dev: chosen.append(keep(work, dev)) or chosen[-1]
+    else:
+        mod.choose_threads = lambda work, dev: threads
+    old = torch.get_num_threads()
+    try:
+        t0 = time.perf_counter()
+        som.fit(X)
+        return (time.perf_counter() - t0) / epochs, chosen
+    finally:
+        mod.choose_threads = keep
+        torch.set_num_threads(old)
+
+
+def modes_table(X_mnist, busy=False, repeats=6):
+    """Threads in mini-batch and online fits: 1 / 2 forced and somlab's choice (its thread
+    governor), rotated ``repeats`` times, the median of each; "on" lists the counts the
+    choice returned (training and the final pass)."""
+    rng = np.random.default_rng(0)
+    r64, r16 = rng.random((5000, 64), dtype=np.float32), rng.random((5000, 16), dtype=np.float32)
+    cases = [("mnist 5000x784, 20x20", X_mnist, (20, 20), m, b) for m, b in MODES]
+    cases += [("rand64 5000, 40x40", r64, (40, 40), m, b) for m, b in MODES]
+    cases += [
+        ("rand16 5000, 40x40", r16, (40, 40), "minibatch", 256),
+        ("rand16 5000, 20x20", r16, (20, 20), "minibatch", 32),
+        ("rand64 5000, 10x10", r64, (10, 10), "minibatch", 32),
+    ]
+    rows, proc = [], spinner() if busy else None
+    try:
+        for name, X, grid, mode, b in cases:
+            epochs = 1 if mode == "online" else 3
+            times, chosen = {1: [], 2: [], None: []}, set()
+            orders = [(1, 2, None), (2, None, 1), (None, 1, 2)]
+            for rep in range(repeats):
+                for threads in orders[rep % 3]:
+                    secs, c = _mode_fit(X, grid, mode, b, threads, epochs)
+                    times[threads].append(secs)
+                    chosen.update(c)
+            t1, t2, ta = (float(np.median(times[t])) for t in (1, 2, None))
+            rows.append(
+                dict(
+                    case=name, mode=mode, batch_size=b, busy=busy, t1=t1, t2=t2, auto=ta,
+                    auto_vs_best=ta / min(t1, t2), auto_threads=sorted(chosen),
+                )
+            )  # fmt: skip
+            print(
+                f"{name:<22} {mode:<9} B {b:<4} {'busy' if busy else 'idle'} 1t {t1:7.4f} "
+                f"2t {t2:7.4f} auto {ta:7.4f} ({ta / min(t1, t2):4.2f}x best, "
+                f"on {sorted(chosen)})",
+                flush=True,
+            )
+    finally:
+        if proc is not None:
+            proc.kill()
+            proc.wait()
+    return rows
+
+
+#: (mode, batch size) of the modes table: small and large mini-batches, online
+MODES = [("minibatch", 32), ("minibatch", 256), ("online", 1)]
 
 
 # ------------------------------------------------------------- QE against torchsom at matched order
@@ -527,7 +601,7 @@ def main():
         help="MiniSom's batch is a Python loop over samples: time fewer epochs",
     )
     ap.add_argument(
-        "--repeats", type=int, default=3, help="--sizes: alternations of 1t / 2t / auto (median of)"
+        "--repeats", type=int, default=3, help="--sizes, --modes: rotations of 1t / 2t / auto"
     )
     ap.add_argument("--json", default=None, help="also write the rows to this JSON file")
     ap.add_argument(
@@ -545,6 +619,11 @@ def main():
     ap.add_argument(
         "--cases", default=None, help="--qe-match: comma-separated case indices 0-3 (default all)"
     )
+    ap.add_argument(
+        "--modes",
+        action="store_true",
+        help="only threads in mini-batch and online fits: 1 / 2 / somlab's choice, idle and busy",
+    )
     args = ap.parse_args()
     X, _ = load_digits_5000()
     if args.qe_match:
@@ -555,6 +634,14 @@ def main():
         )
         rows = qe_match_table(X, args.epochs, cases=cases)
         rows += qe_busy_table(X, rows)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(rows, f, indent=2)
+        return
+    if args.modes:
+        print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}")
+        rows = modes_table(X, repeats=args.repeats)
+        rows += modes_table(X, busy=True, repeats=args.repeats)
         if args.json:
             with open(args.json, "w") as f:
                 json.dump(rows, f, indent=2)
