@@ -113,7 +113,16 @@ def test_som_equals_single_process(ranks, name):
         assert abs(float(r[f"{name}_qe"]) - one.quantization_error_) < 1e-5
     np.testing.assert_array_equal(ranks[0][f"{name}_W"], ranks[1][f"{name}_W"])
     labels = np.concatenate([r[f"{name}_labels"] for r in ranks])  # each rank: its own shard
-    np.testing.assert_array_equal(labels, one.labels_)
+    # The maps agree to atol (the ranks add their sums in another order), so a sample whose two
+    # best units are within 2 atol sqrt(m) of each other may go either way (seen on the AMD
+    # development CPU: one sample of 300 on the offset data); every other sample must agree.
+    data = _case_data(name, X, Xm).astype(np.float64)
+    W = one.weights_.reshape(-1, data.shape[1]).astype(np.float64)
+    d = np.sqrt(np.nansum((data[:, None, :] - W[None]) ** 2, axis=-1))
+    rows = np.arange(len(labels))
+    gap = np.abs(d[rows, labels] - d[rows, one.labels_])
+    assert (labels == one.labels_).mean() >= 0.99
+    assert np.all((labels == one.labels_) | (gap <= 2 * atol * np.sqrt(data.shape[1])))
 
 
 def test_batch_sssom_equals_single_process(ranks):
