@@ -88,8 +88,9 @@ def spinner():
 
 
 def somlab_batch_epoch(X, grid, epochs, threads=None):
-    """``(seconds per batch epoch, weights, threads the fit ran on)`` (``threads``: forced
-    torch threads; None: somlab's choice, which is recorded)."""
+    """``(seconds per batch epoch, weights, looks)`` (``threads``: forced torch threads; None:
+    somlab's choice, whose looks at the load are recorded: training and the final pass; the
+    count in effect is the larger of the last two, somlab._utils.thread_governor)."""
     import somlab.som._som as mod
     from somlab import SOM
 
@@ -190,8 +191,8 @@ def sizes_table(X_mnist, epochs, busy=False, repeats=3):
 
 # ------------------------------------------------------------- threads in every training mode
 def _mode_fit(X, grid, mode, batch_size, threads, epochs):
-    """``(seconds per epoch, threads asked for)`` of a SOM fit in ``mode`` (``threads``: forced;
-    None: somlab's choice, recorded), after a warm-up fit on 64 rows."""
+    """``(seconds per epoch, looks)`` of a SOM fit in ``mode`` (``threads``: forced; None:
+    somlab's choice, whose looks at the load are recorded), after a warm-up fit on 64 rows."""
     import somlab.som._som as mod
     from somlab import SOM
 
@@ -215,8 +216,8 @@ def _mode_fit(X, grid, mode, batch_size, threads, epochs):
 
 def modes_table(X_mnist, busy=False, repeats=6):
     """Threads in mini-batch and online fits: 1 / 2 forced and somlab's choice (its thread
-    governor), rotated ``repeats`` times, the median of each; "on" lists the counts the
-    choice returned (training and the final pass)."""
+    governor), rotated ``repeats`` times, the median of each; "on" lists the counts its looks
+    returned (training and the final pass)."""
     rng = np.random.default_rng(0)
     r64, r16 = rng.random((5000, 64), dtype=np.float32), rng.random((5000, 16), dtype=np.float32)
     cases = [("mnist 5000x784, 20x20", X_mnist, (20, 20), m, b) for m, b in MODES]

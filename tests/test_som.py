@@ -529,6 +529,7 @@ def _governed(monkeypatch, picks, first=0.0, every=0.0):
 
     monkeypatch.setattr(utils, "_RECHECK_FIRST", first)
     monkeypatch.setattr(utils, "_RECHECK_EVERY", every)
+    monkeypatch.setattr(utils._GOVERNOR, "recent", None, raising=False)  # no earlier look
     it = iter(picks)
     return utils.thread_governor(lambda: next(it))
 
@@ -576,6 +577,64 @@ def test_governor_inside_a_governor_keeps_the_users_limit(monkeypatch):
                 assert torch.get_num_threads() == min(2, cores) == inner.limit
             assert torch.get_num_threads() == 1
         assert not utils.governed() and torch.get_num_threads() == min(2, cores)
+    finally:
+        torch.set_num_threads(old)
+
+
+def test_governor_failures_leave_no_state_behind(monkeypatch):
+    """A pick that raises on entry leaves no governor in effect (the user's limit holds
+    again); a look that fails (None) mid-fit keeps the count; the last look of a governor
+    that just ended stands beside the next one's first (a final pass after training)."""
+    import somlab._utils as utils
+
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        with pytest.raises(ZeroDivisionError):
+            with utils.thread_governor(lambda: 1 / 0):
+                pass
+        assert not utils.governed() and utils._ACTIVE[0] == 0
+        torch.set_num_threads(1)
+        assert utils.choose_threads(1e9, "cpu") == 1  # the user's limit, not a stale one
+        torch.set_num_threads(2)
+        with _governed(monkeypatch, [2, None]):
+            utils.poll_threads()
+            assert torch.get_num_threads() == 2
+        monkeypatch.setattr(utils, "_RECHECK_EVERY", 0.5)
+        with utils.thread_governor(lambda: 1):  # within _RECHECK_EVERY of the last look (2)
+            assert torch.get_num_threads() == 2
+        monkeypatch.setattr(utils._GOVERNOR, "recent", (-1e9, 2))  # long ago: not used
+        with utils.thread_governor(lambda: 1):
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(old)
+
+
+def test_governor_in_a_second_thread_leaves_the_setting_alone(monkeypatch):
+    """torch's thread count is process-wide: while one thread's governor is in effect, a fit in
+    another thread neither picks nor restores a count (no thread fights over it)."""
+    import threading
+
+    import somlab._utils as utils
+
+    old = torch.get_num_threads()
+    seen = {}
+    try:
+        torch.set_num_threads(2)
+        with _governed(monkeypatch, [1]):
+
+            def other():
+                with utils.thread_governor(lambda: 2) as g:
+                    seen["n"], seen["governed"] = g.n, utils.governed()
+                    seen["threads"] = torch.get_num_threads()
+
+            t = threading.Thread(target=other)
+            t.start()
+            t.join()
+            assert torch.get_num_threads() == 1
+        assert seen == {"n": None, "governed": False, "threads": 1}
+        assert torch.get_num_threads() == 2 and utils._ACTIVE[0] == 0
     finally:
         torch.set_num_threads(old)
 

@@ -304,7 +304,8 @@ def choose_threads(work_per_step: float, device) -> int | None:
 
     Small steps run on one thread; larger ones on the cores that no other runnable thread is
     using (at least one; at most ``torch.get_num_threads()``, or inside a
-    :class:`thread_governor` the count it found on entry, so a user's own limit stands).
+    :class:`thread_governor` the count the outermost one found on entry, so a user's own
+    limit stands).
     None off the CPU.  Measured on the 2-core development machine: a 20x20 batch fit of
     5,000 MNIST digits took 9-11 s on 2 threads and 1.9 s on 1 while another process spun
     on a core.
@@ -325,7 +326,11 @@ def choose_threads(work_per_step: float, device) -> int | None:
 #: many seconds after its start, then every _RECHECK_EVERY seconds.
 _RECHECK_FIRST = 0.005
 _RECHECK_EVERY = 0.5
-_GOVERNOR = threading.local()  # .current: this thread's innermost thread_governor
+#: .current: this thread's innermost thread_governor; .recent: (when, count) of the last look
+#: of the last one to end
+_GOVERNOR = threading.local()
+_ACTIVE_LOCK = threading.Lock()
+_ACTIVE = [0]  # outermost governors in effect, over all threads of the process
 
 
 def _user_limit() -> int:
@@ -340,11 +345,17 @@ class thread_governor:
     first :data:`_RECHECK_FIRST` s after the start, then every :data:`_RECHECK_EVERY` s; the
     caller's setting comes back on exit.  ``pick()`` returning None leaves torch alone.
 
-    Each look keeps the larger of its count and the previous look's.  A process that keeps a
-    core busy is seen at both; a transient one is not: on the development machine 10-20 % of
-    fit starts saw another runnable task for 1-5 ms (none of this process's), which pinned the
-    whole fit on one core (1.2-1.5x slower where two threads are the better count).  A machine
-    that gets busy, or idle, during a long fit is followed within two looks (~1 s).
+    Each look keeps the larger of its count and the previous look's (on entry: the last look
+    of a governor that ended less than _RECHECK_EVERY s ago in this thread, such as the
+    training before a final pass).  A process that keeps a core busy is seen at both; a
+    transient one is not: on the development machine 10-20 % of fit starts saw another
+    runnable task for 1-5 ms (none of this process's), which pinned the whole fit on one core
+    (1.2-1.5x slower where two threads are the better count).  A machine that gets idle
+    during a fit is followed at the next look, one that gets busy at the second; looks are
+    taken at step and epoch boundaries, so a fit of few long epochs follows within two epochs.
+
+    torch's thread count is one setting for the whole process: while one thread's governor is
+    in effect, a governor entered in another thread leaves the setting alone (passive).
     """
 
     def __init__(self, pick):
@@ -353,35 +364,66 @@ class thread_governor:
     def __enter__(self):
         self.entry = torch.get_num_threads()
         self.outer = getattr(_GOVERNOR, "current", None)
-        self.limit = self.entry if self.outer is None else self.outer.limit
+        self.n = self.last = None
+        self.polling = self.registered = False
+        if self.outer is None:
+            with _ACTIVE_LOCK:
+                if _ACTIVE[0]:  # another thread's fit holds the setting
+                    return self
+                _ACTIVE[0] += 1
+        self.registered = True
+        try:
+            self.limit = self.entry if self.outer is None else self.outer.limit
+            pick = self.pick()  # (choose_threads reads the limit as _user_limit gives it)
+            recent = getattr(_GOVERNOR, "recent", None)
+            now = time.monotonic()
+            if pick is not None and recent and recent[1] and now - recent[0] < _RECHECK_EVERY:
+                pick = max(pick, min(recent[1], self.limit))
+            self.n = self.last = pick
+            if pick is not None and pick != self.entry:
+                torch.set_num_threads(pick)
+        except BaseException:
+            self._release()
+            raise
         _GOVERNOR.current = self
-        self.n = self.last = self.pick()
         self.polling = self.n is not None and self.limit > 1
-        if self.n is not None and self.n != self.entry:
-            torch.set_num_threads(self.n)
         self.due = time.monotonic() + _RECHECK_FIRST
         return self
 
     def poll(self) -> None:
         if not self.polling or time.monotonic() < self.due:
             return
+        self.due = time.monotonic() + _RECHECK_EVERY
         pick = self.pick()
+        if pick is None:  # (a look that failed: the count stays)
+            return
         n, self.last = max(pick, self.last), pick
         if n != self.n:
             torch.set_num_threads(n)
             self.n = n
-        self.due = time.monotonic() + _RECHECK_EVERY
+
+    def _release(self) -> None:
+        if self.outer is None:
+            with _ACTIVE_LOCK:
+                _ACTIVE[0] -= 1
 
     def __exit__(self, *exc):
+        if not self.registered:
+            return False
         _GOVERNOR.current = self.outer
+        if self.last is not None:
+            _GOVERNOR.recent = (time.monotonic(), self.last)
         if torch.get_num_threads() != self.entry:
             torch.set_num_threads(self.entry)
+        self._release()
         return False
 
 
 def governed() -> bool:
-    """Whether this thread runs inside a :class:`thread_governor` (a fit's threads)."""
-    return getattr(_GOVERNOR, "current", None) is not None
+    """Whether this thread runs inside a :class:`thread_governor` that set torch's threads (a
+    fit's threads, chosen by its load looks)."""
+    g = getattr(_GOVERNOR, "current", None)
+    return g is not None and g.n is not None
 
 
 def poll_threads() -> None:
@@ -390,22 +432,3 @@ def poll_threads() -> None:
     g = getattr(_GOVERNOR, "current", None)
     if g is not None:
         g.poll()
-
-
-class cpu_threads:
-    """Context manager: run with ``n`` torch threads (None: leave as is), then restore."""
-
-    def __init__(self, n: int | None):
-        self.n, self.old = n, None
-
-    def __enter__(self):
-        if self.n is not None:
-            self.old = torch.get_num_threads()
-            if self.n != self.old:
-                torch.set_num_threads(self.n)
-        return self
-
-    def __exit__(self, *exc):
-        if self.old is not None and torch.get_num_threads() != self.old:
-            torch.set_num_threads(self.old)
-        return False

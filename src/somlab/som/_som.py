@@ -17,6 +17,7 @@ from .._errors import DataError
 from .._utils import (
     as_tensor,
     choose_threads,
+    poll_threads,
     progress,
     resolve_device,
     resolve_dtype,
@@ -528,8 +529,9 @@ class SOM(MapAnalysisMixin, SaveLoadMixin, TransformerMixin, BaseEstimator):
 
     def _threads(self, data: Rows, n_nodes: int, n_features: int, mode: str):
         """:func:`~somlab._utils.choose_threads` for the steps of ``mode`` over ``data``
-        (:func:`~somlab._utils.step_work`): a batch epoch, a mini-batch step, or online a chunk's
-        metrics pass (the sample loop itself runs on one thread in any case)."""
+        (:func:`~somlab._utils.step_work`): a batch epoch, a mini-batch step, or online a
+        chunk of the metrics pass after each epoch (the sample loop itself runs on one
+        thread in any case)."""
         rows = data.n_rows or int(self.chunk_size)
         if mode == "minibatch":
             rows = min(rows, int(self.batch_size))
@@ -667,6 +669,7 @@ class SOM(MapAnalysisMixin, SaveLoadMixin, TransformerMixin, BaseEstimator):
         labels = np.empty(n, dtype=np.int64) if n is not None else []
         at = 0
         for xb in data.chunks():
+            poll_threads()
             b = kern.winners(xb, W, metrics).cpu().numpy()
             if n is not None:
                 labels[at : at + len(b)] = b

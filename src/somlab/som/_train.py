@@ -149,6 +149,7 @@ def _measure(kern: _Kernels, chunks, W) -> _RunningMetrics:
     """QE and TE of the map ``W`` on a pass over ``chunks``."""
     metrics = _RunningMetrics(kern.grid)
     for xb in chunks:
+        poll_threads()
         kern.winners(xb, W, metrics)
         del xb
     return metrics
