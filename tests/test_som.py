@@ -529,7 +529,6 @@ def _governed(monkeypatch, picks, first=0.0, every=0.0):
 
     monkeypatch.setattr(utils, "_RECHECK_FIRST", first)
     monkeypatch.setattr(utils, "_RECHECK_EVERY", every)
-    monkeypatch.setattr(utils._GOVERNOR, "recent", None, raising=False)  # no earlier look
     it = iter(picks)
     return utils.thread_governor(lambda: next(it))
 
@@ -583,8 +582,8 @@ def test_governor_inside_a_governor_keeps_the_users_limit(monkeypatch):
 
 def test_governor_failures_leave_no_state_behind(monkeypatch):
     """A pick that raises on entry leaves no governor in effect (the user's limit holds
-    again); a look that fails (None) mid-fit keeps the count; the last look of a governor
-    that just ended stands beside the next one's first (a final pass after training)."""
+    again); a look that fails (None) mid-fit keeps the count; ``prior`` (the training's last
+    look, for the final pass) stands beside the first look."""
     import somlab._utils as utils
 
     old = torch.get_num_threads()
@@ -600,11 +599,9 @@ def test_governor_failures_leave_no_state_behind(monkeypatch):
         with _governed(monkeypatch, [2, None]):
             utils.poll_threads()
             assert torch.get_num_threads() == 2
-        monkeypatch.setattr(utils, "_RECHECK_EVERY", 0.5)
-        with utils.thread_governor(lambda: 1):  # within _RECHECK_EVERY of the last look (2)
+        with utils.thread_governor(lambda: 1, prior=2):  # the training's last look: 2
             assert torch.get_num_threads() == 2
-        monkeypatch.setattr(utils._GOVERNOR, "recent", (-1e9, 2))  # long ago: not used
-        with utils.thread_governor(lambda: 1):
+        with utils.thread_governor(lambda: 1, prior=None):
             assert torch.get_num_threads() == 1
         assert torch.get_num_threads() == 2
     finally:

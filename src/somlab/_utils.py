@@ -326,9 +326,7 @@ def choose_threads(work_per_step: float, device) -> int | None:
 #: many seconds after its start, then every _RECHECK_EVERY seconds.
 _RECHECK_FIRST = 0.005
 _RECHECK_EVERY = 0.5
-#: .current: this thread's innermost thread_governor; .recent: (when, count) of the last look
-#: of the last one to end
-_GOVERNOR = threading.local()
+_GOVERNOR = threading.local()  # .current: this thread's innermost thread_governor
 _ACTIVE_LOCK = threading.Lock()
 _ACTIVE = [0]  # outermost governors in effect, over all threads of the process
 
@@ -345,21 +343,21 @@ class thread_governor:
     first :data:`_RECHECK_FIRST` s after the start, then every :data:`_RECHECK_EVERY` s; the
     caller's setting comes back on exit.  ``pick()`` returning None leaves torch alone.
 
-    Each look keeps the larger of its count and the previous look's (on entry: the last look
-    of a governor that ended less than _RECHECK_EVERY s ago in this thread, such as the
-    training before a final pass).  A process that keeps a core busy is seen at both; a
-    transient one is not: on the development machine 10-20 % of fit starts saw another
-    runnable task for 1-5 ms (none of this process's), which pinned the whole fit on one core
-    (1.2-1.5x slower where two threads are the better count).  A machine that gets idle
-    during a fit is followed at the next look, one that gets busy at the second; looks are
-    taken at step and epoch boundaries, so a fit of few long epochs follows within two epochs.
+    Each look keeps the larger of its count and the previous look's (on entry: ``prior``, the
+    last look of the same fit's training, before its final pass).  A process that keeps a
+    core busy is seen at both; a transient one is not: on the development machine 10-20 % of
+    fit starts saw another runnable task for 1-5 ms (none of this process's), which pinned the
+    whole fit on one core (1.2-1.5x slower where two threads are the better count).  A
+    machine that gets idle during a fit is followed at the next look, one that gets busy at
+    the second; looks are taken at step and epoch boundaries, so a fit of few long epochs
+    follows within two epochs.
 
     torch's thread count is one setting for the whole process: while one thread's governor is
     in effect, a governor entered in another thread leaves the setting alone (passive).
     """
 
-    def __init__(self, pick):
-        self.pick = pick
+    def __init__(self, pick, prior: int | None = None):
+        self.pick, self.prior = pick, prior
 
     def __enter__(self):
         self.entry = torch.get_num_threads()
@@ -375,10 +373,8 @@ class thread_governor:
         try:
             self.limit = self.entry if self.outer is None else self.outer.limit
             pick = self.pick()  # (choose_threads reads the limit as _user_limit gives it)
-            recent = getattr(_GOVERNOR, "recent", None)
-            now = time.monotonic()
-            if pick is not None and recent and recent[1] and now - recent[0] < _RECHECK_EVERY:
-                pick = max(pick, min(recent[1], self.limit))
+            if pick is not None and self.prior is not None:
+                pick = max(pick, min(self.prior, self.limit))
             self.n = self.last = pick
             if pick is not None and pick != self.entry:
                 torch.set_num_threads(pick)
@@ -411,8 +407,6 @@ class thread_governor:
         if not self.registered:
             return False
         _GOVERNOR.current = self.outer
-        if self.last is not None:
-            _GOVERNOR.recent = (time.monotonic(), self.last)
         if torch.get_num_threads() != self.entry:
             torch.set_num_threads(self.entry)
         self._release()

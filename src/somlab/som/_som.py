@@ -438,11 +438,11 @@ class SOM(MapAnalysisMixin, SaveLoadMixin, TransformerMixin, BaseEstimator):
         if self.mode != "batch" and data.n_samples is None:
             for _ in data.chunks():  # the schedules need the number of steps: count
                 pass
-        W = self._train(data, W, grid, gen, sig, lr, mode=self.mode, reduce=reduce, show=show)
+        W, look = self._train(data, W, grid, gen, sig, lr, mode=self.mode, reduce=reduce, show=show)
         self.n_iter_ = int(self.epochs)
         if agree is not None:
             W = agree(W)
-        self._finish(data, W, grid, reduce=reduce)
+        self._finish(data, W, grid, reduce=reduce, prior=look)
         return self
 
     def initialize(self, X):
@@ -511,7 +511,7 @@ class SOM(MapAnalysisMixin, SaveLoadMixin, TransformerMixin, BaseEstimator):
             W = as_tensor(self.weights_.reshape(grid.n_nodes, -1), dt, dev).clone()
             if not hasattr(self, "_gen"):
                 self._gen = seeded_generator(self.random_state)
-        W = self._train(
+        W, look = self._train(
             data,
             W,
             grid,
@@ -524,7 +524,7 @@ class SOM(MapAnalysisMixin, SaveLoadMixin, TransformerMixin, BaseEstimator):
             total_epochs=max(self.epochs, self.n_iter_ + 1),
         )
         self.n_iter_ += 1
-        self._finish(data, W, grid)
+        self._finish(data, W, grid, prior=look)
         return self
 
     def _threads(self, data: Rows, n_nodes: int, n_features: int, mode: str):
@@ -543,11 +543,13 @@ class SOM(MapAnalysisMixin, SaveLoadMixin, TransformerMixin, BaseEstimator):
     def _train(self, data: Rows, W, grid, gen, sig, lr, *, mode, **kw):
         """:meth:`_run_epochs` on the CPU threads that the work size and the machine's load
         call for (:func:`~somlab._utils.choose_threads`, looked at again during the fit by a
-        :class:`~somlab._utils.thread_governor`); the caller's setting is restored."""
+        :class:`~somlab._utils.thread_governor`); the caller's setting is restored.  Returns
+        the prototypes and the governor's last look (the final pass's ``prior``)."""
         for attr in _PROTOTYPE_DERIVED:  # clusters of the old prototypes no longer hold
             self.__dict__.pop(attr, None)
-        with thread_governor(lambda: self._threads(data, grid.n_nodes, W.shape[1], mode)):
-            return self._run_epochs(data, W, grid, gen, sig, lr, mode=mode, **kw)
+        with thread_governor(lambda: self._threads(data, grid.n_nodes, W.shape[1], mode)) as g:
+            W = self._run_epochs(data, W, grid, gen, sig, lr, mode=mode, **kw)
+        return W, g.last
 
     def _run_epochs(
         self,
@@ -655,8 +657,12 @@ class SOM(MapAnalysisMixin, SaveLoadMixin, TransformerMixin, BaseEstimator):
             ref,
         )
 
-    def _finish(self, data: Rows, W, grid, reduce=None):
-        with thread_governor(lambda: self._threads(data, grid.n_nodes, W.shape[1], "batch")):
+    def _finish(self, data: Rows, W, grid, reduce=None, prior=None):
+        """The final pass (:meth:`_final_pass`) on the threads its work and the load call for;
+        ``prior``: the training's last look at the load (a transient read here does not pin
+        the pass on one core)."""
+        pick = lambda: self._threads(data, grid.n_nodes, W.shape[1], "batch")  # noqa: E731
+        with thread_governor(pick, prior):
             self._final_pass(data, W, grid, reduce)
 
     def _final_pass(self, data: Rows, W, grid, reduce=None):
