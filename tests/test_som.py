@@ -603,6 +603,10 @@ def test_governor_failures_leave_no_state_behind(monkeypatch):
             assert torch.get_num_threads() == 2
         with utils.thread_governor(lambda: 1, prior=None):
             assert torch.get_num_threads() == 1
+        with utils.thread_governor(lambda: 1 / 0, prior=2):  # every core: no new look
+            assert torch.get_num_threads() == 2
+        with utils.thread_governor(lambda: 2, prior=1):
+            assert torch.get_num_threads() == 2
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(old)

@@ -270,28 +270,29 @@ def _own_runnable() -> int:
     n = 0
     for task in os.listdir("/proc/self/task"):
         try:
-            with open(f"/proc/self/task/{task}/stat") as f:
-                n += f.read().rsplit(")", 1)[1].split()[0] == "R"
+            with open(f"/proc/self/task/{task}/stat", "rb") as f:
+                n += f.read().rsplit(b")", 1)[1].split()[0] == b"R"
         except OSError:  # the thread ended meanwhile
             pass
     return n
 
 
-def _runnable_others() -> int:
+def _runnable_others(reads: int = 3) -> int:
     """Threads of other processes that are running or ready to run now: the machine's
     runnable count (``/proc/loadavg``) less this process's own runnable threads (the median
-    of five reads).  Subtracting our own threads matters: torch's OpenMP workers spin for a
-    while after each parallel region and count as runnable, and the load average lags a
-    minute behind the load this process caused itself, so neither can tell an idle machine
-    from a busy one.  A CPU-bound process of someone else is always runnable and counts.
-    Without ``/proc``: the 1-minute load average less one."""
+    of ``reads`` reads, ~0.1 ms each).  Subtracting our own threads matters: torch's OpenMP
+    workers spin for a while after each parallel region and count as runnable, and the load
+    average lags a minute behind the load this process caused itself, so neither can tell an
+    idle machine from a busy one.  A CPU-bound process of someone else is always runnable and
+    counts.  Without ``/proc``: the 1-minute load average less one."""
     try:
-        reads = []
-        for _ in range(5):
-            with open("/proc/loadavg") as f:
-                total = int(f.read().split()[3].split("/")[0])
-            reads.append(total - _own_runnable())
-        return max(0, sorted(reads)[2])
+        out = []
+        for _ in range(reads):
+            with open("/proc/loadavg", "rb") as f:
+                total = int(f.read().split()[3].split(b"/")[0])
+            # the reading thread is one of them: a count of 1 needs no look at our threads
+            out.append(0 if total <= 1 else total - _own_runnable())
+        return max(0, sorted(out)[len(out) // 2])
     except (OSError, ValueError, IndexError):
         try:
             return max(0, int(os.getloadavg()[0] + 0.5) - 1)
@@ -340,8 +341,9 @@ def _user_limit() -> int:
 class thread_governor:
     """Context manager for a fit: torch threads from ``pick()`` (its :func:`choose_threads`
     call) on entry and again at the fit's step and epoch boundaries (:func:`poll_threads`),
-    first :data:`_RECHECK_FIRST` s after the start, then every :data:`_RECHECK_EVERY` s; the
-    caller's setting comes back on exit.  ``pick()`` returning None leaves torch alone.
+    first :data:`_RECHECK_FIRST` s after the start (where the first look left a core out),
+    then every :data:`_RECHECK_EVERY` s; the caller's setting comes back on exit.  ``pick()``
+    returning None leaves torch alone.
 
     Each look keeps the larger of its count and the previous look's (on entry: ``prior``, the
     last look of the same fit's training, before its final pass).  A process that keeps a
@@ -372,9 +374,12 @@ class thread_governor:
         self.registered = True
         try:
             self.limit = self.entry if self.outer is None else self.outer.limit
-            pick = self.pick()  # (choose_threads reads the limit as _user_limit gives it)
-            if pick is not None and self.prior is not None:
-                pick = max(pick, min(self.prior, self.limit))
+            if self.prior is not None and self.prior >= self.limit:
+                pick = self.limit  # the training's last look had every core: no new look
+            else:
+                pick = self.pick()  # (choose_threads reads the limit as _user_limit gives it)
+                if pick is not None and self.prior is not None:
+                    pick = max(pick, self.prior)
             self.n = self.last = pick
             if pick is not None and pick != self.entry:
                 torch.set_num_threads(pick)
@@ -383,7 +388,10 @@ class thread_governor:
             raise
         _GOVERNOR.current = self
         self.polling = self.n is not None and self.limit > 1
-        self.due = time.monotonic() + _RECHECK_FIRST
+        # the early second look corrects a transient busy read; a first look that found
+        # every core free has nothing to correct
+        full = self.n is not None and self.n >= self.limit
+        self.due = time.monotonic() + (_RECHECK_EVERY if full else _RECHECK_FIRST)
         return self
 
     def poll(self) -> None:
