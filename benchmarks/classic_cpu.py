@@ -87,10 +87,57 @@ def spinner():
     return subprocess.Popen([sys.executable, "-c", "while True: pass"])
 
 
+class _GovernorLog:
+    """Records, while active, the torch thread count somlab's thread governor keeps in effect
+    (at each entry, look and exit), so that ``share(n)`` tells what part of the governed time
+    ran on ``n`` threads: what "auto" really ran on, apart from timing noise."""
+
+    def __enter__(self):
+        import somlab._utils as U
+
+        self.U, self.events = U, []
+        self.keep = (
+            U.thread_governor.__enter__,
+            U.thread_governor.poll,
+            U.thread_governor.__exit__,
+        )
+        enter, poll, leave = self.keep
+        mark = lambda: self.events.append((time.perf_counter(), torch.get_num_threads()))  # noqa: E731
+
+        def _enter(g):
+            out = enter(g)
+            mark()
+            return out
+
+        def _poll(g):
+            poll(g)
+            mark()
+
+        def _exit(g, *exc):
+            self.events.append((time.perf_counter(), None))
+            return leave(g, *exc)
+
+        U.thread_governor.__enter__, U.thread_governor.poll = _enter, _poll
+        U.thread_governor.__exit__ = _exit
+        return self
+
+    def __exit__(self, *exc):
+        G = self.U.thread_governor
+        G.__enter__, G.poll, G.__exit__ = self.keep
+        return False
+
+    def times(self) -> dict:
+        """Seconds of governed time per thread count."""
+        out: dict = {}
+        for (t0, n), (t1, _) in zip(self.events, self.events[1:]):
+            if n is not None:
+                out[n] = out.get(n, 0.0) + t1 - t0
+        return out
+
+
 def somlab_batch_epoch(X, grid, epochs, threads=None):
-    """``(seconds per batch epoch, weights, looks)`` (``threads``: forced torch threads; None:
-    somlab's choice, whose looks at the load are recorded: training and the final pass; the
-    count in effect is the larger of the last two, somlab._utils.thread_governor)."""
+    """``(seconds per batch epoch, weights, {threads: governed seconds})`` (``threads``: forced
+    torch threads; None: somlab's choice; the dict says what the fit ran on, _GovernorLog)."""
     import somlab.som._som as mod
     from somlab import SOM
 
@@ -98,19 +145,18 @@ def somlab_batch_epoch(X, grid, epochs, threads=None):
     som.fit(X[:50])
     som.set_params(epochs=epochs)
     old = torch.get_num_threads()
-    keep, chosen = mod.choose_threads, []
-    if threads is None:
-        mod.choose_threads = lambda work, dev: chosen.append(keep(work, dev)) or chosen[-1]
-    else:
-        mod.choose_threads = lambda work, dev: chosen.append(threads) or threads
+    keep, log = mod.choose_threads, _GovernorLog()
+    if threads is not None:
+        mod.choose_threads = lambda work, dev: threads
     try:
-        t0 = time.perf_counter()
-        som.fit(X)
-        secs = (time.perf_counter() - t0) / epochs
+        with log:
+            t0 = time.perf_counter()
+            som.fit(X)
+            secs = (time.perf_counter() - t0) / epochs
     finally:
         mod.choose_threads = keep
         torch.set_num_threads(old)
-    return secs, som.weights_, chosen
+    return secs, som.weights_, log.times()
 
 
 def sizes_table(X_mnist, epochs, busy=False, repeats=3):
@@ -134,16 +180,19 @@ def sizes_table(X_mnist, epochs, busy=False, repeats=3):
             # The order rotates (1, 2, auto / 2, auto, 1 / auto, 1, 2): a run right after a
             # two-thread run shares the cores with its OpenMP workers while they spin down,
             # which a fixed order charges to one setting only.
-            times, auto_threads = {1: [], 2: [], None: []}, set()
+            times, ran = {1: [], 2: [], None: []}, {}
             orders = [(1, 2, None), (2, None, 1), (None, 1, 2)]
             for rep in range(repeats):
                 for threads in orders[rep % 3]:
-                    secs, W_t, chosen = somlab_batch_epoch(X, grid, epochs, threads=threads)
+                    secs, W_t, on = somlab_batch_epoch(X, grid, epochs, threads=threads)
                     times[threads].append(secs)
                     if threads is None:
                         W = W_t
-                        auto_threads.update(chosen)
+                        for n, sec in on.items():
+                            ran[n] = ran.get(n, 0.0) + sec
             t1, t2, ta = (float(np.median(times[t])) for t in (1, 2, None))
+            best = 1 if t1 <= t2 else 2
+            on_best = ran.get(best, 0.0) / max(sum(ran.values()), 1e-12)
             tt, Wt = bench_torchsom(X, epochs, *grid, X.shape[0])
             qe, te = qe_te(X, W)
             qet, tet = qe_te(X, Wt.reshape(*grid, -1))
@@ -157,7 +206,7 @@ def sizes_table(X_mnist, epochs, busy=False, repeats=3):
                     t2=t2,
                     auto=ta,
                     auto_vs_best=ta / min(t1, t2),
-                    auto_threads=sorted(auto_threads),
+                    auto_on_best=on_best,
                     torchsom=tt,
                     speedup=tt / ta,
                     qe=qe,
@@ -175,7 +224,8 @@ def sizes_table(X_mnist, epochs, busy=False, repeats=3):
             r = rows[-1]
             print(
                 f"{name:<24} {'busy' if busy else 'load':<4} 1t {t1:7.4f} 2t {t2:7.4f} "
-                f"auto {ta:7.4f} ({r['auto_vs_best']:4.2f}x best, on {r['auto_threads']}) "
+                f"auto {ta:7.4f} ({r['auto_vs_best']:4.2f}x best, "
+                f"{100 * on_best:3.0f}% on {best}t) "
                 f"torchsom {tt:7.4f} "
                 f"({r['speedup']:5.2f}x) QE {qe:.4f}/{qet:.4f} TE {te:.3f}/{tet:.3f} "
                 f"dist 1t {g_som:5.1f} GFLOP/s = {100 * ratio:4.0f}% of mm {g_mm:5.1f}, "
@@ -191,24 +241,23 @@ def sizes_table(X_mnist, epochs, busy=False, repeats=3):
 
 # ------------------------------------------------------------- threads in every training mode
 def _mode_fit(X, grid, mode, batch_size, threads, epochs):
-    """``(seconds per epoch, looks)`` of a SOM fit in ``mode`` (``threads``: forced; None:
-    somlab's choice, whose looks at the load are recorded), after a warm-up fit on 64 rows."""
+    """``(seconds per epoch, {threads: governed seconds})`` of a SOM fit in ``mode``
+    (``threads``: forced; None: somlab's choice), after a warm-up fit on 64 rows."""
     import somlab.som._som as mod
     from somlab import SOM
 
     som = SOM(grid, mode=mode, batch_size=batch_size, epochs=1, init="sample", random_state=0)
     som.fit(X[:64])
     som.set_params(epochs=epochs)
-    keep, chosen = mod.choose_threads, []
-    if threads is None:
-        mod.choose_threads = lambda work, dev: chosen.append(keep(work, dev)) or chosen[-1]
-    else:
+    keep, log = mod.choose_threads, _GovernorLog()
+    if threads is not None:
         mod.choose_threads = lambda work, dev: threads
     old = torch.get_num_threads()
     try:
-        t0 = time.perf_counter()
-        som.fit(X)
-        return (time.perf_counter() - t0) / epochs, chosen
+        with log:
+            t0 = time.perf_counter()
+            som.fit(X)
+        return (time.perf_counter() - t0) / epochs, log.times()
     finally:
         mod.choose_threads = keep
         torch.set_num_threads(old)
@@ -216,8 +265,8 @@ def _mode_fit(X, grid, mode, batch_size, threads, epochs):
 
 def modes_table(X_mnist, busy=False, repeats=6):
     """Threads in mini-batch and online fits: 1 / 2 forced and somlab's choice (its thread
-    governor), rotated ``repeats`` times, the median of each; "on" lists the counts its looks
-    returned (training and the final pass)."""
+    governor), rotated ``repeats`` times, the median of each; "% on" is the share of the
+    automatic runs' governed time spent on the better forced count."""
     rng = np.random.default_rng(0)
     r64, r16 = rng.random((5000, 64), dtype=np.float32), rng.random((5000, 16), dtype=np.float32)
     cases = [("mnist 5000x784, 20x20", X_mnist, (20, 20), m, b) for m, b in MODES]
@@ -231,24 +280,28 @@ def modes_table(X_mnist, busy=False, repeats=6):
     try:
         for name, X, grid, mode, b in cases:
             epochs = 1 if mode == "online" else 3
-            times, chosen = {1: [], 2: [], None: []}, set()
+            times, ran = {1: [], 2: [], None: []}, {}
             orders = [(1, 2, None), (2, None, 1), (None, 1, 2)]
             for rep in range(repeats):
                 for threads in orders[rep % 3]:
-                    secs, c = _mode_fit(X, grid, mode, b, threads, epochs)
+                    secs, on = _mode_fit(X, grid, mode, b, threads, epochs)
                     times[threads].append(secs)
-                    chosen.update(c)
+                    if threads is None:
+                        for n, sec in on.items():
+                            ran[n] = ran.get(n, 0.0) + sec
             t1, t2, ta = (float(np.median(times[t])) for t in (1, 2, None))
+            best = 1 if t1 <= t2 else 2
+            on_best = ran.get(best, 0.0) / max(sum(ran.values()), 1e-12)
             rows.append(
                 dict(
                     case=name, mode=mode, batch_size=b, busy=busy, t1=t1, t2=t2, auto=ta,
-                    auto_vs_best=ta / min(t1, t2), auto_threads=sorted(chosen),
+                    auto_vs_best=ta / min(t1, t2), auto_on_best=on_best,
                 )
             )  # fmt: skip
             print(
                 f"{name:<22} {mode:<9} B {b:<4} {'busy' if busy else 'idle'} 1t {t1:7.4f} "
                 f"2t {t2:7.4f} auto {ta:7.4f} ({ta / min(t1, t2):4.2f}x best, "
-                f"on {sorted(chosen)})",
+                f"{100 * on_best:3.0f}% on {best}t)",
                 flush=True,
             )
     finally:
