@@ -4,6 +4,7 @@ import math
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -582,8 +583,9 @@ def test_governor_inside_a_governor_keeps_the_users_limit(monkeypatch):
 
 def test_governor_failures_leave_no_state_behind(monkeypatch):
     """A pick that raises on entry leaves no governor in effect (the user's limit holds
-    again); a look that fails (None) mid-fit keeps the count; ``prior`` (the training's last
-    look, for the final pass) stands beside the first look."""
+    again); a look that fails (None) mid-fit keeps the count; ``prior`` (the training's
+    outcome, for the final pass) is kept without a look where it had every core or was
+    confirmed recently, and stands beside a new look otherwise."""
     import somlab._utils as utils
 
     old = torch.get_num_threads()
@@ -599,14 +601,18 @@ def test_governor_failures_leave_no_state_behind(monkeypatch):
         with _governed(monkeypatch, [2, None]):
             utils.poll_threads()
             assert torch.get_num_threads() == 2
-        with utils.thread_governor(lambda: 1, prior=2):  # the training's last look: 2
+        monkeypatch.setattr(utils, "_RECHECK_EVERY", 0.5)
+        now = time.monotonic()
+        with utils.thread_governor(lambda: 1 / 0, prior=(2, None)):  # every core: no look
             assert torch.get_num_threads() == 2
+        with utils.thread_governor(lambda: 1 / 0, prior=(1, now)):  # freshly confirmed
+            assert torch.get_num_threads() == 1
+        with utils.thread_governor(lambda: 1, prior=(1, None)):  # one look only: look again
+            assert torch.get_num_threads() == 1
+        with utils.thread_governor(lambda: 2, prior=(1, now - 60.0)) as g:  # stale: look
+            assert torch.get_num_threads() == 2 and g.outcome == (2, None)
         with utils.thread_governor(lambda: 1, prior=None):
             assert torch.get_num_threads() == 1
-        with utils.thread_governor(lambda: 1 / 0, prior=2):  # every core: no new look
-            assert torch.get_num_threads() == 2
-        with utils.thread_governor(lambda: 2, prior=1):
-            assert torch.get_num_threads() == 2
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(old)

@@ -345,21 +345,34 @@ class thread_governor:
     then every :data:`_RECHECK_EVERY` s; the caller's setting comes back on exit.  ``pick()``
     returning None leaves torch alone.
 
-    Each look keeps the larger of its count and the previous look's (on entry: ``prior``, the
-    last look of the same fit's training, before its final pass).  A process that keeps a
+    Each look keeps the larger of its count and the previous look's.  A process that keeps a
     core busy is seen at both; a transient one is not: on the development machine 10-20 % of
     fit starts saw another runnable task for 1-5 ms (none of this process's), which pinned the
     whole fit on one core (1.2-1.5x slower where two threads are the better count).  A
     machine that gets idle during a fit is followed at the next look, one that gets busy at
     the second; looks are taken at step and epoch boundaries, so a fit of few long epochs
-    follows within two epochs.
+    follows within two epochs.  ``prior`` (:attr:`outcome` of the same fit's training, for
+    its final pass) is the count to start from: taken as it is, with no look, where it had
+    every core or was confirmed by a second look less than _RECHECK_EVERY s ago.
 
     torch's thread count is one setting for the whole process: while one thread's governor is
     in effect, a governor entered in another thread leaves the setting alone (passive).
     """
 
-    def __init__(self, pick, prior: int | None = None):
+    def __init__(self, pick, prior: tuple | None = None):
         self.pick, self.prior = pick, prior
+        self.looks, self.looked = 0, -math.inf
+
+    @property
+    def outcome(self) -> tuple | None:
+        """``(count in effect, when its last look was confirmed by another, or None)``."""
+        if self.n is None:
+            return None
+        return self.n, (self.looked if self.looks >= 2 else None)
+
+    def _look(self):
+        self.looks, self.looked = self.looks + 1, time.monotonic()
+        return self.pick()
 
     def __enter__(self):
         self.entry = torch.get_num_threads()
@@ -374,12 +387,17 @@ class thread_governor:
         self.registered = True
         try:
             self.limit = self.entry if self.outer is None else self.outer.limit
-            if self.prior is not None and self.prior >= self.limit:
-                pick = self.limit  # the training's last look had every core: no new look
+            n0, confirmed = self.prior if self.prior is not None else (None, None)
+            settled = n0 is not None and (
+                n0 >= self.limit
+                or (confirmed is not None and time.monotonic() - confirmed < _RECHECK_EVERY)
+            )
+            if settled:  # the training's count, with every core or freshly confirmed
+                pick = min(n0, self.limit)
             else:
-                pick = self.pick()  # (choose_threads reads the limit as _user_limit gives it)
-                if pick is not None and self.prior is not None:
-                    pick = max(pick, self.prior)
+                pick = self._look()  # (choose_threads reads the limit as _user_limit gives)
+                if pick is not None and n0 is not None:
+                    pick = max(pick, min(n0, self.limit))
             self.n = self.last = pick
             if pick is not None and pick != self.entry:
                 torch.set_num_threads(pick)
@@ -391,14 +409,14 @@ class thread_governor:
         # the early second look corrects a transient busy read; a first look that found
         # every core free has nothing to correct
         full = self.n is not None and self.n >= self.limit
-        self.due = time.monotonic() + (_RECHECK_EVERY if full else _RECHECK_FIRST)
+        self.due = time.monotonic() + (_RECHECK_EVERY if full or settled else _RECHECK_FIRST)
         return self
 
     def poll(self) -> None:
         if not self.polling or time.monotonic() < self.due:
             return
         self.due = time.monotonic() + _RECHECK_EVERY
-        pick = self.pick()
+        pick = self._look()
         if pick is None:  # (a look that failed: the count stays)
             return
         n, self.last = max(pick, self.last), pick

@@ -544,12 +544,12 @@ class SOM(MapAnalysisMixin, SaveLoadMixin, TransformerMixin, BaseEstimator):
         """:meth:`_run_epochs` on the CPU threads that the work size and the machine's load
         call for (:func:`~somlab._utils.choose_threads`, looked at again during the fit by a
         :class:`~somlab._utils.thread_governor`); the caller's setting is restored.  Returns
-        the prototypes and the governor's last look (the final pass's ``prior``)."""
+        the prototypes and the governor's outcome (the final pass's ``prior``)."""
         for attr in _PROTOTYPE_DERIVED:  # clusters of the old prototypes no longer hold
             self.__dict__.pop(attr, None)
         with thread_governor(lambda: self._threads(data, grid.n_nodes, W.shape[1], mode)) as g:
             W = self._run_epochs(data, W, grid, gen, sig, lr, mode=mode, **kw)
-        return W, g.last
+        return W, g.outcome
 
     def _run_epochs(
         self,
@@ -659,8 +659,9 @@ class SOM(MapAnalysisMixin, SaveLoadMixin, TransformerMixin, BaseEstimator):
 
     def _finish(self, data: Rows, W, grid, reduce=None, prior=None):
         """The final pass (:meth:`_final_pass`) on the threads its work and the load call for;
-        ``prior``: the training's last look at the load (a transient read here does not pin
-        the pass on one core)."""
+        ``prior``: the training's thread count (``thread_governor.outcome``), kept where
+        it is fresh, so that the pass needs no look of its own (nor does a transient read pin
+        it on one core)."""
         pick = lambda: self._threads(data, grid.n_nodes, W.shape[1], "batch")  # noqa: E731
         with thread_governor(pick, prior):
             self._final_pass(data, W, grid, reduce)
