@@ -159,10 +159,20 @@ def somlab_batch_epoch(X, grid, epochs, threads=None):
     return secs, som.weights_, log.times()
 
 
+def _more_repeats(repeats, times, epochs, budget=1.5, most=45):
+    """Rotations for a case: ``repeats``, or more (up to ``most``, a multiple of 3) where a fit
+    takes so little time that ``repeats`` rotations would measure mostly noise: enough for
+    each setting to run about ``budget`` seconds in all."""
+    fit = float(np.median([t for v in times.values() for t in v])) * epochs
+    want = min(most, max(repeats, int(budget / max(fit, 1e-9))))
+    return -(-want // 3) * 3 if want > repeats else repeats
+
+
 def sizes_table(X_mnist, epochs, busy=False, repeats=3):
     """Side by side per size: somlab batch epoch on 1 and 2 threads and by its own choice,
     torchsom (bs=5000: its batch-like setting), the roofline; one row per size.  The three
-    thread settings are alternated ``repeats`` times and the median of each kept."""
+    thread settings are rotated ``repeats`` times (more for short fits, _more_repeats) and
+    the median of each kept."""
     rng = np.random.default_rng(0)
     cases = [
         ("mnist 5000x784, 20x20", X_mnist, (20, 20)),
@@ -182,7 +192,8 @@ def sizes_table(X_mnist, epochs, busy=False, repeats=3):
             # which a fixed order charges to one setting only.
             times, ran = {1: [], 2: [], None: []}, {}
             orders = [(1, 2, None), (2, None, 1), (None, 1, 2)]
-            for rep in range(repeats):
+            rep, reps = 0, repeats
+            while rep < reps:
                 for threads in orders[rep % 3]:
                     secs, W_t, on = somlab_batch_epoch(X, grid, epochs, threads=threads)
                     times[threads].append(secs)
@@ -190,6 +201,8 @@ def sizes_table(X_mnist, epochs, busy=False, repeats=3):
                         W = W_t
                         for n, sec in on.items():
                             ran[n] = ran.get(n, 0.0) + sec
+                rep += 1
+                reps = _more_repeats(repeats, times, epochs)
             t1, t2, ta = (float(np.median(times[t])) for t in (1, 2, None))
             best = 1 if t1 <= t2 else 2
             on_best = ran.get(best, 0.0) / max(sum(ran.values()), 1e-12)
@@ -207,6 +220,7 @@ def sizes_table(X_mnist, epochs, busy=False, repeats=3):
                     auto=ta,
                     auto_vs_best=ta / min(t1, t2),
                     auto_on_best=on_best,
+                    rotations=len(times[1]),
                     torchsom=tt,
                     speedup=tt / ta,
                     qe=qe,
@@ -265,8 +279,8 @@ def _mode_fit(X, grid, mode, batch_size, threads, epochs):
 
 def modes_table(X_mnist, busy=False, repeats=6):
     """Threads in mini-batch and online fits: 1 / 2 forced and somlab's choice (its thread
-    governor), rotated ``repeats`` times, the median of each; "% on" is the share of the
-    automatic runs' governed time spent on the better forced count."""
+    governor), rotated ``repeats`` times (more for short fits), the median of each; "% on"
+    is the share of the automatic runs' governed time spent on the better forced count."""
     rng = np.random.default_rng(0)
     r64, r16 = rng.random((5000, 64), dtype=np.float32), rng.random((5000, 16), dtype=np.float32)
     cases = [("mnist 5000x784, 20x20", X_mnist, (20, 20), m, b) for m, b in MODES]
@@ -282,20 +296,23 @@ def modes_table(X_mnist, busy=False, repeats=6):
             epochs = 1 if mode == "online" else 3
             times, ran = {1: [], 2: [], None: []}, {}
             orders = [(1, 2, None), (2, None, 1), (None, 1, 2)]
-            for rep in range(repeats):
+            rep, reps = 0, repeats
+            while rep < reps:
                 for threads in orders[rep % 3]:
                     secs, on = _mode_fit(X, grid, mode, b, threads, epochs)
                     times[threads].append(secs)
                     if threads is None:
                         for n, sec in on.items():
                             ran[n] = ran.get(n, 0.0) + sec
+                rep += 1
+                reps = _more_repeats(repeats, times, epochs)
             t1, t2, ta = (float(np.median(times[t])) for t in (1, 2, None))
             best = 1 if t1 <= t2 else 2
             on_best = ran.get(best, 0.0) / max(sum(ran.values()), 1e-12)
             rows.append(
                 dict(
                     case=name, mode=mode, batch_size=b, busy=busy, t1=t1, t2=t2, auto=ta,
-                    auto_vs_best=ta / min(t1, t2), auto_on_best=on_best,
+                    auto_vs_best=ta / min(t1, t2), auto_on_best=on_best, rotations=len(times[1]),
                 )
             )  # fmt: skip
             print(
