@@ -470,8 +470,13 @@ def test_threads_follow_work_size_and_load(monkeypatch):
     assert utils.choose_threads(1e5, torch.device("cpu")) == 1  # small steps: one thread
     assert utils.choose_threads(1e9, torch.device("cpu")) == min(8, cores)  # idle: all cores
     monkeypatch.setattr(utils, "_runnable_others", lambda: cores - 1)
-    assert utils.choose_threads(1e9, torch.device("cpu")) == 1  # busy: the free cores only
+    # busy: the free cores only, once two reads in a row say so (a single busy read right
+    # after an idle one is taken for a transient)
+    assert utils.choose_threads(1e9, torch.device("cpu")) == min(8, cores)
+    assert utils.choose_threads(1e9, torch.device("cpu")) == 1
     monkeypatch.setattr(utils, "_runnable_others", lambda: 10 * cores)
+    assert utils.choose_threads(1e9, torch.device("cpu")) == 1
+    monkeypatch.setattr(utils, "_LAST_OTHERS", [-1e9, 0])  # no read for long: believed
     assert utils.choose_threads(1e9, torch.device("cpu")) == 1
     assert utils.choose_threads(1e9, torch.device("cuda")) is None
 
