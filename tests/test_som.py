@@ -612,8 +612,8 @@ def test_governor_failures_leave_no_state_behind(monkeypatch):
             assert torch.get_num_threads() == 2
         with utils.thread_governor(lambda: 1 / 0, prior=(1, now)):  # freshly confirmed
             assert torch.get_num_threads() == 1
-        with utils.thread_governor(lambda: 1, prior=(1, None)):  # one look only: look again
-            assert torch.get_num_threads() == 1
+        with utils.thread_governor(lambda: 2, prior=(1, None)):  # one look only: look again
+            assert torch.get_num_threads() == 2
         with utils.thread_governor(lambda: 2, prior=(1, now - 60.0)) as g:  # stale: look
             assert torch.get_num_threads() == 2 and g.outcome == (2, None)
         with utils.thread_governor(lambda: 1, prior=None):
@@ -621,6 +621,37 @@ def test_governor_failures_leave_no_state_behind(monkeypatch):
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(old)
+
+
+@pytest.mark.parametrize("fit", ["fit", "partial_fit"])
+def test_final_pass_after_small_steps_looks_at_the_load(monkeypatch, fit):
+    """Mini-batch steps too small for a second thread run on one whatever the load; the final
+    pass (one batch pass over all rows) is not bound by that count: on an idle machine it runs
+    on the free cores."""
+    import somlab._utils as utils
+    import somlab.som._som as som_module
+
+    cores = len(os.sched_getaffinity(0))
+    if cores < 2:
+        pytest.skip("one core")
+    monkeypatch.setattr(utils, "_runnable_others", lambda: 0)
+    seen = []
+    real = som_module.SOM._final_pass
+    monkeypatch.setattr(
+        som_module.SOM,
+        "_final_pass",
+        lambda self, *a, **k: seen.append(torch.get_num_threads()) or real(self, *a, **k),
+    )
+    X = _data(20000, 16)
+    som = SOM((10, 10), mode="minibatch", batch_size=32, epochs=1, random_state=0)
+    assert utils.step_work(32, 100, 16) < utils.PARALLEL_WORK < utils.step_work(20000, 100, 16)
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        getattr(som, fit)(X)
+    finally:
+        torch.set_num_threads(old)
+    assert seen == [2]
 
 
 def test_governor_in_a_second_thread_leaves_the_setting_alone(monkeypatch):

@@ -327,11 +327,12 @@ _LAST_OTHERS = [-math.inf, 0]  # [when, value] of the last load read (choose_thr
 
 
 def _others_seen() -> int:
-    """:func:`_runnable_others`, believed busy only if the read before it (taken less than
-    _RECHECK_EVERY s ago) was too: the smaller of the two.  A task that keeps a core busy is
-    seen at both; a transient one is not: on the development machine a fit's first look read
-    one other runnable task in 6 of 12 fits started back to back (for 1-10 ms; none of this
-    process's threads, and no later look saw it)."""
+    """:func:`_runnable_others`, and where the read before it was taken less than
+    _RECHECK_EVERY s ago (a fit's early second look, or fits started back to back), the
+    smaller of the two: there a busy read is believed only if the one before was busy too.
+    A task that keeps a core busy is seen at both; a transient one is not: on the development
+    machine a fit's first look read one other runnable task in 6 of 12 fits started back to
+    back (for 1-10 ms; none of this process's threads, and no later look saw it)."""
     now, seen = time.monotonic(), _runnable_others()
     when, before = _LAST_OTHERS
     _LAST_OTHERS[:] = [now, seen]
@@ -386,8 +387,10 @@ class thread_governor:
         return self.n, (self.looked if self.looks >= 2 else None)
 
     def _look(self):
-        self.looks, self.looked = self.looks + 1, time.monotonic()
-        return self.pick()
+        pick = self.pick()
+        if pick is not None:  # (a failed look confirms nothing)
+            self.looks, self.looked = self.looks + 1, time.monotonic()
+        return pick
 
     def __enter__(self):
         self.entry = torch.get_num_threads()

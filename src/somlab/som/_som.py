@@ -15,6 +15,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._errors import DataError
 from .._utils import (
+    PARALLEL_WORK,
     as_tensor,
     choose_threads,
     poll_threads,
@@ -532,13 +533,17 @@ class SOM(MapAnalysisMixin, SaveLoadMixin, TransformerMixin, BaseEstimator):
         (:func:`~somlab._utils.step_work`): a batch epoch, a mini-batch step, or online a
         chunk of the metrics pass after each epoch (the sample loop itself runs on one
         thread in any case)."""
+        work = self._step_work(data, n_nodes, n_features, mode)
+        return choose_threads(work, resolve_device(self.device))
+
+    def _step_work(self, data: Rows, n_nodes: int, n_features: int, mode: str) -> float:
+        """:func:`~somlab._utils.step_work` of a step of ``mode`` over ``data``."""
         rows = data.n_rows or int(self.chunk_size)
         if mode == "minibatch":
             rows = min(rows, int(self.batch_size))
         elif mode != "batch":
             rows = min(rows, int(self.chunk_size))
-        work = step_work(rows, n_nodes, n_features)
-        return choose_threads(work, resolve_device(self.device))
+        return step_work(rows, n_nodes, n_features)
 
     def _train(self, data: Rows, W, grid, gen, sig, lr, *, mode, **kw):
         """:meth:`_run_epochs` on the CPU threads that the work size and the machine's load
@@ -549,7 +554,10 @@ class SOM(MapAnalysisMixin, SaveLoadMixin, TransformerMixin, BaseEstimator):
             self.__dict__.pop(attr, None)
         with thread_governor(lambda: self._threads(data, grid.n_nodes, W.shape[1], mode)) as g:
             W = self._run_epochs(data, W, grid, gen, sig, lr, mode=mode, **kw)
-        return W, g.outcome
+        # the count stands for the load only where the steps were large enough to look at it
+        # (small steps take one thread whatever the load; the final pass's are larger)
+        big = self._step_work(data, grid.n_nodes, W.shape[1], mode) >= PARALLEL_WORK
+        return W, (g.outcome if big else None)
 
     def _run_epochs(
         self,
@@ -659,9 +667,10 @@ class SOM(MapAnalysisMixin, SaveLoadMixin, TransformerMixin, BaseEstimator):
 
     def _finish(self, data: Rows, W, grid, reduce=None, prior=None):
         """The final pass (:meth:`_final_pass`) on the threads its work and the load call for;
-        ``prior``: the training's thread count (``thread_governor.outcome``), kept where
-        it is fresh, so that the pass needs no look of its own (nor does a transient read pin
-        it on one core)."""
+        ``prior``: the training's thread count (``thread_governor.outcome``; None where its
+        steps were too small to look at the load), kept where it had every core or is fresh,
+        so that the pass needs no look of its own (nor does a transient read pin it on one
+        core)."""
         pick = lambda: self._threads(data, grid.n_nodes, W.shape[1], "batch")  # noqa: E731
         with thread_governor(pick, prior):
             self._final_pass(data, W, grid, reduce)
