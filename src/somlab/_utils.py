@@ -363,7 +363,7 @@ class thread_governor:
 
     Each look keeps the larger of its count and the previous look's.  A process that keeps a
     core busy is seen at both; a transient one is not: on the development machine 10-20 % of
-    fit starts saw another runnable task for 1-5 ms (none of this process's), which pinned the
+    fit starts saw another runnable task for 1-10 ms (none of this process's), which pinned the
     whole fit on one core (1.2-1.5x slower where two threads are the better count).  A
     machine that gets idle during a fit is followed at the next look, one that gets busy at
     the second; looks are taken at step and epoch boundaries, so a fit of few long epochs
