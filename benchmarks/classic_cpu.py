@@ -168,6 +168,36 @@ def _more_repeats(repeats, times, epochs, budget=1.5, most=45):
     return -(-want // 3) * 3 if want > repeats else repeats
 
 
+def _rotated(fit, repeats, epochs):
+    """1 thread, 2 threads and somlab's own choice (None), each run by ``fit(threads)`` ->
+    ``(seconds per epoch, {threads: governed seconds}, result)``, rotated ``repeats`` times
+    (more for short fits, :func:`_more_repeats`): ``(1t, 2t, auto medians, the better forced
+    count, the share of auto's governed time on it, rotations, the last automatic result)``.
+
+    Each setting sees the same load, and the median is kept: single runs of a few-ms epoch
+    differ by 10-30 % on their own, and a best-of rewards the one lucky run.  The order rotates
+    (1, 2, auto / 2, auto, 1 / auto, 1, 2): a run right after a two-thread run shares the cores
+    with its OpenMP workers while they spin down, which a fixed order charges to one setting.
+    """
+    times, ran, last = {1: [], 2: [], None: []}, {}, None
+    orders = [(1, 2, None), (2, None, 1), (None, 1, 2)]
+    rep, reps = 0, repeats
+    while rep < reps:
+        for threads in orders[rep % 3]:
+            secs, on, out = fit(threads)
+            times[threads].append(secs)
+            if threads is None:
+                last = out
+                for n, sec in on.items():
+                    ran[n] = ran.get(n, 0.0) + sec
+        rep += 1
+        reps = _more_repeats(repeats, times, epochs)
+    t1, t2, ta = (float(np.median(times[t])) for t in (1, 2, None))
+    best = 1 if t1 <= t2 else 2
+    on_best = ran.get(best, 0.0) / max(sum(ran.values()), 1e-12)
+    return t1, t2, ta, best, on_best, len(times[1]), last
+
+
 def sizes_table(X_mnist, epochs, busy=False, repeats=3):
     """Side by side per size: somlab batch epoch on 1 and 2 threads and by its own choice,
     torchsom (bs=5000: its batch-like setting), the roofline; one row per size.  The three
@@ -184,28 +214,12 @@ def sizes_table(X_mnist, epochs, busy=False, repeats=3):
     proc = spinner() if busy else None
     try:
         for name, X, grid in cases:
-            # 1 thread, 2 threads and somlab's own choice, alternated ``repeats`` times (each
-            # sees the same load), the median of each: single runs of a few-ms epoch differ
-            # by 10-30 % on their own, and a best-of rewards the one lucky run
-            # The order rotates (1, 2, auto / 2, auto, 1 / auto, 1, 2): a run right after a
-            # two-thread run shares the cores with its OpenMP workers while they spin down,
-            # which a fixed order charges to one setting only.
-            times, ran = {1: [], 2: [], None: []}, {}
-            orders = [(1, 2, None), (2, None, 1), (None, 1, 2)]
-            rep, reps = 0, repeats
-            while rep < reps:
-                for threads in orders[rep % 3]:
-                    secs, W_t, on = somlab_batch_epoch(X, grid, epochs, threads=threads)
-                    times[threads].append(secs)
-                    if threads is None:
-                        W = W_t
-                        for n, sec in on.items():
-                            ran[n] = ran.get(n, 0.0) + sec
-                rep += 1
-                reps = _more_repeats(repeats, times, epochs)
-            t1, t2, ta = (float(np.median(times[t])) for t in (1, 2, None))
-            best = 1 if t1 <= t2 else 2
-            on_best = ran.get(best, 0.0) / max(sum(ran.values()), 1e-12)
+
+            def fit(threads, X=X, grid=grid):
+                secs, W, on = somlab_batch_epoch(X, grid, epochs, threads=threads)
+                return secs, on, W
+
+            t1, t2, ta, best, on_best, rotations, W = _rotated(fit, repeats, epochs)
             tt, Wt = bench_torchsom(X, epochs, *grid, X.shape[0])
             qe, te = qe_te(X, W)
             qet, tet = qe_te(X, Wt.reshape(*grid, -1))
@@ -220,7 +234,7 @@ def sizes_table(X_mnist, epochs, busy=False, repeats=3):
                     auto=ta,
                     auto_vs_best=ta / min(t1, t2),
                     auto_on_best=on_best,
-                    rotations=len(times[1]),
+                    rotations=rotations,
                     torchsom=tt,
                     speedup=tt / ta,
                     qe=qe,
@@ -294,25 +308,15 @@ def modes_table(X_mnist, busy=False, repeats=6):
     try:
         for name, X, grid, mode, b in cases:
             epochs = 1 if mode == "online" else 3
-            times, ran = {1: [], 2: [], None: []}, {}
-            orders = [(1, 2, None), (2, None, 1), (None, 1, 2)]
-            rep, reps = 0, repeats
-            while rep < reps:
-                for threads in orders[rep % 3]:
-                    secs, on = _mode_fit(X, grid, mode, b, threads, epochs)
-                    times[threads].append(secs)
-                    if threads is None:
-                        for n, sec in on.items():
-                            ran[n] = ran.get(n, 0.0) + sec
-                rep += 1
-                reps = _more_repeats(repeats, times, epochs)
-            t1, t2, ta = (float(np.median(times[t])) for t in (1, 2, None))
-            best = 1 if t1 <= t2 else 2
-            on_best = ran.get(best, 0.0) / max(sum(ran.values()), 1e-12)
+
+            def fit(threads, X=X, grid=grid, mode=mode, b=b, epochs=epochs):
+                return (*_mode_fit(X, grid, mode, b, threads, epochs), None)
+
+            t1, t2, ta, best, on_best, rotations, _ = _rotated(fit, repeats, epochs)
             rows.append(
                 dict(
                     case=name, mode=mode, batch_size=b, busy=busy, t1=t1, t2=t2, auto=ta,
-                    auto_vs_best=ta / min(t1, t2), auto_on_best=on_best, rotations=len(times[1]),
+                    auto_vs_best=ta / min(t1, t2), auto_on_best=on_best, rotations=rotations,
                 )
             )  # fmt: skip
             print(
