@@ -21,6 +21,7 @@ few epochs (TE ~0.99), so its QE is that of an unordered codebook of samples, no
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import platform
 import time
@@ -79,12 +80,19 @@ def roofline(X, W, repeats=25, threads=1):
     return flops / som / 1e9, flops / mm / 1e9, mm / som
 
 
-def spinner():
-    """A second process spinning on one core (the busy-machine rows)."""
+@contextlib.contextmanager
+def busy_core(on=True):
+    """While in effect (``on``), a second process spinning on one core: the busy-machine rows."""
     import subprocess
     import sys
 
-    return subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    proc = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if on else None
+    try:
+        yield
+    finally:
+        if proc is not None:
+            proc.kill()
+            proc.wait()
 
 
 class _GovernorLog:
@@ -135,14 +143,14 @@ class _GovernorLog:
         return out
 
 
-def somlab_batch_epoch(X, grid, epochs, threads=None):
-    """``(seconds per batch epoch, weights, {threads: governed seconds})`` (``threads``: forced
-    torch threads; None: somlab's choice; the dict says what the fit ran on, _GovernorLog)."""
+def _timed_fit(som, X, warm, epochs, threads):
+    """``(seconds per epoch, {threads: governed seconds})`` of ``som.fit(X)`` for ``epochs``
+    epochs after a one-epoch warm-up fit on ``X[:warm]`` (``threads``: forced torch threads;
+    None: somlab's choice; the dict says what the fit ran on, _GovernorLog)."""
     import somlab.som._som as mod
-    from somlab import SOM
 
-    som = SOM(grid, sigma=3.0, sigma_decay="asymptotic", epochs=1, init="sample", random_state=0)
-    som.fit(X[:50])
+    som.set_params(epochs=1)
+    som.fit(X[:warm])
     som.set_params(epochs=epochs)
     old = torch.get_num_threads()
     keep, log = mod.choose_threads, _GovernorLog()
@@ -156,7 +164,17 @@ def somlab_batch_epoch(X, grid, epochs, threads=None):
     finally:
         mod.choose_threads = keep
         torch.set_num_threads(old)
-    return secs, som.weights_, log.times()
+    return secs, log.times()
+
+
+def somlab_batch_epoch(X, grid, epochs, threads=None):
+    """``(seconds per batch epoch, weights, {threads: governed seconds})``: :func:`_timed_fit`
+    of the sizes table's batch SOM (sigma 3, asymptotic decay, init from samples)."""
+    from somlab import SOM
+
+    som = SOM(grid, sigma=3.0, sigma_decay="asymptotic", init="sample", random_state=0)
+    secs, on = _timed_fit(som, X, 50, epochs, threads)
+    return secs, som.weights_, on
 
 
 def _more_repeats(repeats, times, epochs, budget=1.5, most=45):
@@ -211,8 +229,7 @@ def sizes_table(X_mnist, epochs, busy=False, repeats=3):
         ("rand64 20000, 40x40", rng.random((20000, 64), dtype=np.float32), (40, 40)),
     ]
     rows = []
-    proc = spinner() if busy else None
-    try:
+    with busy_core(busy):
         for name, X, grid in cases:
 
             def fit(threads, X=X, grid=grid):
@@ -260,35 +277,16 @@ def sizes_table(X_mnist, epochs, busy=False, repeats=3):
                 f"2t {g2_som:5.1f} = {100 * ratio2:4.0f}% of {g2_mm:5.1f}",
                 flush=True,
             )
-    finally:
-        if proc is not None:
-            proc.kill()
-            proc.wait()
     return rows
 
 
 # ------------------------------------------------------------- threads in every training mode
 def _mode_fit(X, grid, mode, batch_size, threads, epochs):
-    """``(seconds per epoch, {threads: governed seconds})`` of a SOM fit in ``mode``
-    (``threads``: forced; None: somlab's choice), after a warm-up fit on 64 rows."""
-    import somlab.som._som as mod
+    """:func:`_timed_fit` of a SOM fit in ``mode`` (somlab's defaults otherwise)."""
     from somlab import SOM
 
-    som = SOM(grid, mode=mode, batch_size=batch_size, epochs=1, init="sample", random_state=0)
-    som.fit(X[:64])
-    som.set_params(epochs=epochs)
-    keep, log = mod.choose_threads, _GovernorLog()
-    if threads is not None:
-        mod.choose_threads = lambda work, dev: threads
-    old = torch.get_num_threads()
-    try:
-        with log:
-            t0 = time.perf_counter()
-            som.fit(X)
-        return (time.perf_counter() - t0) / epochs, log.times()
-    finally:
-        mod.choose_threads = keep
-        torch.set_num_threads(old)
+    som = SOM(grid, mode=mode, batch_size=batch_size, init="sample", random_state=0)
+    return _timed_fit(som, X, 64, epochs, threads)
 
 
 def modes_table(X_mnist, busy=False, repeats=6):
@@ -304,8 +302,8 @@ def modes_table(X_mnist, busy=False, repeats=6):
         ("rand16 5000, 20x20", r16, (20, 20), "minibatch", 32),
         ("rand64 5000, 10x10", r64, (10, 10), "minibatch", 32),
     ]
-    rows, proc = [], spinner() if busy else None
-    try:
+    rows = []
+    with busy_core(busy):
         for name, X, grid, mode, b in cases:
             epochs = 1 if mode == "online" else 3
 
@@ -325,10 +323,6 @@ def modes_table(X_mnist, busy=False, repeats=6):
                 f"{100 * on_best:3.0f}% on {best}t)",
                 flush=True,
             )
-    finally:
-        if proc is not None:
-            proc.kill()
-            proc.wait()
     return rows
 
 
@@ -534,8 +528,7 @@ def qe_busy_table(X_mnist, matched_rows, epochs=1, skip=("bs=5 sigma 1",)):
     epoch at bs = 5 on 5,000 x 1,600), hence one epoch and the ``skip`` settings."""
     cases = {name: (X, grid) for name, X, grid in _qe_cases(X_mnist)}
     out = []
-    proc = spinner()
-    try:
+    with busy_core():
         for r in matched_rows:
             if r["torchsom"] in skip:
                 continue
@@ -569,9 +562,6 @@ def qe_busy_table(X_mnist, matched_rows, epochs=1, skip=("bs=5 sigma 1",)):
                 f"{tw / sw:6.1f}x wall {tc / sc:6.1f}x cpu",
                 flush=True,
             )
-    finally:
-        proc.kill()
-        proc.wait()
     return out
 
 
